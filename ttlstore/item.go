@@ -1,0 +1,108 @@
+// Package ttlstore is a sharded in-memory key-value map with per-key expiry,
+// owner hashes, a capacity cap on live keys and one monotonic version counter.
+//
+// Every operation is atomic per key: the decision (is the key live, does the
+// owner match, does the value match) and the write happen under one shard
+// lock, so concurrent writers cannot both win a race for the same key.
+// Time comes from Options.Now, so expiry can be tested without sleeping.
+package ttlstore
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"time"
+)
+
+// Owner is the SHA-256 hash of an owner secret. The empty Owner means "no
+// owner". The store never sees a secret in plaintext.
+type Owner string
+
+// HashSecret returns the Owner for secret, or the empty Owner when secret is
+// empty.
+func HashSecret(secret string) Owner {
+	if secret == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(secret))
+	return Owner(sum[:])
+}
+
+// matches reports in constant time (for equal lengths) whether o equals other.
+func (o Owner) matches(other Owner) bool {
+	if len(o) != len(other) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(o), []byte(other)) == 1
+}
+
+// Item is a copy of one entry as seen at one moment.
+// Value shares memory with the store and must not be modified.
+type Item struct {
+	Key     string
+	Value   []byte
+	Expires int64 // Unix nanoseconds; 0 means the entry never expires.
+	Owner   Owner
+	Version uint64
+}
+
+// ExpiresAt returns the expiry as a time.Time, or the zero Time when the item
+// never expires.
+func (it Item) ExpiresAt() time.Time {
+	if it.Expires == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, it.Expires)
+}
+
+// Owned reports whether the item has an owner.
+func (it Item) Owned() bool { return it.Owner != "" }
+
+// Write is the new state a write operation asks for.
+type Write struct {
+	Value   []byte
+	Expires int64 // Unix nanoseconds; 0 means never.
+	// Owner is the hash of the caller's secret, or empty. On a new or unowned
+	// key a non-empty Owner claims it; on an owned key it must match.
+	Owner Owner
+}
+
+// Op names the kind of a Change.
+type Op uint8
+
+// The kinds of change the store reports.
+const (
+	OpSet    Op = iota + 1 // a key was created or overwritten
+	OpDelete               // a key was deleted by a caller
+	OpExpire               // a key was removed because its expiry passed
+)
+
+func (op Op) String() string {
+	switch op {
+	case OpSet:
+		return "set"
+	case OpDelete:
+		return "delete"
+	case OpExpire:
+		return "expire"
+	}
+	return "unknown"
+}
+
+// Change describes one mutation. For OpSet, Item is the new state. For
+// OpDelete and OpExpire, Item carries the key, the removed value and owner,
+// and the new Version assigned to the removal.
+type Change struct {
+	Op   Op
+	Item Item
+}
+
+// Errors returned by the store. ErrMismatch and ErrExists come with the
+// current Item so a caller can show it.
+var (
+	ErrNotFound  = errors.New("key not found")
+	ErrForbidden = errors.New("key is owned by another secret")
+	ErrMismatch  = errors.New("value does not match")
+	ErrExists    = errors.New("key already exists")
+	ErrFull      = errors.New("store is full")
+)

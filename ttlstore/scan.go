@@ -1,0 +1,158 @@
+package ttlstore
+
+import (
+	"container/heap"
+)
+
+// Snapshot calls fn for every live item, one shard at a time. Each shard is
+// copied under its read lock and fn runs with no lock held, so a slow
+// consumer (encoding, disk writes) never stalls requests. Items within one
+// shard are a consistent cut; shards are visited in turn. It stops at the
+// first error fn returns.
+func (s *Store) Snapshot(fn func(Item) error) error {
+	var buf []Item
+	for i := range s.shards {
+		sh := &s.shards[i]
+		now := s.now().UnixNano()
+		buf = buf[:0]
+		sh.mu.RLock()
+		for _, e := range sh.m {
+			if e.live(now) {
+				buf = append(buf, e.item())
+			}
+		}
+		sh.mu.RUnlock()
+		for _, it := range buf {
+			if err := fn(it); err != nil {
+				return err
+			}
+		}
+		clear(buf) // drop references to values so they can be collected
+	}
+	return nil
+}
+
+// Restore inserts it as loaded from disk, bypassing owner checks, the
+// capacity cap and OnChange. An item replaces an existing one only when its
+// version is higher, so replaying records in any order converges. The
+// version counter moves past every restored version, so versions never
+// repeat after a restart.
+func (s *Store) Restore(it Item) {
+	for {
+		cur := s.version.Load()
+		if it.Version <= cur || s.version.CompareAndSwap(cur, it.Version) {
+			break
+		}
+	}
+	sh := s.shardFor(it.Key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.m[it.Key]; e != nil {
+		if e.version >= it.Version {
+			return
+		}
+		e.value, e.owner, e.version = it.Value, it.Owner, it.Version
+		sh.setExpiry(e, it.Expires)
+		return
+	}
+	e := &entry{key: it.Key, value: it.Value, owner: it.Owner, version: it.Version, heapIdx: -1}
+	sh.m[it.Key] = e
+	sh.tree.ReplaceOrInsert(e)
+	sh.setExpiry(e, it.Expires)
+	s.count.Add(1)
+}
+
+// rangeBatch is how many items one shard hands the merge at a time: small,
+// since a page is spread over all shards, and refilled on demand.
+const rangeBatch = 16
+
+// Range returns up to limit live items with start <= key < end, in byte
+// order of keys. An empty end means no upper bound. Each shard is searched
+// through its ordered index and read in small batches merged by key, so
+// the cost depends on limit and the shard count, not on the store size.
+func (s *Store) Range(start, end string, limit int) []Item {
+	if limit <= 0 {
+		return nil
+	}
+	now := s.now().UnixNano()
+	h := make(cursorHeap, 0, len(s.shards))
+	for i := range s.shards {
+		c := &cursor{sh: &s.shards[i], from: start, end: end}
+		if c.fill(now) {
+			h = append(h, c)
+		}
+	}
+	heap.Init(&h)
+	out := make([]Item, 0, min(limit, 1024))
+	for len(h) > 0 && len(out) < limit {
+		c := h[0]
+		out = append(out, c.items[c.pos])
+		c.pos++
+		if c.pos < len(c.items) || c.fill(now) {
+			heap.Fix(&h, 0)
+		} else {
+			heap.Pop(&h)
+		}
+	}
+	return out
+}
+
+// cursor walks one shard's ordered index in batches.
+type cursor struct {
+	sh    *shard
+	from  string // next key to read, inclusive
+	end   string
+	items []Item
+	pos   int
+	done  bool
+}
+
+// fill loads the next batch and reports whether it has any items.
+func (c *cursor) fill(now int64) bool {
+	if c.done {
+		return false
+	}
+	c.items, c.pos = c.items[:0], 0
+	var last string
+	more := false
+	c.sh.mu.RLock()
+	c.sh.tree.AscendGreaterOrEqual(&entry{key: c.from}, func(e *entry) bool {
+		if c.end != "" && e.key >= c.end {
+			return false
+		}
+		if len(c.items) == rangeBatch {
+			more = true
+			last = e.key
+			return false
+		}
+		if e.live(now) {
+			c.items = append(c.items, e.item())
+		}
+		return true
+	})
+	c.sh.mu.RUnlock()
+	if more {
+		c.from = last
+	} else {
+		c.done = true
+	}
+	if len(c.items) == 0 && more {
+		return c.fill(now)
+	}
+	return len(c.items) > 0
+}
+
+type cursorHeap []*cursor
+
+func (h cursorHeap) Len() int { return len(h) }
+func (h cursorHeap) Less(i, j int) bool {
+	return h[i].items[h[i].pos].Key < h[j].items[h[j].pos].Key
+}
+func (h cursorHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *cursorHeap) Push(x any)   { *h = append(*h, x.(*cursor)) }
+func (h *cursorHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
+}
