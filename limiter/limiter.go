@@ -1,0 +1,494 @@
+// Package limiter gives each client of a public service its own token bucket,
+// so that one noisy client cannot use up the capacity everyone else shares.
+//
+// Buckets are golang.org/x/time/rate limiters keyed by the client's address
+// group rather than by its exact address. An IPv6 end site is normally handed
+// a /64 or more, so a per-address budget would let one host mint a fresh
+// budget per request by rotating its interface identifier; grouping by
+// Config.IPv6Prefix bits (default /64) closes that. IPv4-mapped IPv6 addresses
+// (::ffff:a.b.c.d, as seen on dual-stack listeners) are unmapped first, so a
+// client keeps one budget whichever socket it reaches.
+//
+// # Bounded memory
+//
+// The table of buckets is bounded by Config.MaxClients. A bucket that has
+// refilled to its full burst holds no information: a new bucket would give
+// the same answers. Such idle buckets are dropped by SweepAt (or Run), and on
+// demand when a new client finds the table full; on-demand sweeps run one at
+// a time and at most once a second, so a flood of new addresses cannot turn
+// them into a CPU sink. If the table is still full after that, the new
+// client is charged against one overflow bucket shared by
+// every client that could not get a bucket of its own. This is deliberate: a
+// flood from a million addresses cannot grow memory without bound, and while
+// the table is full the unknown clients share one budget between them, which
+// also throttles the flood itself. Clients already in the table are
+// unaffected and keep their own budgets.
+//
+// # Time
+//
+// Like golang.org/x/time/rate, every time-dependent method has a variant
+// that takes the current time explicitly (AllowAt, SweepAt), so callers that
+// batch work and tests that need exact token arithmetic do not depend on the
+// wall clock or on sleeping.
+package limiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/puzpuzpuz/xsync/v3"
+	"golang.org/x/time/rate"
+)
+
+// Defaults applied by New for zero Config fields. They are exported so that
+// callers documenting their limits (for example in a usage page) quote the
+// values actually in force.
+const (
+	DefaultIPv4Prefix = 32
+	DefaultIPv6Prefix = 64
+	DefaultMaxClients = 100000
+)
+
+// onDemandSweepGap is the minimum time between two sweeps triggered by new
+// clients finding the table full. Without it, a flood of unknown addresses
+// against a table full of active clients would run one O(MaxClients) sweep
+// per request; with it, such sweeps cost at most one pass per second. Run
+// and SweepAt are not throttled.
+const onDemandSweepGap = time.Second
+
+// maxRetryAfter caps RetryAfter so that an extreme Config (a huge Burst
+// refilled over a long Window) cannot overflow time.Duration.
+const maxRetryAfter = time.Duration(math.MaxInt64/int64(time.Second)) * time.Second
+
+// Config describes the budget every client gets. Rates are stated as Tokens
+// per Window rather than per second so that slow rates such as "17 a minute"
+// are written exactly.
+type Config struct {
+	// Tokens is how many tokens are added to a bucket per Window; the refill
+	// rate is Tokens/Window. It must be positive.
+	Tokens int
+	// Window is the period over which Tokens are added. It must be positive.
+	Window time.Duration
+	// Burst is the bucket size: the most a client can spend at once after
+	// being idle. Zero means Tokens, so that an idle client may spend one
+	// Window's worth at once. It must not be negative.
+	Burst int
+	// IPv4Prefix is the number of leading bits that identify an IPv4 client.
+	// Zero means 32 (one bucket per address). Valid values are 1 to 32.
+	IPv4Prefix int
+	// IPv6Prefix is the number of leading bits that identify an IPv6 client.
+	// Zero means 64, the usual size of one site's subnet. Valid values are
+	// 1 to 128.
+	IPv6Prefix int
+	// MaxClients bounds how many buckets are kept. Zero means 100000. It
+	// must not be negative.
+	MaxClients int
+}
+
+// Decision is the outcome of one request, carrying what an HTTP front end
+// needs for its rate-limit headers and for Retry-After.
+type Decision struct {
+	// Allowed reports whether the request may proceed; its tokens were spent
+	// only if it is true.
+	Allowed bool
+	// Limit is the bucket size (the Config's Burst), the most a client can
+	// ever have. It is zero only for a nil Limiter, which callers can use to
+	// leave out rate-limit headers.
+	Limit int
+	// Remaining is the number of whole tokens left after this decision, so a
+	// client can tell how many more requests of cost 1 would succeed now.
+	Remaining int
+	// RetryAfter is zero when Allowed. Otherwise it is how long until the
+	// bucket holds the requested tokens, rounded up to whole seconds (and at
+	// least one second) because HTTP's Retry-After has one-second resolution
+	// and rounding down would send clients back too early. A request costing
+	// more than Limit can never succeed; its RetryAfter is the time an empty
+	// bucket takes to refill completely, so a client that honours it backs off
+	// for a full refill instead of retrying at once.
+	RetryAfter time.Duration
+}
+
+// Limiter holds one token bucket per client group. It is safe for concurrent
+// use. A nil *Limiter is valid and means rate limiting is off, so callers
+// can keep a single code path whether limiting is configured or not.
+type Limiter struct {
+	limit      rate.Limit
+	burst      int
+	tokens     int
+	window     time.Duration
+	fullRefill time.Duration // rounded-up time for an empty bucket to refill
+	v4bits     int
+	v6bits     int
+	maxClients int64
+
+	buckets *xsync.MapOf[netip.Prefix, *bucket]
+	// count is the number of buckets in the table. Slots are reserved in it
+	// before a bucket is inserted, which keeps the bound exact under
+	// concurrent inserts; xsync's own Size is cheap but cannot be checked and
+	// updated atomically with an insert.
+	count atomic.Int64
+	// overflow is the budget shared by new clients while the table is full.
+	// It is kept outside the table so that it never counts against
+	// MaxClients and is never swept.
+	overflow *bucket
+
+	sweepMu sync.Mutex
+	// nextSweep is the UnixNano time before which a full table does not
+	// trigger another on-demand sweep.
+	nextSweep atomic.Int64
+}
+
+// bucket is one client's token bucket. Its mutex makes the spend and the
+// following token count one atomic step, so Remaining describes this
+// decision and not a concurrent one, and lets SweepAt retire the bucket
+// without racing a spend.
+type bucket struct {
+	mu  sync.Mutex
+	lim *rate.Limiter
+	// last is the latest time a spend was made at. rate.Limiter moves its
+	// clock back to the time of any call made with an earlier time and then
+	// credits the same interval again on the next call; concurrent callers
+	// of Allow read time.Now in one order and take the lock in another, so
+	// clamping to last keeps that from handing out extra tokens.
+	last time.Time
+	// dead is set, under mu, when SweepAt removes the bucket from the table.
+	// A caller that loaded the bucket just before must not spend from it:
+	// the spend would be lost when the client gets a fresh bucket.
+	dead bool
+}
+
+// New validates cfg, fills in its defaults and returns a Limiter. It reports
+// an error rather than correcting a bad Config, because a silently altered
+// limit on a public service is worse than a failed start.
+func New(cfg Config) (*Limiter, error) {
+	switch {
+	case cfg.Tokens <= 0:
+		return nil, fmt.Errorf("limiter: Tokens must be positive, got %d", cfg.Tokens)
+	case cfg.Window <= 0:
+		return nil, fmt.Errorf("limiter: Window must be positive, got %v", cfg.Window)
+	case cfg.Burst < 0:
+		return nil, fmt.Errorf("limiter: Burst must not be negative, got %d", cfg.Burst)
+	case cfg.IPv4Prefix < 0 || cfg.IPv4Prefix > 32:
+		return nil, fmt.Errorf("limiter: IPv4Prefix must be 0 to 32, got %d", cfg.IPv4Prefix)
+	case cfg.IPv6Prefix < 0 || cfg.IPv6Prefix > 128:
+		return nil, fmt.Errorf("limiter: IPv6Prefix must be 0 to 128, got %d", cfg.IPv6Prefix)
+	case cfg.MaxClients < 0:
+		return nil, fmt.Errorf("limiter: MaxClients must not be negative, got %d", cfg.MaxClients)
+	}
+	if cfg.Burst == 0 {
+		cfg.Burst = cfg.Tokens
+	}
+	if cfg.IPv4Prefix == 0 {
+		cfg.IPv4Prefix = DefaultIPv4Prefix
+	}
+	if cfg.IPv6Prefix == 0 {
+		cfg.IPv6Prefix = DefaultIPv6Prefix
+	}
+	if cfg.MaxClients == 0 {
+		cfg.MaxClients = DefaultMaxClients
+	}
+	l := &Limiter{
+		limit:      rate.Limit(float64(cfg.Tokens) / cfg.Window.Seconds()),
+		burst:      cfg.Burst,
+		tokens:     cfg.Tokens,
+		window:     cfg.Window,
+		v4bits:     cfg.IPv4Prefix,
+		v6bits:     cfg.IPv6Prefix,
+		maxClients: int64(cfg.MaxClients),
+		buckets:    xsync.NewMapOfWithHasher[netip.Prefix, *bucket](prefixHasher(maphash.MakeSeed())),
+	}
+	if l.limit <= 0 || math.IsInf(float64(l.limit), 0) {
+		return nil, errors.New("limiter: Tokens/Window is not a usable rate")
+	}
+	l.fullRefill = l.refillTime(float64(cfg.Burst))
+	l.overflow = l.newBucket()
+	return l, nil
+}
+
+// ClientKey returns the group that ip is limited as: the address unmapped
+// from IPv4-in-IPv6 and stripped of its zone, masked to v4bits or v6bits.
+// It is exported so that callers (and tests) can tell whether two addresses
+// share a budget. Like Config, zero bits mean the default (32 and 64), and
+// values beyond the address length are clamped to it, so ClientKey never
+// fails. Every invalid address maps to the zero Prefix, so all requests
+// without a usable address share one bucket rather than each escaping the
+// limit.
+func ClientKey(ip netip.Addr, v4bits, v6bits int) netip.Prefix {
+	ip = ip.Unmap()
+	var bits int
+	switch {
+	case ip.Is4():
+		bits = clampBits(v4bits, DefaultIPv4Prefix, 32)
+	case ip.Is6():
+		ip = ip.WithZone("")
+		bits = clampBits(v6bits, DefaultIPv6Prefix, 128)
+	default:
+		return netip.Prefix{}
+	}
+	p, _ := ip.Prefix(bits) // cannot fail: bits is within the address length
+	return p
+}
+
+// prefixHasher returns the table's hash function. xsync's default hashes a
+// netip.Prefix field by field through its runtime type descriptor, which was
+// the largest single cost of a lookup; hashing its 18 significant bytes with
+// hash/maphash is several times cheaper and keeps the randomly seeded hash
+// that makes it impractical for clients to pick addresses that collide.
+// xsync's per-table seed is ignored in favour of maphash's own, which is just
+// as random and fixed for the table's lifetime.
+func prefixHasher(seed maphash.Seed) func(netip.Prefix, uint64) uint64 {
+	return func(p netip.Prefix, _ uint64) uint64 {
+		var buf [18]byte
+		ip := p.Addr()
+		a := ip.As16()
+		copy(buf[:16], a[:])
+		buf[16] = byte(p.Bits()) // -1 for the zero Prefix becomes 255
+		if ip.Is4() {
+			buf[17] = 4
+		}
+		return maphash.Bytes(seed, buf[:])
+	}
+}
+
+func clampBits(bits, def, max int) int {
+	switch {
+	case bits <= 0:
+		return def
+	case bits > max:
+		return max
+	}
+	return bits
+}
+
+// Allow is AllowAt at time.Now(). It is the call request handlers make; a
+// nil Limiter allows everything.
+func (l *Limiter) Allow(ip netip.Addr, cost int) Decision {
+	if l == nil {
+		return Decision{Allowed: true}
+	}
+	return l.AllowAt(ip, cost, time.Now())
+}
+
+// AllowAt reports whether a request costing cost tokens from the client at
+// ip may proceed at time now, and spends the tokens only if it may: a denied
+// request spends nothing, so a client that keeps retrying too early is not
+// pushed further back. A cost of zero or less spends nothing and is always
+// allowed (negative costs never add tokens), so a front end can make some
+// operations free and still report Remaining.
+//
+// For a client that already has a bucket, AllowAt does not allocate.
+func (l *Limiter) AllowAt(ip netip.Addr, cost int, now time.Time) Decision {
+	if l == nil {
+		return Decision{Allowed: true}
+	}
+	cost = max(cost, 0)
+	key := ClientKey(ip, l.v4bits, l.v6bits)
+	for {
+		b, ok := l.buckets.Load(key)
+		if !ok {
+			b = l.lookupSlow(key, now)
+		}
+		if d, ok := l.take(b, cost, now); ok {
+			return d
+		}
+		// b was swept between Load and take; it is being removed from the
+		// table, so give the sweep a moment and look the client up again.
+		runtime.Gosched()
+	}
+}
+
+// take spends cost tokens from b at now, reporting ok=false if b has been
+// retired by a sweep.
+func (l *Limiter) take(b *bucket, cost int, now time.Time) (d Decision, ok bool) {
+	var tokens float64
+	b.mu.Lock()
+	if b.dead {
+		b.mu.Unlock()
+		return Decision{}, false
+	}
+	if now.Before(b.last) {
+		now = b.last
+	}
+	// Costs above the burst are denied without asking rate.Limiter, which
+	// would deny them too; this keeps the RetryAfter rule in one place.
+	if cost <= l.burst && b.lim.AllowN(now, cost) {
+		d.Allowed = true
+		b.last = now
+	}
+	tokens = b.lim.TokensAt(now)
+	b.mu.Unlock()
+
+	d.Limit = l.burst
+	d.Remaining = max(int(math.Floor(tokens)), 0)
+	if !d.Allowed {
+		if cost > l.burst {
+			d.RetryAfter = l.fullRefill
+		} else {
+			d.RetryAfter = l.refillTime(float64(cost) - tokens)
+		}
+	}
+	return d, true
+}
+
+// refillTime returns how long the bucket takes to gain missing tokens,
+// rounded up to whole seconds and at least one second. It divides by Tokens
+// rather than multiplying by the rounded per-second rate so that whole
+// multiples of the Window come out exact (17 tokens at 17 a minute is 60s,
+// not 61s).
+func (l *Limiter) refillTime(missing float64) time.Duration {
+	secs := math.Ceil(missing * l.window.Seconds() / float64(l.tokens))
+	if secs < 1 {
+		return time.Second
+	}
+	if secs >= float64(maxRetryAfter/time.Second) {
+		return maxRetryAfter
+	}
+	return time.Duration(secs) * time.Second
+}
+
+// lookupSlow finds or creates the bucket for a client that Load did not
+// find. It is kept out of AllowAt so that the closures it builds do not make
+// the path for known clients allocate.
+func (l *Limiter) lookupSlow(key netip.Prefix, now time.Time) *bucket {
+	if b := l.loadOrCreate(key); b != nil {
+		return b
+	}
+	if l.sweepOnDemand(now) {
+		if b := l.loadOrCreate(key); b != nil {
+			return b
+		}
+	}
+	return l.overflow
+}
+
+// loadOrCreate returns the bucket for key, creating it if there is room, or
+// nil if the table is full. Creating under LoadOrTryCompute means that two
+// concurrent first requests from one client end up sharing one bucket.
+func (l *Limiter) loadOrCreate(key netip.Prefix) *bucket {
+	b, _ := l.buckets.LoadOrTryCompute(key, func() (*bucket, bool) {
+		if !l.reserveSlot() {
+			return nil, true
+		}
+		return l.newBucket(), false
+	})
+	return b
+}
+
+// reserveSlot claims room for one more bucket, failing if the table is at
+// MaxClients.
+func (l *Limiter) reserveSlot() bool {
+	for {
+		n := l.count.Load()
+		if n >= l.maxClients {
+			return false
+		}
+		if l.count.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+func (l *Limiter) newBucket() *bucket {
+	return &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
+}
+
+// sweepOnDemand sweeps for a new client that found the table full, unless a
+// sweep is already running or one ran less than onDemandSweepGap ago. It
+// reports whether it swept.
+func (l *Limiter) sweepOnDemand(now time.Time) bool {
+	if now.UnixNano() < l.nextSweep.Load() || !l.sweepMu.TryLock() {
+		return false
+	}
+	defer l.sweepMu.Unlock()
+	l.nextSweep.Store(now.Add(onDemandSweepGap).UnixNano())
+	l.sweepLocked(now)
+	return true
+}
+
+// SweepAt drops every bucket that has refilled to its full burst at time
+// now and returns how many it dropped. A full bucket answers exactly as a
+// new one would, so dropping it changes no decision; it only frees room for
+// other clients. Buckets still refilling are kept, so a client cannot reset
+// its budget by waiting for a sweep.
+func (l *Limiter) SweepAt(now time.Time) int {
+	if l == nil {
+		return 0
+	}
+	l.sweepMu.Lock()
+	defer l.sweepMu.Unlock()
+	return l.sweepLocked(now)
+}
+
+func (l *Limiter) sweepLocked(now time.Time) int {
+	dropped := 0
+	l.buckets.Range(func(key netip.Prefix, b *bucket) bool {
+		if !b.fullAt(now, l.burst) {
+			return true
+		}
+		// Check again under the table's lock for key, so that the bucket
+		// retired is the one in the table and no spend slips in between.
+		l.buckets.Compute(key, func(cur *bucket, loaded bool) (*bucket, bool) {
+			if !loaded {
+				return nil, true // already gone; delete is a no-op
+			}
+			cur.mu.Lock()
+			retire := cur.fullAt(now, l.burst)
+			cur.dead = retire
+			cur.mu.Unlock()
+			if retire {
+				dropped++
+				l.count.Add(-1)
+			}
+			return cur, retire
+		})
+		return true
+	})
+	return dropped
+}
+
+// fullAt reports whether b holds its whole burst at now.
+func (b *bucket) fullAt(now time.Time, burst int) bool {
+	return b.lim.TokensAt(now) >= float64(burst)
+}
+
+// Run sweeps idle buckets every interval until ctx is done, so that the
+// table keeps room for new clients without waiting for it to fill. An
+// interval of zero or less means the time an empty bucket takes to refill,
+// after which any client idle for that long has a full bucket. Run returns
+// at once on a nil Limiter.
+func (l *Limiter) Run(ctx context.Context, every time.Duration) {
+	if l == nil {
+		return
+	}
+	if every <= 0 {
+		every = l.fullRefill
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			l.SweepAt(time.Now())
+		}
+	}
+}
+
+// Len returns the number of buckets in the table, not counting the shared
+// overflow bucket, so it never exceeds MaxClients. It is meant for metrics
+// and tests.
+func (l *Limiter) Len() int {
+	if l == nil {
+		return 0
+	}
+	return int(l.count.Load())
+}

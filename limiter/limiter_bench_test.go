@@ -1,0 +1,112 @@
+package limiter_test
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rendezvous-kv/rendezvous/limiter"
+)
+
+// The benchmarks advance a fake clock so that the allowed and the denied
+// paths are measured separately and without the cost of time.Now.
+
+// generous never runs out at the step the benchmarks advance time by, so
+// every request takes the allowed path.
+var generous = limiter.Config{Tokens: 1 << 30, Window: time.Second, Burst: 1 << 30}
+
+func BenchmarkAllowSameClient(b *testing.B) {
+	ip := netip.MustParseAddr("2001:db8::1")
+	b.Run("allowed", func(b *testing.B) {
+		l := newLimiter(b, generous)
+		now := t0
+		l.AllowAt(ip, 1, now) // create the bucket outside the timed loop
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			now = now.Add(time.Microsecond)
+			if !l.AllowAt(ip, 1, now).Allowed {
+				b.Fatal("denied")
+			}
+		}
+	})
+	b.Run("denied", func(b *testing.B) {
+		l := newLimiter(b, defaultCfg)
+		l.AllowAt(ip, 17, t0)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if l.AllowAt(ip, 1, t0).Allowed {
+				b.Fatal("allowed")
+			}
+		}
+	})
+	b.Run("wall-clock", func(b *testing.B) {
+		l := newLimiter(b, generous)
+		l.Allow(ip, 1)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			l.Allow(ip, 1)
+		}
+	})
+}
+
+func BenchmarkAllowManyClients(b *testing.B) {
+	const clients = 10000
+	ips := make([]netip.Addr, clients)
+	for i := range ips {
+		if i%2 == 0 {
+			ips[i] = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		} else {
+			ips[i] = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 6: byte(i >> 8), 7: byte(i), 15: 1})
+		}
+	}
+	l := newLimiter(b, generous)
+	now := t0
+	for _, ip := range ips {
+		l.AllowAt(ip, 1, now)
+	}
+	if l.Len() != clients {
+		b.Fatalf("Len %d, want %d", l.Len(), clients)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		now = now.Add(time.Microsecond)
+		l.AllowAt(ips[i], 1, now)
+		if i++; i == clients {
+			i = 0
+		}
+	}
+}
+
+func BenchmarkAllowParallel(b *testing.B) {
+	b.Run("same-client", func(b *testing.B) {
+		l := newLimiter(b, generous)
+		ip := netip.MustParseAddr("192.0.2.1")
+		l.Allow(ip, 1)
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				l.Allow(ip, 1)
+			}
+		})
+	})
+	b.Run("own-client", func(b *testing.B) {
+		l := newLimiter(b, generous)
+		var next atomic.Uint32
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			n := next.Add(1)
+			ip := netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})
+			for pb.Next() {
+				l.Allow(ip, 1)
+			}
+		})
+	})
+}

@@ -1,0 +1,58 @@
+package limiter
+
+import (
+	"hash/maphash"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSweptBucketIsNotSpent replays, one step at a time, the interleaving
+// that the concurrent tests can only hope to hit: a request loads a client's
+// bucket, a sweep drops that bucket, and only then does the request spend.
+// The spend must not land on the dropped bucket, where it would be lost and
+// the client would get a fresh burst.
+func TestSweptBucketIsNotSpent(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	l, err := New(Config{Tokens: 17, Window: time.Minute})
+	require.NoError(t, err)
+	ip := netip.MustParseAddr("192.0.2.1")
+	require.True(t, l.AllowAt(ip, 0, t0).Allowed) // creates a full bucket
+
+	b, ok := l.buckets.Load(ClientKey(ip, l.v4bits, l.v6bits))
+	require.True(t, ok)
+	require.Equal(t, 1, l.SweepAt(t0))
+	require.Equal(t, 0, l.Len())
+
+	_, ok = l.take(b, 17, t0)
+	assert.False(t, ok, "a dropped bucket must refuse the spend")
+	assert.Equal(t, float64(17), b.lim.TokensAt(t0), "nothing was spent from it")
+
+	// AllowAt retries on a new bucket, and the client gets one burst only.
+	assert.Equal(t, Decision{Allowed: true, Limit: 17}, l.AllowAt(ip, 17, t0))
+	assert.False(t, l.AllowAt(ip, 1, t0).Allowed)
+	assert.Equal(t, 1, l.Len())
+}
+
+// TestPrefixHasher checks the table's hash agrees with netip.Prefix
+// equality, which the table relies on, and separates the families.
+func TestPrefixHasher(t *testing.T) {
+	h := prefixHasher(maphash.MakeSeed())
+	same := []netip.Addr{
+		netip.MustParseAddr("2001:db8::1"),
+		netip.MustParseAddr("2001:db8::2%eth0"),
+		netip.MustParseAddr("2001:db8::ffff:ffff:ffff:ffff"),
+	}
+	want := h(ClientKey(same[0], 0, 0), 0)
+	for _, ip := range same {
+		assert.Equal(t, want, h(ClientKey(ip, 0, 0), 0), "%v", ip)
+		assert.Equal(t, want, h(ClientKey(ip, 0, 0), 12345), "xsync's seed is ignored")
+	}
+	v4 := h(ClientKey(netip.MustParseAddr("192.0.2.1"), 0, 0), 0)
+	mapped := h(netip.PrefixFrom(netip.MustParseAddr("::ffff:192.0.2.1"), 128), 0)
+	assert.NotEqual(t, v4, mapped, "IPv4 and IPv4-mapped IPv6 prefixes are distinct keys")
+	assert.NotEqual(t, h(netip.Prefix{}, 0), h(netip.MustParsePrefix("::/0"), 0))
+}

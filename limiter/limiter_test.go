@@ -1,0 +1,563 @@
+package limiter_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rendezvous-kv/rendezvous/limiter"
+)
+
+// t0 is an arbitrary fixed instant; every test states times relative to it
+// so that token arithmetic is exact and no test sleeps.
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// defaultCfg is the service's production budget: 17 tokens a minute.
+var defaultCfg = limiter.Config{Tokens: 17, Window: time.Minute, Burst: 17}
+
+func newLimiter(t testing.TB, cfg limiter.Config) *limiter.Limiter {
+	t.Helper()
+	l, err := limiter.New(cfg)
+	require.NoError(t, err)
+	return l
+}
+
+func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func allowed(remaining int) limiter.Decision {
+	return limiter.Decision{Allowed: true, Limit: 17, Remaining: remaining}
+}
+
+func denied(remaining int, retry time.Duration) limiter.Decision {
+	return limiter.Decision{Limit: 17, Remaining: remaining, RetryAfter: retry}
+}
+
+type step struct {
+	at   time.Duration // offset from t0
+	cost int
+	want limiter.Decision
+}
+
+// spend returns n steps at offset at, each of cost, counting Remaining down
+// from start.
+func spend(at time.Duration, cost, n, start int) []step {
+	var s []step
+	for i := 1; i <= n; i++ {
+		s = append(s, step{at, cost, allowed(start - i*cost)})
+	}
+	return s
+}
+
+func steps(parts ...[]step) []step {
+	var s []step
+	for _, p := range parts {
+		s = append(s, p...)
+	}
+	return s
+}
+
+func TestTokenArithmetic(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{
+			name: "cost 1 spends exactly the burst",
+			steps: steps(
+				spend(0, 1, 17, 17),
+				[]step{
+					// One token takes 60/17 = 3.53s, rounded up.
+					{0, 1, denied(0, 4*time.Second)},
+					// 0.85 tokens after 3s; the missing 0.15 take 0.53s.
+					{3 * time.Second, 1, denied(0, time.Second)},
+					// 1.13 tokens after 4s.
+					{4 * time.Second, 1, allowed(0)},
+				},
+			),
+		},
+		{
+			name: "cost 3 spends five times then waits for the missing token",
+			steps: steps(
+				spend(0, 3, 5, 17),
+				[]step{
+					{0, 3, denied(2, 4*time.Second)}, // 2 left, 1 missing: 3.53s
+					{0, 2, allowed(0)},               // the denial spent nothing
+					{0, 3, denied(0, 11*time.Second)},
+					{10 * time.Second, 3, denied(2, time.Second)}, // 2.83 tokens
+					{11 * time.Second, 3, allowed(0)},             // 3.12 tokens
+				},
+			),
+		},
+		{
+			name: "rejected requests spend nothing",
+			steps: []step{
+				{0, 16, allowed(1)},
+				{0, 2, denied(1, 4*time.Second)},
+				{0, 2, denied(1, 4*time.Second)},
+				{time.Second, 2, denied(1, 3*time.Second)}, // 1.28 tokens, 0.72 missing: 2.5s
+				{time.Second, 1, allowed(0)},
+			},
+		},
+		{
+			name: "cost above the burst never succeeds and spends nothing",
+			steps: []step{
+				{0, 18, denied(17, time.Minute)},
+				{0, 17, allowed(0)},
+				{0, 18, denied(0, time.Minute)},
+				{time.Hour, 1000, denied(17, time.Minute)},
+			},
+		},
+		{
+			name: "refill after elapsed time, capped at the burst",
+			steps: steps(
+				spend(0, 1, 17, 17),
+				[]step{
+					{32 * time.Second, 1, allowed(8)}, // 9.07 tokens
+					{5 * time.Minute, 1, allowed(16)},
+					{5 * time.Minute, 16, allowed(0)},
+				},
+			),
+		},
+		{
+			name: "zero and negative costs are free and never add tokens",
+			steps: []step{
+				{0, 0, allowed(17)},
+				{0, -5, allowed(17)},
+				{0, 17, allowed(0)},
+				{0, -5, allowed(0)},
+				{0, 1, denied(0, 4*time.Second)},
+			},
+		},
+		{
+			name: "an earlier time does not credit the same interval twice",
+			steps: []step{
+				{10 * time.Second, 16, allowed(1)},
+				{0, 1, allowed(0)}, // treated as 10s, not as a refill from 0s
+				{10 * time.Second, 1, denied(0, 4*time.Second)},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLimiter(t, defaultCfg)
+			ip := addr("192.0.2.1")
+			for i, s := range tt.steps {
+				got := l.AllowAt(ip, s.cost, t0.Add(s.at))
+				require.Equal(t, s.want, got, "step %d: cost %d at +%v", i, s.cost, s.at)
+			}
+		})
+	}
+}
+
+func TestRetryAfterOtherRates(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  limiter.Config
+		// After the whole burst is spent at t0, a request of cost is denied
+		// with want.
+		cost int
+		want time.Duration
+	}{
+		{"fast rate rounds up to one second", limiter.Config{Tokens: 10, Window: time.Second, Burst: 5}, 1, time.Second},
+		{"fast rate, several tokens", limiter.Config{Tokens: 10, Window: time.Second, Burst: 50}, 25, 3 * time.Second},
+		{"slow rate", limiter.Config{Tokens: 1, Window: time.Hour, Burst: 2}, 2, 2 * time.Hour},
+		{"whole window is exact", limiter.Config{Tokens: 17, Window: time.Minute}, 17, time.Minute},
+		{"above burst: full refill", limiter.Config{Tokens: 1, Window: time.Hour, Burst: 3}, 4, 3 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLimiter(t, tt.cfg)
+			ip := addr("2001:db8::1")
+			burst := tt.cfg.Burst
+			if burst == 0 {
+				burst = tt.cfg.Tokens
+			}
+			require.True(t, l.AllowAt(ip, burst, t0).Allowed)
+			d := l.AllowAt(ip, tt.cost, t0)
+			assert.False(t, d.Allowed)
+			assert.Equal(t, burst, d.Limit)
+			assert.Equal(t, 0, d.Remaining)
+			assert.Equal(t, tt.want, d.RetryAfter)
+		})
+	}
+}
+
+func TestBurstDefaultsToTokens(t *testing.T) {
+	l := newLimiter(t, limiter.Config{Tokens: 5, Window: time.Second})
+	d := l.AllowAt(addr("192.0.2.1"), 1, t0)
+	assert.Equal(t, limiter.Decision{Allowed: true, Limit: 5, Remaining: 4}, d)
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  limiter.Config
+	}{
+		{"zero tokens", limiter.Config{Window: time.Minute}},
+		{"negative tokens", limiter.Config{Tokens: -1, Window: time.Minute}},
+		{"zero window", limiter.Config{Tokens: 17}},
+		{"negative window", limiter.Config{Tokens: 17, Window: -time.Second}},
+		{"negative burst", limiter.Config{Tokens: 17, Window: time.Minute, Burst: -1}},
+		{"negative IPv4 prefix", limiter.Config{Tokens: 17, Window: time.Minute, IPv4Prefix: -1}},
+		{"IPv4 prefix too long", limiter.Config{Tokens: 17, Window: time.Minute, IPv4Prefix: 33}},
+		{"negative IPv6 prefix", limiter.Config{Tokens: 17, Window: time.Minute, IPv6Prefix: -8}},
+		{"IPv6 prefix too long", limiter.Config{Tokens: 17, Window: time.Minute, IPv6Prefix: 129}},
+		{"negative max clients", limiter.Config{Tokens: 17, Window: time.Minute, MaxClients: -1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := limiter.New(tt.cfg)
+			assert.Error(t, err)
+			assert.Nil(t, l)
+		})
+	}
+
+	valid := []limiter.Config{
+		defaultCfg,
+		{Tokens: 1, Window: time.Nanosecond},
+		{Tokens: 17, Window: time.Minute, IPv4Prefix: 32, IPv6Prefix: 128},
+		{Tokens: 17, Window: time.Minute, IPv4Prefix: 1, IPv6Prefix: 1, MaxClients: 1},
+	}
+	for _, cfg := range valid {
+		_, err := limiter.New(cfg)
+		assert.NoError(t, err, "%+v", cfg)
+	}
+}
+
+func TestClientKey(t *testing.T) {
+	tests := []struct {
+		ip     netip.Addr
+		v4, v6 int
+		want   string // "" for the zero Prefix
+	}{
+		{addr("192.0.2.77"), 0, 0, "192.0.2.77/32"},
+		{addr("192.0.2.77"), 24, 0, "192.0.2.0/24"},
+		{addr("::ffff:192.0.2.77"), 0, 0, "192.0.2.77/32"},
+		{addr("::ffff:192.0.2.77"), 16, 128, "192.0.0.0/16"},
+		{addr("2001:db8:1:2:3:4:5:6"), 0, 0, "2001:db8:1:2::/64"},
+		{addr("2001:db8:1:2:3:4:5:6"), 0, 48, "2001:db8:1::/48"},
+		{addr("2001:db8:1:2:3:4:5:6"), 0, 128, "2001:db8:1:2:3:4:5:6/128"},
+		{addr("fe80::1:2:3:4%eth0"), 0, 0, "fe80::/64"},
+		{addr("fe80::1%eth0"), 0, 128, "fe80::1/128"},
+		// Out-of-range bits are clamped rather than failing.
+		{addr("192.0.2.77"), 40, 0, "192.0.2.77/32"},
+		{addr("192.0.2.77"), -3, 0, "192.0.2.77/32"},
+		{addr("2001:db8::1"), 0, 200, "2001:db8::1/128"},
+		{netip.Addr{}, 0, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%v/%d/%d", tt.ip, tt.v4, tt.v6), func(t *testing.T) {
+			got := limiter.ClientKey(tt.ip, tt.v4, tt.v6)
+			if tt.want == "" {
+				assert.Equal(t, netip.Prefix{}, got)
+				return
+			}
+			assert.Equal(t, netip.MustParsePrefix(tt.want), got)
+		})
+	}
+}
+
+func TestClientGrouping(t *testing.T) {
+	tests := []struct {
+		name   string
+		cfg    limiter.Config
+		a, b   netip.Addr
+		shared bool
+	}{
+		{"IPv6 same /64", defaultCfg, addr("2001:db8:1:2::1"), addr("2001:db8:1:2:ffff:ffff:ffff:ffff"), true},
+		{"IPv6 different /64", defaultCfg, addr("2001:db8:1:2::1"), addr("2001:db8:1:3::1"), false},
+		{"IPv6 /48 groups neighbouring /64s",
+			limiter.Config{Tokens: 17, Window: time.Minute, IPv6Prefix: 48},
+			addr("2001:db8:1:2::1"), addr("2001:db8:1:3::1"), true},
+		{"IPv6 /128 separates addresses",
+			limiter.Config{Tokens: 17, Window: time.Minute, IPv6Prefix: 128},
+			addr("2001:db8:1:2::1"), addr("2001:db8:1:2::2"), false},
+		{"IPv4 default is per address", defaultCfg, addr("192.0.2.1"), addr("192.0.2.2"), false},
+		{"IPv4 /24 same",
+			limiter.Config{Tokens: 17, Window: time.Minute, IPv4Prefix: 24},
+			addr("192.0.2.1"), addr("192.0.2.200"), true},
+		{"IPv4 /24 different",
+			limiter.Config{Tokens: 17, Window: time.Minute, IPv4Prefix: 24},
+			addr("192.0.2.1"), addr("192.0.3.1"), false},
+		{"IPv4-mapped IPv6 shares the IPv4 bucket", defaultCfg, addr("::ffff:192.0.2.1"), addr("192.0.2.1"), true},
+		{"zones are dropped", defaultCfg, addr("fe80::1%eth0"), addr("fe80::2%eth1"), true},
+		{"invalid addresses share one bucket", defaultCfg, netip.Addr{}, netip.Addr{}, true},
+		{"invalid is not 0.0.0.0", defaultCfg, netip.Addr{}, addr("0.0.0.0"), false},
+		{"invalid is not ::", defaultCfg, netip.Addr{}, addr("::"), false},
+		{"IPv4 is not the IPv6 zero /64", defaultCfg, addr("0.0.0.1"), addr("::1"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLimiter(t, tt.cfg)
+			require.True(t, l.AllowAt(tt.a, 17, t0).Allowed)
+			d := l.AllowAt(tt.b, 1, t0)
+			assert.Equal(t, !tt.shared, d.Allowed, "%v then %v", tt.a, tt.b)
+			wantLen := 2
+			if tt.shared {
+				wantLen = 1
+			}
+			assert.Equal(t, wantLen, l.Len())
+		})
+	}
+}
+
+func TestSweepDropsOnlyFullBuckets(t *testing.T) {
+	l := newLimiter(t, defaultCfg)
+	a, b, c := addr("192.0.2.1"), addr("192.0.2.2"), addr("192.0.2.3")
+	require.True(t, l.AllowAt(a, 1, t0).Allowed)  // 16 left: full after 3.53s
+	require.True(t, l.AllowAt(b, 17, t0).Allowed) // empty: full after 60s
+	require.True(t, l.AllowAt(c, 0, t0).Allowed)  // never spent: already full
+	require.Equal(t, 3, l.Len())
+
+	assert.Equal(t, 1, l.SweepAt(t0), "only the untouched bucket is full")
+	assert.Equal(t, 2, l.Len())
+	assert.Equal(t, 0, l.SweepAt(t0.Add(3*time.Second)))
+	assert.Equal(t, 1, l.SweepAt(t0.Add(4*time.Second)))
+	assert.Equal(t, 1, l.Len())
+
+	// b kept its state: 1.13 tokens at 4s, not a fresh bucket of 17.
+	assert.Equal(t, allowed(0), l.AllowAt(b, 1, t0.Add(4*time.Second)))
+	// a was dropped while full, so its fresh bucket answers as the old one
+	// would have.
+	assert.Equal(t, allowed(16), l.AllowAt(a, 1, t0.Add(4*time.Second)))
+
+	assert.Equal(t, 0, l.SweepAt(t0.Add(5*time.Second)))
+	assert.Equal(t, 2, l.SweepAt(t0.Add(2*time.Minute)))
+	assert.Equal(t, 0, l.Len())
+}
+
+func TestFullTableUsesSharedOverflow(t *testing.T) {
+	l := newLimiter(t, limiter.Config{Tokens: 17, Window: time.Minute, MaxClients: 3})
+	for i := 1; i <= 3; i++ {
+		require.Equal(t, allowed(16), l.AllowAt(addr(fmt.Sprintf("192.0.2.%d", i)), 1, t0))
+	}
+	require.Equal(t, 3, l.Len())
+
+	// The table is full of active clients: new ones share one budget.
+	n := 0
+	for i := 10; i < 100; i++ {
+		if l.AllowAt(addr(fmt.Sprintf("198.51.100.%d", i)), 1, t0).Allowed {
+			n++
+		}
+		require.LessOrEqual(t, l.Len(), 3)
+	}
+	assert.Equal(t, 17, n, "all newcomers together get one burst")
+	d := l.AllowAt(addr("2001:db8::1"), 1, t0)
+	assert.Equal(t, denied(0, 4*time.Second), d)
+
+	// Known clients keep their own budgets meanwhile.
+	assert.Equal(t, allowed(15), l.AllowAt(addr("192.0.2.1"), 1, t0))
+	assert.Equal(t, 3, l.Len())
+}
+
+func TestSweepFreesRoomForNewClients(t *testing.T) {
+	l := newLimiter(t, limiter.Config{Tokens: 17, Window: time.Minute, MaxClients: 3})
+	for i := 1; i <= 3; i++ {
+		require.True(t, l.AllowAt(addr(fmt.Sprintf("192.0.2.%d", i)), 17, t0).Allowed)
+	}
+	// Exhaust the overflow bucket.
+	require.True(t, l.AllowAt(addr("198.51.100.1"), 17, t0).Allowed)
+	require.False(t, l.AllowAt(addr("198.51.100.2"), 1, t0).Allowed)
+
+	// After 2 minutes every bucket is full again. A new client triggers a
+	// sweep and gets a bucket of its own (16 left), not the overflow's.
+	later := t0.Add(2 * time.Minute)
+	assert.Equal(t, allowed(16), l.AllowAt(addr("198.51.100.3"), 1, later))
+	assert.Equal(t, 1, l.Len())
+
+	// An explicit sweep does the same without waiting for a newcomer.
+	for i := 1; i <= 2; i++ {
+		require.True(t, l.AllowAt(addr(fmt.Sprintf("203.0.113.%d", i)), 17, later).Allowed)
+	}
+	require.Equal(t, 3, l.Len())
+	assert.Equal(t, 3, l.SweepAt(later.Add(2*time.Minute)))
+	assert.Equal(t, 0, l.Len())
+}
+
+func TestOnDemandSweepIsThrottled(t *testing.T) {
+	l := newLimiter(t, limiter.Config{Tokens: 17, Window: time.Minute, MaxClients: 2})
+	// a is 0.15 tokens short of full at t0 and refills at t0+0.53s.
+	a := addr("192.0.2.1")
+	require.True(t, l.AllowAt(a, 1, t0.Add(-3*time.Second)).Allowed)
+	require.True(t, l.AllowAt(addr("192.0.2.2"), 17, t0).Allowed)
+
+	// The first newcomer sweeps at t0 and finds nothing to drop.
+	assert.Equal(t, allowed(16), l.AllowAt(addr("198.51.100.1"), 1, t0))
+	// a is full at t0+0.7s, but the next on-demand sweep waits a second, so
+	// this newcomer is charged to the overflow bucket.
+	assert.Equal(t, allowed(15), l.AllowAt(addr("198.51.100.2"), 1, t0.Add(700*time.Millisecond)))
+	assert.Equal(t, 2, l.Len())
+	// A second later, a newcomer's sweep drops a and it gets its own bucket.
+	assert.Equal(t, allowed(16), l.AllowAt(addr("198.51.100.3"), 1, t0.Add(time.Second)))
+	assert.Equal(t, 2, l.Len())
+}
+
+func TestNilLimiterAllowsEverything(t *testing.T) {
+	var l *limiter.Limiter
+	for _, ip := range []netip.Addr{addr("192.0.2.1"), addr("2001:db8::1"), {}} {
+		for i := 0; i < 100; i++ {
+			assert.Equal(t, limiter.Decision{Allowed: true}, l.Allow(ip, 1000))
+			assert.Equal(t, limiter.Decision{Allowed: true}, l.AllowAt(ip, 1, t0))
+		}
+	}
+	assert.Equal(t, 0, l.Len())
+	assert.Equal(t, 0, l.SweepAt(t0))
+	l.Run(context.Background(), time.Millisecond) // returns at once
+}
+
+func TestAllowUsesWallClock(t *testing.T) {
+	l := newLimiter(t, defaultCfg)
+	assert.Equal(t, allowed(16), l.Allow(addr("192.0.2.1"), 1))
+	assert.Equal(t, allowed(0), l.Allow(addr("192.0.2.1"), 16))
+	d := l.Allow(addr("192.0.2.1"), 1)
+	assert.False(t, d.Allowed)
+	assert.Equal(t, 4*time.Second, d.RetryAfter)
+}
+
+func TestRun(t *testing.T) {
+	l := newLimiter(t, defaultCfg)
+	// Spent an hour ago, so full by now: the first periodic sweep drops them.
+	past := time.Now().Add(-time.Hour)
+	for i := 1; i <= 5; i++ {
+		require.True(t, l.AllowAt(addr(fmt.Sprintf("192.0.2.%d", i)), 17, past).Allowed)
+	}
+	require.Equal(t, 5, l.Len())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		l.Run(ctx, time.Millisecond)
+		close(done)
+	}()
+	require.Eventually(t, func() bool { return l.Len() == 0 }, 10*time.Second, time.Millisecond)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its context was cancelled")
+	}
+}
+
+func TestRunDefaultInterval(t *testing.T) {
+	l := newLimiter(t, defaultCfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	l.Run(ctx, 0) // must not panic on a zero interval and must return
+}
+
+// TestConcurrentSameClient hammers one client from many goroutines at one
+// fixed instant: exactly the burst is allowed, including when the first
+// requests race to create the client's bucket.
+func TestConcurrentSameClient(t *testing.T) {
+	const goroutines, attempts = 32, 50
+	for round := 0; round < 20; round++ {
+		l := newLimiter(t, defaultCfg)
+		var ok atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for g := 0; g < goroutines; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				// Addresses differ but share one /64.
+				ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(g)})
+				<-start
+				for i := 0; i < attempts; i++ {
+					d := l.AllowAt(ip, 1, t0)
+					if d.Allowed {
+						ok.Add(1)
+					}
+				}
+			}(g)
+		}
+		close(start)
+		wg.Wait()
+		require.EqualValues(t, 17, ok.Load(), "round %d", round)
+		require.Equal(t, 1, l.Len())
+	}
+}
+
+// TestConcurrentSweepChangesNoAnswer sweeps continually while many clients
+// spend at one fixed instant. A bucket swept while full is replaced by an
+// identical one, and a spend never lands on a bucket that is being dropped,
+// so each client still gets exactly its burst.
+func TestConcurrentSweepChangesNoAnswer(t *testing.T) {
+	const clients, goroutines, rounds = 64, 8, 40
+	l := newLimiter(t, defaultCfg)
+	var ok [clients]atomic.Int64
+	stop := make(chan struct{})
+	swept := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				swept <- n
+				return
+			default:
+				n += l.SweepAt(t0)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for r := 0; r < rounds; r++ {
+				for c := 0; c < clients; c++ {
+					c := (c + g*7) % clients
+					ip := netip.AddrFrom4([4]byte{10, 0, byte(c >> 8), byte(c)})
+					if l.AllowAt(ip, 1, t0).Allowed {
+						ok[c].Add(1)
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(stop)
+	t.Logf("sweeps dropped %d full buckets", <-swept)
+	for c := range ok {
+		assert.EqualValues(t, 17, ok[c].Load(), "client %d", c)
+	}
+	assert.Equal(t, clients, l.Len())
+}
+
+// TestConcurrentTableBound floods a small table with distinct clients from
+// many goroutines: the table never exceeds MaxClients, and the newcomers
+// that found it full share one overflow burst.
+func TestConcurrentTableBound(t *testing.T) {
+	const maxClients, goroutines, perGoroutine = 10, 8, 200
+	l := newLimiter(t, limiter.Config{Tokens: 17, Window: time.Minute, MaxClients: maxClients})
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < perGoroutine; i++ {
+				ip := netip.AddrFrom4([4]byte{10, byte(g), byte(i >> 8), byte(i)})
+				if l.AllowAt(ip, 17, t0).Allowed {
+					ok.Add(1)
+				}
+				if n := l.Len(); n > maxClients {
+					t.Errorf("Len %d > MaxClients %d", n, maxClients)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	assert.Equal(t, maxClients, l.Len())
+	// Each of the 10 table clients spent its burst at once, and so did one
+	// newcomer on the overflow bucket.
+	assert.EqualValues(t, maxClients+1, ok.Load())
+}
