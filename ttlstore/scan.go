@@ -38,12 +38,7 @@ func (s *Store) Snapshot(fn func(Item) error) error {
 // version counter moves past every restored version, so versions never
 // repeat after a restart.
 func (s *Store) Restore(it Item) {
-	for {
-		cur := s.version.Load()
-		if it.Version <= cur || s.version.CompareAndSwap(cur, it.Version) {
-			break
-		}
-	}
+	s.AdvanceVersion(it.Version)
 	sh := s.shardFor(it.Key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -62,6 +57,18 @@ func (s *Store) Restore(it Item) {
 	s.count.Add(1)
 }
 
+// AdvanceVersion moves the version counter up to at least v, so the next
+// mutation gets a version above v. A loaded snapshot calls it with the
+// counter it recorded.
+func (s *Store) AdvanceVersion(v uint64) {
+	for {
+		cur := s.version.Load()
+		if v <= cur || s.version.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
 // rangeBatch is how many items one shard hands the merge at a time: small,
 // since a page is spread over all shards, and refilled on demand.
 const rangeBatch = 16
@@ -75,9 +82,20 @@ func (s *Store) Range(start, end string, limit int) []Item {
 		return nil
 	}
 	now := s.now().UnixNano()
-	h := make(cursorHeap, 0, len(s.shards))
+	// The first batch of each shard is sized for limit spread evenly over
+	// the shards, and all cursors and first batches come from two
+	// allocations: a page touches every shard, so per-shard allocations
+	// and over-reading dominated the cost. A shard that runs out refills
+	// with rangeBatch.
+	n := len(s.shards)
+	first := min(rangeBatch, limit/n+2)
+	cursors := make([]cursor, n)
+	slab := make([]Item, n*first)
+	h := make(cursorHeap, 0, n)
 	for i := range s.shards {
-		c := &cursor{sh: &s.shards[i], from: start, end: end}
+		c := &cursors[i]
+		c.sh, c.from, c.end, c.batch = &s.shards[i], start, end, first
+		c.items = slab[i*first : i*first : (i+1)*first]
 		if c.fill(now) {
 			h = append(h, c)
 		}
@@ -105,6 +123,8 @@ type cursor struct {
 	items []Item
 	pos   int
 	done  bool
+	batch int   // items to read in the next fill
+	pivot entry // search key for the next fill, kept here to save an allocation
 }
 
 // fill loads the next batch and reports whether it has any items.
@@ -116,11 +136,12 @@ func (c *cursor) fill(now int64) bool {
 	var last string
 	more := false
 	c.sh.mu.RLock()
-	c.sh.tree.AscendGreaterOrEqual(&entry{key: c.from}, func(e *entry) bool {
+	c.pivot.key = c.from
+	c.sh.tree.AscendGreaterOrEqual(&c.pivot, func(e *entry) bool {
 		if c.end != "" && e.key >= c.end {
 			return false
 		}
-		if len(c.items) == rangeBatch {
+		if len(c.items) == c.batch {
 			more = true
 			last = e.key
 			return false
@@ -131,6 +152,7 @@ func (c *cursor) fill(now int64) bool {
 		return true
 	})
 	c.sh.mu.RUnlock()
+	c.batch = rangeBatch
 	if more {
 		c.from = last
 	} else {
