@@ -1,0 +1,87 @@
+package main
+
+import (
+	"io"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := parseConfig(nil, env(nil), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:8080", c.Addr)
+	assert.Equal(t, "rendezvous.db", c.Data)
+	assert.Equal(t, 100, c.MaxKeySize)
+	assert.Equal(t, 1000, c.MaxValueSize)
+	assert.Equal(t, 100000, c.MaxKeys)
+	assert.Equal(t, 2*time.Hour, c.MaxTTL)
+	assert.Equal(t, time.Minute, c.SaveInterval)
+	assert.Equal(t, rateSpec{Tokens: 17, Window: time.Minute}, c.Rate)
+	assert.Equal(t, 17, c.burst())
+	assert.Equal(t, 1, c.CostRead)
+	assert.Equal(t, 3, c.CostWrite)
+}
+
+func TestConfigEnvironmentAndFlags(t *testing.T) {
+	c, err := parseConfig([]string{"--max-keys", "7", "--trusted-proxy", "10.0.0.0/8,192.0.2.1", "--trusted-proxy", "::ffff:172.16.0.0/108"},
+		env(map[string]string{"RENDEZVOUS_MAX_KEYS": "5", "RENDEZVOUS_MAX_TTL": "10m", "RENDEZVOUS_RATE": "off"}), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 7, c.MaxKeys, "the command line wins over the environment")
+	assert.Equal(t, 10*time.Minute, c.MaxTTL)
+	assert.True(t, c.Rate.Off)
+	assert.Equal(t, prefixList{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("192.0.2.1/32"),
+		netip.MustParsePrefix("172.16.0.0/12"),
+	}, c.TrustedProxy)
+}
+
+func TestConfigLegacyFlags(t *testing.T) {
+	c, err := parseConfig([]string{"-l", "127.0.0.2", "-port", "9000", "-maxKeySize", "50", "-maxValueSize", "2000",
+		"-maxNumKV", "10", "-expireDuration", "1h", "-saveDuration", "5m", "-maxRequests", "30", "-resetDuration", "10s",
+		"-disableLocalIPWarning"}, env(nil), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.2:9000", c.Addr)
+	assert.Equal(t, 50, c.MaxKeySize)
+	assert.Equal(t, 2000, c.MaxValueSize)
+	assert.Equal(t, 10, c.MaxKeys)
+	assert.Equal(t, time.Hour, c.MaxTTL)
+	assert.Equal(t, 5*time.Minute, c.SaveInterval)
+	assert.Equal(t, rateSpec{Tokens: 30, Window: 10 * time.Second}, c.Rate)
+}
+
+func TestConfigRejects(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{args: []string{"--max-ttl", "x"}, want: "max-ttl"},
+		{args: []string{"--max-ttl", "-1s"}, want: "max-ttl"},
+		{args: []string{"--max-value-size", "0"}, want: "max-value-size"},
+		{args: []string{"--rate", "5"}, want: "rate"},
+		{args: []string{"--rate", "2/1m"}, want: "rate-burst"},
+		{args: []string{"--trusted-proxy", "nope"}, want: "trusted-proxy"},
+		{args: []string{"--addr", "0.0.0.0:8080"}, want: "--insecure"},
+		{args: []string{"--addr", ":8080"}, want: "--insecure"},
+		{args: []string{"stray"}, want: "stray"},
+		{env: map[string]string{"RENDEZVOUS_MAX_KEYS": "many"}, want: "RENDEZVOUS_MAX_KEYS"},
+	}
+	for _, c := range cases {
+		_, err := parseConfig(c.args, env(c.env), io.Discard)
+		require.Error(t, err, "%v %v", c.args, c.env)
+		assert.Contains(t, err.Error(), c.want)
+	}
+	_, err := parseConfig([]string{"--addr", "0.0.0.0:8080", "--insecure"}, env(nil), io.Discard)
+	assert.NoError(t, err, "--insecure allows a public plaintext address")
+	_, err = parseConfig([]string{"--addr", "[::1]:8080"}, env(nil), io.Discard)
+	assert.NoError(t, err)
+}

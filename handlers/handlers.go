@@ -1,0 +1,294 @@
+// Package handlers is the HTTP front end: it parses requests, calls the
+// policy core and writes responses. It holds no rules of its own beyond the
+// HTTP wire format, so other protocols can share the same core.
+package handlers
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/rendezvous-kv/rendezvous/policy"
+	"github.com/rendezvous-kv/rendezvous/static"
+	"github.com/rendezvous-kv/rendezvous/ttlstore"
+)
+
+// Config configures the HTTP front end.
+type Config struct {
+	// ClientIP decides whose address a request comes from.
+	ClientIP ClientIP
+	// Landing fills the landing page; Host is replaced per request.
+	Landing static.Vars
+	// Log receives errors that are the server's fault; nil discards them.
+	Log *slog.Logger
+}
+
+// Server serves the rendezvous HTTP API.
+type Server struct {
+	svc    *policy.Service
+	cfg    Config
+	router chi.Router
+}
+
+// New returns the HTTP API over svc.
+func New(svc *policy.Service, cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{svc: svc, cfg: cfg}
+	r := chi.NewRouter()
+	r.NotFound(s.wrap(func(http.ResponseWriter, *http.Request, policy.Caller) error {
+		return errUnknownPath
+	}))
+	r.MethodNotAllowed(s.wrap(func(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
+		// chi also lands here for methods it does not know, on any path;
+		// route on the escaped path as chi does.
+		allow := allowed(r.URL.EscapedPath())
+		if allow == "" {
+			return errUnknownPath
+		}
+		w.Header().Set("Allow", allow)
+		return errMethod
+	}))
+	r.Get("/", s.wrap(s.handleLanding))
+	r.Head("/", s.wrap(s.handleLanding))
+	r.Get("/get/*", s.wrap(s.handleGet))
+	r.Head("/get/*", s.wrap(s.handleGet))
+	r.Post("/set/*", s.wrap(s.writeHandler(policy.OpSet, "/set/")))
+	r.Put("/set/*", s.wrap(s.writeHandler(policy.OpSet, "/set/")))
+	r.Post("/los/*", s.wrap(s.writeHandler(policy.OpLoadOrStore, "/los/")))
+	r.Post("/cas/*", s.wrap(s.writeHandler(policy.OpCAS, "/cas/")))
+	r.Post("/casoc/*", s.wrap(s.writeHandler(policy.OpCASOrCreate, "/casoc/")))
+	s.router = r
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.router.ServeHTTP(w, r)
+}
+
+var (
+	errUnknownPath = policy.Errorf(policy.KindNotFound, "no such endpoint; see / for usage")
+	errMethod      = &methodError{}
+)
+
+// allowed lists the methods a path accepts, for the Allow header of a 405,
+// or "" when no route serves the path.
+func allowed(path string) string {
+	switch {
+	case path == "/" || strings.HasPrefix(path, "/get/"):
+		return "GET, HEAD"
+	case strings.HasPrefix(path, "/set/"):
+		return "POST, PUT"
+	case strings.HasPrefix(path, "/los/"), strings.HasPrefix(path, "/cas/"), strings.HasPrefix(path, "/casoc/"):
+		return "POST"
+	}
+	return ""
+}
+
+// methodError is answered with 405 and an Allow header.
+type methodError struct{}
+
+func (*methodError) Error() string { return "method not allowed" }
+
+// handlerFunc is an HTTP handler that returns its refusal instead of
+// writing it, so that one function writes every error.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, c policy.Caller) error
+
+func (s *Server) wrap(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := policy.Caller{IP: s.cfg.ClientIP.Resolve(r)}
+		w.Header()["X-Client-Ip"] = []string{c.IP.String()}
+		if err := h(w, r, c); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+// writeError writes err as one plain-text line with the status it carries.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusInternalServerError
+	msg := "internal error"
+	var pe *policy.Error
+	var me *methodError
+	switch {
+	case errors.As(err, &pe):
+		status, msg = pe.HTTPStatus(), pe.Message
+		if pe.Limit != nil {
+			h := w.Header()
+			secs := int((pe.Limit.RetryAfter + time.Second - 1) / time.Second)
+			h.Set("Retry-After", strconv.Itoa(max(secs, 1)))
+			h.Set("X-RateLimit-Limit", strconv.Itoa(pe.Limit.Limit))
+			h.Set("X-RateLimit-Remaining", strconv.Itoa(pe.Limit.Remaining))
+		}
+		if pe.Current != nil {
+			// A lost race answers with the winner, so the caller need not
+			// read it again.
+			writeValue(w, http.StatusConflict, *pe.Current)
+			return
+		}
+	case errors.As(err, &me):
+		status, msg = http.StatusMethodNotAllowed, me.Error()
+	default:
+		s.cfg.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	io.WriteString(w, msg+"\n")
+}
+
+var octetStream = []string{"application/octet-stream"}
+
+func writeValue(w http.ResponseWriter, status int, it ttlstore.Item) {
+	h := w.Header()
+	h["Content-Type"] = octetStream
+	h["Content-Length"] = []string{strconv.Itoa(len(it.Value))}
+	setExpires(h, it)
+	w.WriteHeader(status)
+	w.Write(it.Value)
+}
+
+func setExpires(h http.Header, it ttlstore.Item) {
+	if it.Expires != 0 {
+		h["X-Expires-At"] = []string{strconv.FormatInt(it.ExpiresAt().Unix(), 10)}
+	}
+}
+
+// keyFrom returns the percent-decoded key after prefix in r's path. The
+// escaped path is used so that %2F stays part of the key instead of being
+// confused with a path separator by routing.
+func keyFrom(r *http.Request, prefix string) (string, error) {
+	raw, ok := strings.CutPrefix(r.URL.EscapedPath(), prefix)
+	if !ok {
+		return "", errUnknownPath
+	}
+	if strings.IndexByte(raw, '%') < 0 {
+		return raw, nil
+	}
+	key, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", policy.Errorf(policy.KindBadRequest, "key has a bad percent-escape")
+	}
+	return key, nil
+}
+
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
+	key, err := keyFrom(r, "/get/")
+	if err != nil {
+		return err
+	}
+	it, err := s.svc.Get(c, key)
+	if err != nil {
+		return err
+	}
+	writeValue(w, http.StatusOK, it)
+	return nil
+}
+
+var okBody = []byte("OK")
+
+func (s *Server) writeHandler(op policy.WriteOp, prefix string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
+		key, err := keyFrom(r, prefix)
+		if err != nil {
+			return err
+		}
+		req := policy.WriteRequest{Key: key, Secret: r.Header.Get("X-Owner-Secret")}
+		if r.URL.RawQuery != "" {
+			if ttl, ok := r.URL.Query()["ttl"]; ok {
+				if req.TTL, err = policy.ParseTTL(ttl[0]); err != nil {
+					return err
+				}
+			}
+		}
+		if op == policy.OpCAS || op == policy.OpCASOrCreate {
+			ev, ok := r.Header["X-Expected-Value"]
+			if !ok {
+				return policy.Errorf(policy.KindBadRequest, "X-Expected-Value header is required")
+			}
+			req.Expected = []byte(ev[0])
+		}
+		if req.Value, err = readBody(w, r, s.svc.Config().MaxValueSize); err != nil {
+			return err
+		}
+		res, err := s.svc.Write(c, op, req)
+		if err != nil {
+			return err
+		}
+		h := w.Header()
+		h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+		setExpires(h, res.Item)
+		if res.Scoped {
+			io.WriteString(w, c.IP.String())
+			return nil
+		}
+		w.Write(okBody)
+		return nil
+	}
+}
+
+// readBody reads at most limit bytes of the request body. A larger body is
+// refused after reading limit+1 bytes, and the server closes the connection
+// rather than draining the rest.
+func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error) {
+	if r.ContentLength > int64(limit) {
+		return nil, errValueTooLarge(limit)
+	}
+	body := http.MaxBytesReader(w, r.Body, int64(limit))
+	size := limit
+	if r.ContentLength >= 0 {
+		size = int(r.ContentLength)
+	}
+	buf := make([]byte, 0, size+1)
+	for {
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errValueTooLarge(limit)
+		}
+		if err != nil {
+			return nil, policy.Errorf(policy.KindBadRequest, "reading request body: %v", err)
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+	}
+}
+
+func errValueTooLarge(limit int) error {
+	return policy.Errorf(policy.KindBadRequest, "value too large: at most %d bytes", limit)
+}
+
+func (s *Server) handleLanding(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
+	v := s.cfg.Landing
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	v.Host = scheme + "://" + r.Host
+	html, text := static.Render(v)
+	h := w.Header()
+	h.Set("Vary", "Accept, User-Agent")
+	if static.WantsHTML(r.Header.Get("Accept"), r.Header.Get("User-Agent")) {
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(html)
+		return nil
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(text)
+	return nil
+}

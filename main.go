@@ -1,0 +1,166 @@
+// Command rendezvous is a public, no-registration key-value service: store a
+// small value under a key with curl, read it back, let it expire.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rendezvous-kv/rendezvous/handlers"
+	"github.com/rendezvous-kv/rendezvous/limiter"
+	"github.com/rendezvous-kv/rendezvous/persist"
+	"github.com/rendezvous-kv/rendezvous/policy"
+	"github.com/rendezvous-kv/rendezvous/static"
+	"github.com/rendezvous-kv/rendezvous/ttlstore"
+)
+
+// drainTimeout bounds how long shutdown waits for in-flight requests.
+const drainTimeout = 10 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// run starts the server and blocks until ctx is done. It returns the exit
+// code: 0 after a clean stop, 1 when start-up or the final save failed, 2
+// for bad configuration.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, errHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "rendezvous:", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+
+	store := ttlstore.New(ttlstore.Options{MaxKeys: cfg.MaxKeys})
+	if cfg.Data != "" {
+		start := time.Now()
+		stats, err := persist.ReadFile(cfg.Data, func(it ttlstore.Item) error {
+			if it.Expires == 0 || it.Expires > start.UnixNano() {
+				store.Restore(it)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			log.Error("cannot load snapshot; refusing to start so it is not overwritten", "err", err)
+			return 1
+		}
+		store.AdvanceVersion(stats.MaxVersion)
+		log.Info("snapshot loaded", "file", cfg.Data, "keys", store.Len(), "records", stats.Keys, "duration", time.Since(start))
+	}
+
+	var limits *limiter.Limiter
+	if !cfg.Rate.Off {
+		limits, err = limiter.New(limiter.Config{
+			Tokens:     cfg.Rate.Tokens,
+			Window:     cfg.Rate.Window,
+			Burst:      cfg.burst(),
+			IPv4Prefix: cfg.IPv4Prefix,
+			IPv6Prefix: cfg.IPv6Prefix,
+			MaxClients: cfg.RateClients,
+		})
+		if err != nil {
+			fmt.Fprintln(stderr, "rendezvous:", err)
+			return 2
+		}
+	}
+	svc := policy.New(store, limits, policy.Config{
+		MaxKeySize:   cfg.MaxKeySize,
+		MaxValueSize: cfg.MaxValueSize,
+		MaxTTL:       cfg.MaxTTL,
+		CostRead:     cfg.CostRead,
+		CostWrite:    cfg.CostWrite,
+	}, nil)
+	api := handlers.New(svc, handlers.Config{
+		ClientIP: handlers.ClientIP{Trusted: cfg.TrustedProxy},
+		Landing: static.Vars{
+			MaxKey: cfg.MaxKeySize, MaxValue: cfg.MaxValueSize, MaxKeys: cfg.MaxKeys,
+			MaxTTL: shortDuration(cfg.MaxTTL), Rate: cfg.rateText(),
+			CostRead: cfg.CostRead, CostWrite: cfg.CostWrite,
+		},
+		Log: log,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		log.Error("cannot listen", "addr", cfg.Addr, "err", err)
+		return 1
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		Protocols:         new(http.Protocols),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	// HTTP/2 without TLS (prior knowledge) shares the port with HTTP/1.1:
+	// Deno's KV client speaks only HTTP/2.
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	go store.RunReaper(bg, time.Second, 100000)
+	if limits != nil {
+		go limits.Run(bg, 30*time.Second)
+	}
+	var saver *persist.Saver
+	if cfg.Data != "" {
+		saver = &persist.Saver{Path: cfg.Data, Source: store.Snapshot, Version: store.Version, Log: log}
+		go saver.Run(bg, cfg.SaveInterval)
+	}
+
+	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.Data, "keys", store.Len(),
+		"max_keys", cfg.MaxKeys, "max_ttl", cfg.MaxTTL, "rate", cfg.rateText())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	code := 0
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: draining requests", "timeout", drainTimeout)
+	case err := <-served:
+		log.Error("server failed", "err", err)
+		code = 1
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(drainCtx); err != nil {
+		log.Warn("drain timed out; closing remaining connections", "err", err)
+		srv.Close()
+	}
+	stopBG()
+	if saver != nil {
+		if err := saver.Save(); err != nil {
+			code = 1
+		}
+	}
+	log.Info("stopped", "keys", store.Len())
+	return code
+}
+
+// rateText describes the rate limit for logs and the landing page.
+func (c *config) rateText() string {
+	if c.Rate.Off {
+		return "off"
+	}
+	return fmt.Sprintf("%d tokens per %s, burst %d", c.Rate.Tokens, shortDuration(c.Rate.Window), c.burst())
+}

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// binary is the server built once for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rendezvous-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "rendezvous")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		// The race detector needs cgo; fall back to a plain build.
+		build = exec.Command("go", "build", "-o", binary, ".")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			panic("building the server: " + err.Error())
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a running server process.
+type server struct {
+	cmd  *exec.Cmd
+	base string
+	log  *strings.Builder
+	done chan error
+}
+
+var listenLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// startServer runs the binary with args on a free loopback port and waits
+// until it listens.
+func startServer(t *testing.T, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	s := &server{cmd: cmd, log: &strings.Builder{}, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			s.log.WriteString(line + "\n")
+			if m := listenLine.FindStringSubmatch(line); m != nil {
+				addr <- m[1]
+			}
+		}
+		s.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	select {
+	case a := <-addr:
+		s.base = "http://" + a
+	case err := <-s.done:
+		t.Fatalf("server exited before listening: %v\n%s", err, s.log)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("server did not start listening:\n%s", s.log)
+	}
+	return s
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (s *server) stop(t *testing.T) int {
+	t.Helper()
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-s.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("server did not stop after SIGTERM:\n%s", s.log)
+	}
+	return s.cmd.ProcessState.ExitCode()
+}
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+func do(t *testing.T, method, url, body string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, string(b)
+}
+
+func TestEndToEndRestartKeepsKeys(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "rendezvous.db")
+	s := startServer(t, "--data", data, "--rate", "off")
+
+	resp, body := do(t, "POST", s.base+"/set/mesh42/node-a?ttl=10m", "10.0.0.7:9000")
+	require.Equal(t, 200, resp.StatusCode, body)
+	assert.Equal(t, "OK", body)
+	expires := resp.Header.Get("X-Expires-At")
+	require.NotEmpty(t, expires)
+
+	resp, body = do(t, "POST", s.base+"/set/owned", "v1", "X-Owner-Secret", "s3cret")
+	require.Equal(t, 200, resp.StatusCode, body)
+
+	resp, body = do(t, "POST", s.base+"/set/ip/ssh", "addr")
+	require.Equal(t, 200, resp.StatusCode, body)
+	assert.Equal(t, "127.0.0.1", body)
+
+	require.Equal(t, 0, s.stop(t), s.log.String())
+	info, err := os.Stat(data)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+
+	s2 := startServer(t, "--data", data, "--rate", "off")
+	resp, body = do(t, "GET", s2.base+"/get/mesh42/node-a", "")
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, "10.0.0.7:9000", body)
+	assert.Equal(t, expires, resp.Header.Get("X-Expires-At"), "expiry survives the restart")
+
+	resp, body = do(t, "GET", s2.base+"/get/ip/127.0.0.1/ssh", "")
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, "addr", body)
+
+	// The owner survives the restart: a write without the secret is refused.
+	resp, _ = do(t, "POST", s2.base+"/set/owned", "stolen")
+	assert.Equal(t, 403, resp.StatusCode)
+	resp, _ = do(t, "POST", s2.base+"/set/owned", "v2", "X-Owner-Secret", "s3cret")
+	assert.Equal(t, 200, resp.StatusCode)
+	_, body = do(t, "GET", s2.base+"/get/owned", "")
+	assert.Equal(t, "v2", body)
+	require.Equal(t, 0, s2.stop(t))
+	assert.Contains(t, s2.log.String(), "snapshot written")
+}
+
+func TestEndToEndCorruptSnapshotRefusesToStart(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "rendezvous.db")
+	s := startServer(t, "--data", data, "--rate", "off")
+	for i := range 20 {
+		resp, _ := do(t, "POST", s.base+"/set/k"+strconv.Itoa(i), "value")
+		require.Equal(t, 200, resp.StatusCode)
+	}
+	require.Equal(t, 0, s.stop(t))
+
+	raw, err := os.ReadFile(data)
+	require.NoError(t, err)
+	raw[len(raw)/2] ^= 0xff
+	require.NoError(t, os.WriteFile(data, raw, 0o600))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "--addr", "127.0.0.1:0", "--data", data).CombinedOutput()
+	require.Error(t, err, "start-up on a corrupt snapshot must fail")
+	assert.NotEqual(t, 0, exitCode(err))
+	assert.Contains(t, string(out), data, "the message names the file")
+
+	after, err := os.ReadFile(data)
+	require.NoError(t, err)
+	assert.Equal(t, raw, after, "the damaged file is left as it was")
+}
+
+func TestEndToEndProtocols(t *testing.T) {
+	s := startServer(t, "--data", "", "--rate", "off")
+	resp, body := do(t, "GET", s.base+"/", "", "User-Agent", "curl/8.5.0", "Accept", "*/*")
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Contains(t, resp.Header.Get("Content-Type"), "text/plain")
+	assert.Contains(t, body, s.base+"/set/", "usage shows this server's address")
+
+	resp, body = do(t, "GET", s.base+"/", "", "Accept", "text/html,application/xhtml+xml")
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Contains(t, resp.Header.Get("Content-Type"), "text/html")
+	assert.Contains(t, body, "<html")
+
+	// HTTP/2 with prior knowledge on the same port.
+	h2 := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: h2cOnly()}}
+	req, _ := http.NewRequest("POST", s.base+"/set/h2", strings.NewReader("over h2c"))
+	resp, err := h2.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, 2, resp.ProtoMajor)
+	resp, body = do(t, "GET", s.base+"/get/h2", "")
+	assert.Equal(t, "over h2c", body)
+	assert.Equal(t, 1, resp.ProtoMajor)
+	require.Equal(t, 0, s.stop(t))
+}
+
+func h2cOnly() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	return p
+}
+
+func TestEndToEndBadFlags(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-ttl", "soon"}, "max-ttl"},
+		{[]string{"--max-key-size", "-1"}, "max-key-size"},
+		{[]string{"--rate", "lots"}, "rate"},
+		{[]string{"--addr", "0.0.0.0:0"}, "insecure"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, binary, append(c.args, "--data", "")...).CombinedOutput()
+			require.Error(t, err)
+			assert.Equal(t, 2, exitCode(err))
+			assert.Contains(t, string(out), c.want)
+			assert.Equal(t, 1, strings.Count(strings.TrimSpace(string(out)), "\n")+1, "one line: %s", out)
+		})
+	}
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}

@@ -1,0 +1,232 @@
+// Package policy holds the rules every front end obeys: key syntax and size,
+// ip/ scoping, TTL bounds, value size, owner secrets and per-client costs.
+//
+// HTTP today, and later the KV Connect, Redis and line protocols, parse
+// their own wire format and then call a Service; none of them touches the
+// store directly, so no protocol can skip a rule another one enforces.
+package policy
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rendezvous-kv/rendezvous/limiter"
+	"github.com/rendezvous-kv/rendezvous/ttlstore"
+)
+
+// Config holds the limits a Service enforces.
+type Config struct {
+	MaxKeySize   int           // bytes, measured on the key as stored
+	MaxValueSize int           // bytes of value plus owner secret
+	MaxTTL       time.Duration // default and maximum TTL
+	CostRead     int           // tokens a read spends
+	CostWrite    int           // tokens a write spends
+}
+
+// Service applies the rules in Config to operations on a store.
+type Service struct {
+	store  *ttlstore.Store
+	limits *limiter.Limiter // nil: rate limiting is off
+	cfg    Config
+	now    func() time.Time
+}
+
+// New returns a Service over store. limits may be nil to disable rate
+// limiting. now may be nil for time.Now.
+func New(store *ttlstore.Store, limits *limiter.Limiter, cfg Config, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: store, limits: limits, cfg: cfg, now: now}
+}
+
+// Config returns the limits s enforces, for front ends that must size their
+// reads (a body is never read past MaxValueSize) or describe them.
+func (s *Service) Config() Config { return s.cfg }
+
+// Caller identifies who makes a request.
+type Caller struct {
+	// IP is the caller's address as the front end established it (the TCP
+	// peer, or a trusted proxy's forwarded address).
+	IP netip.Addr
+}
+
+// CanonicalIP returns ip unmapped from IPv4-in-IPv6 and without a zone, the
+// form used in ip/ keys and rate-limit buckets.
+func CanonicalIP(ip netip.Addr) netip.Addr {
+	return ip.Unmap().WithZone("")
+}
+
+// charge spends cost tokens from the caller's bucket.
+func (s *Service) charge(c Caller, cost int) error {
+	if s.limits == nil {
+		return nil
+	}
+	d := s.limits.Allow(c.IP, cost)
+	if d.Allowed {
+		return nil
+	}
+	return &Error{Kind: KindRateLimited, Message: "rate limit exceeded, retry after " +
+		strconv.Itoa(int(d.RetryAfter/time.Second)) + "s", Limit: &d}
+}
+
+// Get returns the live item under key. Keys are read as given: ip/ keys
+// are not rewritten on reads, so anyone can read ip/<addr>/<name>.
+func (s *Service) Get(c Caller, key string) (ttlstore.Item, error) {
+	if err := s.charge(c, s.cfg.CostRead); err != nil {
+		return ttlstore.Item{}, err
+	}
+	if err := s.checkKey(key); err != nil {
+		return ttlstore.Item{}, err
+	}
+	it, ok := s.store.Get(key)
+	if !ok {
+		return ttlstore.Item{}, errNotFound
+	}
+	return it, nil
+}
+
+// WriteOp selects what a write does.
+type WriteOp uint8
+
+// The write operations.
+const (
+	OpSet         WriteOp = iota + 1 // create or overwrite
+	OpLoadOrStore                    // create only; conflict returns the current item
+	OpCAS                            // overwrite when the value equals Expected
+	OpCASOrCreate                    // create, or overwrite when the value equals Expected
+)
+
+// WriteRequest is a write as a front end parsed it.
+type WriteRequest struct {
+	Key      string
+	Value    []byte
+	Secret   string        // owner secret, or empty
+	TTL      time.Duration // 0 means the default (Config.MaxTTL)
+	Expected []byte        // for OpCAS and OpCASOrCreate
+}
+
+// WriteResult reports a successful write.
+type WriteResult struct {
+	// Key is the key as stored: for ip/ keys it includes the caller's IP.
+	Key string
+	// Scoped is true when the key was rewritten into the caller's ip/ space.
+	Scoped bool
+	Item   ttlstore.Item
+}
+
+// Write performs op. A key starting with "ip/" is stored under
+// "ip/<caller-ip>/<rest>", so a caller can only ever write its own
+// address's namespace.
+func (s *Service) Write(c Caller, op WriteOp, req WriteRequest) (WriteResult, error) {
+	if err := s.charge(c, s.cfg.CostWrite); err != nil {
+		return WriteResult{}, err
+	}
+	key, scoped, err := s.scopeKey(c, req.Key)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	if len(req.Value)+len(req.Secret) > s.cfg.MaxValueSize {
+		return WriteResult{}, Errorf(KindBadRequest, "value too large: value plus owner secret may be at most %d bytes", s.cfg.MaxValueSize)
+	}
+	ttl := req.TTL
+	if ttl < 0 {
+		return WriteResult{}, Errorf(KindBadRequest, "ttl must be positive")
+	}
+	if ttl == 0 || ttl > s.cfg.MaxTTL {
+		ttl = s.cfg.MaxTTL
+	}
+	w := ttlstore.Write{
+		Value:   req.Value,
+		Expires: s.now().Add(ttl).UnixNano(),
+		Owner:   ttlstore.HashSecret(req.Secret),
+	}
+	var it ttlstore.Item
+	switch op {
+	case OpSet:
+		it, err = s.store.Set(key, w)
+	case OpLoadOrStore:
+		it, err = s.store.LoadOrStore(key, w)
+	case OpCAS:
+		it, err = s.store.CompareAndSwap(key, req.Expected, w)
+	case OpCASOrCreate:
+		it, err = s.store.CompareAndSwapOrCreate(key, req.Expected, w)
+	default:
+		return WriteResult{}, Errorf(KindBadRequest, "unknown write operation")
+	}
+	if err != nil {
+		return WriteResult{}, fromStore(err, it)
+	}
+	return WriteResult{Key: key, Scoped: scoped, Item: it}, nil
+}
+
+// scopeKey validates key and applies ip/ scoping for a write.
+func (s *Service) scopeKey(c Caller, key string) (string, bool, error) {
+	name, scoped := strings.CutPrefix(key, "ip/")
+	if !scoped {
+		return key, false, s.checkKey(key)
+	}
+	if name == "" {
+		return "", false, Errorf(KindBadRequest, "ip/ key needs a name after ip/")
+	}
+	ip := CanonicalIP(c.IP)
+	if !ip.IsValid() {
+		return "", false, Errorf(KindBadRequest, "ip/ keys need a caller address")
+	}
+	key = "ip/" + ip.String() + "/" + name
+	return key, true, s.checkKey(key)
+}
+
+// checkKey enforces the key syntax: non-empty UTF-8 without control
+// characters, at most MaxKeySize bytes.
+func (s *Service) checkKey(key string) error {
+	if key == "" {
+		return Errorf(KindBadRequest, "key is empty")
+	}
+	if len(key) > s.cfg.MaxKeySize {
+		return Errorf(KindBadRequest, "key too long: at most %d bytes (ip/ keys count with the address)", s.cfg.MaxKeySize)
+	}
+	for i := 0; i < len(key); i++ {
+		if b := key[i]; b < 0x20 || b == 0x7f {
+			return Errorf(KindBadRequest, "key contains a control character")
+		}
+	}
+	if !utf8.ValidString(key) {
+		return Errorf(KindBadRequest, "key is not valid UTF-8")
+	}
+	return nil
+}
+
+// ParseTTL parses a TTL given as a Go duration ("90s", "1h30m") or as plain
+// seconds ("600"). Zero, negative and unparsable TTLs are errors; a huge
+// number of seconds saturates, and Write caps it to MaxTTL.
+func ParseTTL(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, Errorf(KindBadRequest, "ttl is empty")
+	}
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil || isRange(err) {
+		if err != nil || n > uint64(1<<63-1)/uint64(time.Second) {
+			return 1<<63 - 1, nil
+		}
+		if n == 0 {
+			return 0, Errorf(KindBadRequest, "ttl must be positive")
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, Errorf(KindBadRequest, "ttl %q is not a duration (like 90s, 30m, 1h30m) or a number of seconds", s)
+	}
+	if d <= 0 {
+		return 0, Errorf(KindBadRequest, "ttl must be positive")
+	}
+	return d, nil
+}
+
+func isRange(err error) bool {
+	ne, ok := err.(*strconv.NumError)
+	return ok && ne.Err == strconv.ErrRange
+}
