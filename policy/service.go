@@ -69,8 +69,9 @@ func (s *Service) charge(c Caller, cost int) error {
 	if d.Allowed {
 		return nil
 	}
+	refused := d // a copy, so the allowed path keeps d on the stack
 	return &Error{Kind: KindRateLimited, Message: "rate limit exceeded, retry after " +
-		strconv.Itoa(int(d.RetryAfter/time.Second)) + "s", Limit: &d}
+		strconv.Itoa(int((refused.RetryAfter+time.Second-1)/time.Second)) + "s", Limit: &refused}
 }
 
 // Get returns the live item under key. Keys are read as given: ip/ keys

@@ -1,0 +1,213 @@
+package handlers_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rendezvous-kv/rendezvous/handlers"
+	"github.com/rendezvous-kv/rendezvous/limiter"
+	"github.com/rendezvous-kv/rendezvous/policy"
+	"github.com/rendezvous-kv/rendezvous/static"
+	"github.com/rendezvous-kv/rendezvous/ttlstore"
+)
+
+// The limits every test server enforces unless a test says otherwise.
+const (
+	maxKey   = 100
+	maxValue = 1000
+	maxTTL   = 2 * time.Hour
+)
+
+// peer is the default caller address of test requests.
+const (
+	peer   = "198.51.100.7:1234"
+	peerIP = "198.51.100.7"
+)
+
+// t0 is where every fake clock starts: a whole second, so that X-Expires-At
+// (Unix seconds) is exact.
+var t0 = time.Unix(1_700_000_000, 0)
+
+// fakeClock is a manually advanced clock shared by the store and the
+// policy, so that expiry can be tested without sleeping.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// env is one server stack, built the way main.go builds it.
+type env struct {
+	t     testing.TB
+	srv   *handlers.Server
+	store *ttlstore.Store
+	clock *fakeClock
+}
+
+// options tweak the stack an env builds.
+type options struct {
+	maxKeys  int
+	rate     *limiter.Config // nil: rate limiting off
+	trusted  handlers.ClientIP
+	onChange func(ttlstore.Change) error
+}
+
+func newEnv(t testing.TB) *env { return newEnvWith(t, options{}) }
+
+func newEnvWith(t testing.TB, o options) *env {
+	t.Helper()
+	clk := &fakeClock{t: t0}
+	store := ttlstore.New(ttlstore.Options{MaxKeys: o.maxKeys, Now: clk.Now, OnChange: o.onChange})
+	var lim *limiter.Limiter
+	if o.rate != nil {
+		var err error
+		lim, err = limiter.New(*o.rate)
+		require.NoError(t, err)
+	}
+	svc := policy.New(store, lim, policy.Config{
+		MaxKeySize:   maxKey,
+		MaxValueSize: maxValue,
+		MaxTTL:       maxTTL,
+		CostRead:     1,
+		CostWrite:    3,
+	}, clk.Now)
+	srv := handlers.New(svc, handlers.Config{
+		ClientIP: o.trusted,
+		Landing: static.Vars{
+			MaxKey: maxKey, MaxValue: maxValue, MaxKeys: o.maxKeys,
+			MaxTTL: "2h", Rate: "17 tokens per 1m, burst 17", CostRead: 1, CostWrite: 3,
+		},
+	})
+	return &env{t: t, srv: srv, store: store, clock: clk}
+}
+
+// defaultRate is the service's default budget: 17 tokens, refilled 17 a
+// minute.
+func defaultRate() *limiter.Config {
+	return &limiter.Config{Tokens: 17, Window: time.Minute}
+}
+
+// req describes one request; zero fields take defaults.
+type req struct {
+	method string // default GET, or POST when body is set
+	target string
+	body   io.Reader
+	remote string // default peer
+	header map[string]string
+}
+
+// do serves r and returns the recorded response.
+func (e *env) do(r req) *httptest.ResponseRecorder {
+	e.t.Helper()
+	if r.method == "" {
+		r.method = http.MethodGet
+	}
+	hr := httptest.NewRequest(r.method, r.target, r.body)
+	hr.RemoteAddr = peer
+	if r.remote != "" {
+		hr.RemoteAddr = r.remote
+	}
+	for k, v := range r.header {
+		hr.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, hr)
+	return rec
+}
+
+func (e *env) get(path string) *httptest.ResponseRecorder {
+	e.t.Helper()
+	return e.do(req{target: path})
+}
+
+func (e *env) post(path, body string, header ...string) *httptest.ResponseRecorder {
+	e.t.Helper()
+	return e.do(req{method: http.MethodPost, target: path, body: strings.NewReader(body), header: pairs(header)})
+}
+
+// pairs turns "k1", "v1", "k2", "v2" into a map.
+func pairs(kv []string) map[string]string {
+	if len(kv)%2 != 0 {
+		panic("odd header list")
+	}
+	m := make(map[string]string, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+// expiresAt is the X-Expires-At value of a write made now with ttl.
+func (e *env) expiresAt(ttl time.Duration) string {
+	return itoa(e.clock.Now().Add(ttl).Unix())
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// assertOK checks a successful write answering body.
+func assertOK(t testing.TB, rec *httptest.ResponseRecorder, body string) {
+	t.Helper()
+	assert.Equal(t, http.StatusOK, rec.Code, "body: %q", rec.Body.String())
+	assert.Equal(t, body, rec.Body.String())
+}
+
+// assertValue checks a response carrying a stored value.
+func assertValue(t testing.TB, rec *httptest.ResponseRecorder, status int, value, expires string) {
+	t.Helper()
+	assert.Equal(t, status, rec.Code, "body: %q", rec.Body.String())
+	assert.Equal(t, value, rec.Body.String())
+	assert.Equal(t, "application/octet-stream", rec.Header().Get("Content-Type"))
+	if expires != "" {
+		assert.Equal(t, expires, rec.Header().Get("X-Expires-At"))
+	} else {
+		assert.NotEmpty(t, rec.Header().Get("X-Expires-At"))
+	}
+}
+
+// assertError checks a refusal: the status, and a body of exactly one
+// plain-text line.
+func assertError(t testing.TB, rec *httptest.ResponseRecorder, status int, contains string) {
+	t.Helper()
+	assert.Equal(t, status, rec.Code, "body: %q", rec.Body.String())
+	body := rec.Body.String()
+	assert.True(t, strings.HasSuffix(body, "\n"), "error body %q must end in a newline", body)
+	assert.Equal(t, 1, strings.Count(body, "\n"), "error body %q must be one line", body)
+	assert.True(t, strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain"), "Content-Type %q", rec.Header().Get("Content-Type"))
+	if contains != "" {
+		assert.Contains(t, body, contains)
+	}
+}
+
+// httptestRequest is httptest.NewRequest from the default peer.
+func httptestRequest(method, target string, body io.Reader) *http.Request {
+	r := httptest.NewRequest(method, target, body)
+	r.RemoteAddr = peer
+	return r
+}
+
+// serve serves a prepared request.
+func (e *env) serve(r *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, r)
+	return rec
+}
