@@ -60,6 +60,8 @@ func (it Item) Owned() bool { return it.Owner != "" }
 
 // Write is the new state a write operation asks for.
 type Write struct {
+	// Value is kept by the store, not copied: the caller must not modify it
+	// after the call.
 	Value   []byte
 	Expires int64 // Unix nanoseconds; 0 means never.
 	// Owner is the hash of the caller's secret, or empty. On a new or unowned

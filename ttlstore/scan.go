@@ -34,9 +34,14 @@ func (s *Store) Snapshot(fn func(Item) error) error {
 
 // Restore inserts it as loaded from disk, bypassing owner checks, the
 // capacity cap and OnChange. An item replaces an existing one only when its
-// version is higher, so replaying records in any order converges. The
-// version counter moves past every restored version, so versions never
-// repeat after a restart.
+// version is higher, so a journal replayed on top of a newer snapshot
+// leaves the newer entries alone. (Replay must still be in journal order:
+// deletes leave no tombstone, so a delete replayed before an older set of
+// the same key would not shadow it.) Expired
+// items are inserted too, because they still shadow older versions of the
+// key that a journal may replay after them; Reap removes them. The version
+// counter moves past every restored version, so versions never repeat
+// after a restart.
 func (s *Store) Restore(it Item) {
 	s.AdvanceVersion(it.Version)
 	sh := s.shardFor(it.Key)
@@ -177,4 +182,22 @@ func (h *cursorHeap) Pop() any {
 	c := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return c
+}
+
+// RestoreDelete replays a deletion loaded from disk: the entry under key is
+// removed only when its version is lower than version, so a replayed delete
+// never removes a newer write. Like Restore it bypasses OnChange.
+func (s *Store) RestoreDelete(key string, version uint64) {
+	s.AdvanceVersion(version)
+	sh := s.shardFor(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.m[key]
+	if e == nil || e.version >= version {
+		return
+	}
+	delete(sh.m, key)
+	sh.tree.Delete(e)
+	sh.setExpiry(e, 0)
+	s.count.Add(-1)
 }

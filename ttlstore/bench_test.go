@@ -1,0 +1,247 @@
+package ttlstore_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rendezvous-kv/rendezvous/ttlstore"
+)
+
+var benchValue = []byte("0123456789abcdef0123456789abcdef") // 32 bytes, shared
+
+func benchKeys(prefix string, n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%s%08d", prefix, i)
+	}
+	return keys
+}
+
+// fill builds a store holding keys, a third of them with a far expiry so
+// the expiry heaps are populated too.
+func fill(tb testing.TB, keys []string) *ttlstore.Store {
+	s := ttlstore.New(ttlstore.Options{})
+	far := time.Now().Add(24 * time.Hour).UnixNano()
+	for i, k := range keys {
+		w := ttlstore.Write{Value: benchValue}
+		if i%3 == 0 {
+			w.Expires = far
+		}
+		if _, err := s.Set(k, w); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return s
+}
+
+// Read-only fixtures are built once per process and shared by every
+// benchmark (and every -cpu value) that only reads them.
+var (
+	get100kOnce  sync.Once
+	get100kStore *ttlstore.Store
+	get100kKeys  []string
+)
+
+func store100k(tb testing.TB) (*ttlstore.Store, []string) {
+	get100kOnce.Do(func() {
+		get100kKeys = benchKeys("key/", 100_000)
+		get100kStore = fill(tb, get100kKeys)
+	})
+	return get100kStore, get100kKeys
+}
+
+var sinkItem ttlstore.Item
+var sinkBool bool
+
+func TestGetDoesNotAllocate(t *testing.T) {
+	s, keys := store100k(t)
+	key := keys[12345]
+	missing := "key/missing"
+	var it ttlstore.Item
+	var ok bool
+	allocs := testing.AllocsPerRun(1000, func() {
+		it, ok = s.Get(key)
+	})
+	require.True(t, ok)
+	require.Equal(t, key, it.Key)
+	require.Zero(t, allocs, "Get of an existing key allocates")
+
+	allocs = testing.AllocsPerRun(1000, func() {
+		_, ok = s.Get(missing)
+	})
+	require.False(t, ok)
+	require.Zero(t, allocs, "Get of a missing key allocates")
+}
+
+func BenchmarkGet(b *testing.B) {
+	s, keys := store100k(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		sinkItem, sinkBool = s.Get(keys[i%len(keys)])
+		i++
+	}
+	if !sinkBool {
+		b.Fatal("key missing")
+	}
+}
+
+func BenchmarkGetMissing(b *testing.B) {
+	s, _ := store100k(b)
+	missing := benchKeys("nokey/", 4096)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		sinkItem, sinkBool = s.Get(missing[i%len(missing)])
+		i++
+	}
+	if sinkBool {
+		b.Fatal("missing key found")
+	}
+}
+
+func BenchmarkSetOverwrite(b *testing.B) {
+	keys := benchKeys("key/", 100_000)
+	s := fill(b, keys)
+	w := ttlstore.Write{Value: benchValue, Expires: time.Now().Add(time.Hour).UnixNano()}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		it, err := s.Set(keys[i%len(keys)], w)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sinkItem = it
+		i++
+	}
+}
+
+func BenchmarkSetNew(b *testing.B) {
+	// Keys are made up front so the figure is the store's cost, not
+	// fmt's; when they run out the store is replaced off the clock.
+	keys := benchKeys("new/", 1<<20)
+	s := ttlstore.New(ttlstore.Options{})
+	w := ttlstore.Write{Value: benchValue}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		if i == len(keys) {
+			b.StopTimer()
+			s, i = ttlstore.New(ttlstore.Options{}), 0
+			b.StartTimer()
+		}
+		it, err := s.Set(keys[i], w)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sinkItem = it
+		i++
+	}
+}
+
+var (
+	mixedOnce  sync.Once
+	mixedStore *ttlstore.Store
+	mixedKeys  []string
+)
+
+func BenchmarkParallelMixed(b *testing.B) {
+	// RunParallel needs b.N, so the function runs several times; the data
+	// is built once and reused.
+	mixedOnce.Do(func() {
+		mixedKeys = benchKeys("key/", 100_000)
+		mixedStore = fill(b, mixedKeys)
+	})
+	s, keys := mixedStore, mixedKeys
+	var seed atomic.Uint64
+	w := ttlstore.Write{Value: benchValue}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(seed.Add(1), 7))
+		var it ttlstore.Item
+		for pb.Next() {
+			r := rng.Uint32()
+			key := keys[int(r>>8)%len(keys)]
+			if r%10 == 0 {
+				var err error
+				if it, err = s.Set(key, w); err != nil {
+					panic(err)
+				}
+			} else {
+				it, _ = s.Get(key)
+			}
+		}
+		_ = it
+	})
+}
+
+var (
+	range1MOnce     sync.Once
+	range1MStore    *ttlstore.Store
+	range1MPrefixes []string
+)
+
+const (
+	rangePrefixes  = 1000
+	rangePerPrefix = 1000 // 1,000,000 keys in all
+)
+
+func store1M(tb testing.TB) (*ttlstore.Store, []string) {
+	range1MOnce.Do(func() {
+		s := ttlstore.New(ttlstore.Options{})
+		w := ttlstore.Write{Value: benchValue}
+		for p := range rangePrefixes {
+			prefix := fmt.Sprintf("tenant%04d/", p)
+			range1MPrefixes = append(range1MPrefixes, prefix)
+			for i := range rangePerPrefix {
+				if _, err := s.Set(fmt.Sprintf("%sobj%06d", prefix, i), w); err != nil {
+					tb.Fatal(err)
+				}
+			}
+		}
+		range1MStore = s
+	})
+	return range1MStore, range1MPrefixes
+}
+
+// prefixEnd returns the smallest key greater than every key starting with
+// prefix (prefix ends in '/', so bumping that byte is enough).
+func prefixEnd(prefix string) string {
+	return prefix[:len(prefix)-1] + string(prefix[len(prefix)-1]+1)
+}
+
+func BenchmarkRange100Of1M(b *testing.B) {
+	s, prefixes := store1M(b)
+	if n := s.Len(); n != rangePrefixes*rangePerPrefix {
+		b.Fatalf("store holds %d keys", n)
+	}
+	type bound struct{ start, end string }
+	bounds := make([]bound, len(prefixes))
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i, p := range prefixes {
+		// start somewhere inside the prefix, leaving at least 100 keys
+		bounds[i] = bound{fmt.Sprintf("%sobj%06d", p, rng.IntN(rangePerPrefix-100)), prefixEnd(p)}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		bd := bounds[i%len(bounds)]
+		items := s.Range(bd.start, bd.end, 100)
+		if len(items) != 100 {
+			b.Fatalf("got %d items", len(items))
+		}
+		i++
+	}
+}
