@@ -10,27 +10,30 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rendezvous-kv/rendezvous/persist"
 )
 
 // config is everything the command line and environment can set.
 type config struct {
-	Addr          string
-	Data          string
-	MaxKeySize    int
-	MaxValueSize  int
-	MaxKeys       int
-	MaxTTL        time.Duration
-	SaveInterval  time.Duration
-	Rate          rateSpec
-	RateBurst     int
-	CostRead      int
-	CostWrite     int
-	IPv4Prefix    int
-	IPv6Prefix    int
-	RateClients   int
-	TrustedProxy  prefixList
-	Insecure      bool
-	LocalWarnings bool
+	Addr         string
+	Data         string
+	MaxKeySize   int
+	MaxValueSize int
+	MaxKeys      int
+	MaxTTL       time.Duration
+	SaveInterval time.Duration
+	Rate         rateSpec
+	RateBurst    int
+	CostRead     int
+	CostWrite    int
+	IPv4Prefix   int
+	IPv6Prefix   int
+	RateClients  int
+	TrustedProxy prefixList
+	Insecure     bool
+	Fsync        persist.SyncMode
+	Repair       bool
 }
 
 // rateSpec is "N/DURATION" (tokens per window) or "off".
@@ -156,6 +159,12 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.IntVar(&c.RateClients, "rate-clients", c.RateClients, "maximum buckets kept; beyond it new clients share one")
 	fs.Var(&c.TrustedProxy, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For/X-Real-IP is believed (repeatable, comma-separated)")
 	fs.BoolVar(&c.Insecure, "insecure", false, "allow plaintext HTTP on a non-loopback address")
+	fs.Func("fsync", "when journal records reach the disk: always, everysec or no (default everysec)", func(s string) error {
+		m, err := persist.ParseSyncMode(s)
+		c.Fsync = m
+		return err
+	})
+	fs.BoolVar(&c.Repair, "repair", false, "start despite a damaged snapshot or journal: keep the records before the damage, move the file aside")
 
 	// The original server's flags, so existing units keep working.
 	var legacyListen, legacyPort string

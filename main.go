@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -47,21 +47,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
-	store := ttlstore.New(ttlstore.Options{MaxKeys: cfg.MaxKeys})
-	if cfg.Data != "" {
-		start := time.Now()
-		stats, err := persist.ReadFile(cfg.Data, func(it ttlstore.Item) error {
-			if it.Expires == 0 || it.Expires > start.UnixNano() {
-				store.Restore(it)
-			}
+	// The journal is opened after recovery, so the store reaches it through
+	// this variable; nothing mutates the store before it is set.
+	var journal *persist.Journal
+	store := ttlstore.New(ttlstore.Options{MaxKeys: cfg.MaxKeys, OnChange: func(c ttlstore.Change) error {
+		if journal == nil {
 			return nil
-		})
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			log.Error("cannot load snapshot; refusing to start so it is not overwritten", "err", err)
+		}
+		return journal.Append(c)
+	}})
+	var saver *persist.Saver
+	if cfg.Data != "" {
+		rec, err := persist.Recover(cfg.Data, store, cfg.Repair, log)
+		if err != nil {
+			log.Error("cannot load data; refusing to start so nothing is overwritten", "err", err)
 			return 1
 		}
-		store.AdvanceVersion(stats.MaxVersion)
-		log.Info("snapshot loaded", "file", cfg.Data, "keys", store.Len(), "records", stats.Keys, "duration", time.Since(start))
+		expired := store.Reap(time.Now(), math.MaxInt)
+		log.Info("data loaded", "file", cfg.Data, "keys", store.Len(), "snapshot_keys", rec.SnapshotKeys,
+			"journal_files", rec.JournalFiles, "journal_records", rec.JournalRecords, "expired", expired, "duration", rec.Duration)
+		if journal, err = persist.OpenJournal(cfg.Data, cfg.Fsync); err != nil {
+			log.Error("cannot open journal", "err", err)
+			return 1
+		}
+		saver = &persist.Saver{Path: cfg.Data, Source: store.Snapshot, Version: store.Version, Journal: journal, Log: log}
+		if len(rec.MovedAside) > 0 || rec.JournalRecords > 0 {
+			// Repaired records live only in memory until saved; replayed
+			// ones are folded into one snapshot so the next start is fast.
+			if err := saver.Save(); err != nil {
+				return 1
+			}
+		}
 	}
 
 	var limits *limiter.Limiter
@@ -85,6 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxTTL:       cfg.MaxTTL,
 		CostRead:     cfg.CostRead,
 		CostWrite:    cfg.CostWrite,
+		Commit:       commitFunc(journal),
 	}, nil)
 	api := handlers.New(svc, handlers.Config{
 		ClientIP: handlers.ClientIP{Trusted: cfg.TrustedProxy},
@@ -122,13 +139,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if limits != nil {
 		go limits.Run(bg, 30*time.Second)
 	}
-	var saver *persist.Saver
-	if cfg.Data != "" {
-		saver = &persist.Saver{Path: cfg.Data, Source: store.Snapshot, Version: store.Version, Log: log}
+	if saver != nil {
 		go saver.Run(bg, cfg.SaveInterval)
+		go journal.Run(bg)
 	}
 
-	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.Data, "keys", store.Len(),
+	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.Data, "fsync", cfg.Fsync.String(), "keys", store.Len(),
 		"max_keys", cfg.MaxKeys, "max_ttl", cfg.MaxTTL, "rate", cfg.rateText())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -152,9 +168,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		if err := saver.Save(); err != nil {
 			code = 1
 		}
+		if err := journal.Close(); err != nil {
+			log.Error("closing journal", "err", err)
+			code = 1
+		}
 	}
 	log.Info("stopped", "keys", store.Len())
 	return code
+}
+
+// commitFunc returns the journal's Commit, or nil when running in memory.
+func commitFunc(j *persist.Journal) func() error {
+	if j == nil {
+		return nil
+	}
+	return j.Commit
 }
 
 // rateText describes the rate limit for logs and the landing page.

@@ -183,6 +183,13 @@ func EncodeVersion(w io.Writer, version uint64, iterate func(yield func(ttlstore
 }
 
 func encodeItem(enc *msgpack.Encoder, buf *bytes.Buffer, it ttlstore.Item) error {
+	_ = enc.EncodeArrayLen(itemFields)
+	return encodeItemFields(enc, buf, it)
+}
+
+// encodeItemFields writes the five item fields; a journal record puts its
+// operation in front of the same fields.
+func encodeItemFields(enc *msgpack.Encoder, buf *bytes.Buffer, it ttlstore.Item) error {
 	if len(it.Owner) != 0 && len(it.Owner) != ownerLen {
 		return fmt.Errorf("key %.64q: owner is %d bytes, want 0 or %d", it.Key, len(it.Owner), ownerLen)
 	}
@@ -197,7 +204,6 @@ func encodeItem(enc *msgpack.Encoder, buf *bytes.Buffer, it ttlstore.Item) error
 		// one encoding per value and lets the decoder reject nil.
 		value = []byte{}
 	}
-	_ = enc.EncodeArrayLen(itemFields)
 	_ = enc.EncodeString(it.Key)
 	_ = enc.EncodeBytes(value)
 	_ = enc.EncodeInt(it.Expires)

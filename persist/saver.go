@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
@@ -21,10 +22,26 @@ type Saver struct {
 	// before Source runs and recorded so versions never repeat after a
 	// restart.
 	Version func() uint64
+	// Journal, when set, is rotated before each snapshot and its covered
+	// generations removed after it.
+	Journal *Journal
 	// Log receives one line per snapshot; nil discards.
 	Log *slog.Logger
 
-	mu sync.Mutex
+	mu        sync.Mutex
+	lastBytes atomic.Int64
+}
+
+// journalFloor is the journal size below which churn never triggers a
+// snapshot by itself: small stores would otherwise snapshot constantly.
+const journalFloor = 8 << 20
+
+// JournalLimit returns the journal size that triggers an early snapshot:
+// twice the last snapshot, at least journalFloor. Beyond it, replaying the
+// journal costs more than loading a fresh snapshot, and constant TTL
+// refreshes of the same keys would otherwise grow the disk forever.
+func (s *Saver) JournalLimit() int64 {
+	return max(journalFloor, 2*s.lastBytes.Load())
 }
 
 // Save writes one snapshot and logs its size and duration.
@@ -35,6 +52,15 @@ func (s *Saver) Save() error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var covered uint64
+	if s.Journal != nil {
+		gen, err := s.Journal.Rotate()
+		if err != nil {
+			log.Error("snapshot skipped: journal rotation failed", "file", s.Path, "err", err)
+			return err
+		}
+		covered = gen
+	}
 	var version uint64
 	if s.Version != nil {
 		version = s.Version()
@@ -44,21 +70,35 @@ func (s *Saver) Save() error {
 		log.Error("snapshot failed", "file", s.Path, "err", err)
 		return err
 	}
+	s.lastBytes.Store(stats.Bytes)
+	if s.Journal != nil {
+		if err := s.Journal.RemoveThrough(covered); err != nil {
+			log.Warn("snapshot written, but old journal files could not be removed", "err", err)
+		}
+	}
 	log.Info("snapshot written", "file", s.Path, "keys", stats.Keys, "bytes", stats.Bytes, "duration", stats.Duration)
 	return nil
 }
 
-// Run saves every interval until ctx is done. A failed save is logged and
-// retried at the next tick; the previous snapshot stays in place.
+// Run saves every interval, and early whenever the journal passes
+// JournalLimit, until ctx is done. A failed save is logged and retried at
+// the next tick; the previous snapshot stays in place.
 func (s *Saver) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			s.Save()
+		case <-check.C:
+			if s.Journal != nil && s.Journal.Size() > s.JournalLimit() {
+				s.Save()
+				t.Reset(interval)
+			}
 		}
 	}
 }

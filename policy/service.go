@@ -24,6 +24,10 @@ type Config struct {
 	MaxTTL       time.Duration // default and maximum TTL
 	CostRead     int           // tokens a read spends
 	CostWrite    int           // tokens a write spends
+	// Commit, when set, is called after a write is applied and before it is
+	// acknowledged; it returns once the write is durable (a journal's group
+	// commit). An error turns the answer into "storage unavailable".
+	Commit func() error
 }
 
 // Service applies the rules in Config to operations on a store.
@@ -161,7 +165,21 @@ func (s *Service) Write(c Caller, op WriteOp, req WriteRequest) (WriteResult, er
 	if err != nil {
 		return WriteResult{}, fromStore(err, it)
 	}
+	if err := s.commit(); err != nil {
+		return WriteResult{}, err
+	}
 	return WriteResult{Key: key, Scoped: scoped, Item: it}, nil
+}
+
+// commit waits until applied writes are durable.
+func (s *Service) commit() error {
+	if s.cfg.Commit == nil {
+		return nil
+	}
+	if err := s.cfg.Commit(); err != nil {
+		return &Error{Kind: KindUnavailable, Message: "storage unavailable: " + err.Error()}
+	}
+	return nil
 }
 
 // scopeKey validates key and applies ip/ scoping for a write.

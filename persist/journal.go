@@ -1,0 +1,420 @@
+package persist
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/rendezvous-kv/rendezvous/ttlstore"
+)
+
+// JournalMagic starts every journal file.
+const JournalMagic = "RDVJRNL\x00"
+
+// journalFields is the field count of a journal record:
+// [op, key, value, expires, owner, version].
+const journalFields = 6
+
+// SyncMode says when journal records reach the disk, the same trade Redis
+// makes with appendfsync.
+type SyncMode uint8
+
+// The sync modes.
+const (
+	// SyncEverySec writes each record to the OS before the write is
+	// acknowledged and fsyncs once a second: a process crash loses nothing,
+	// a power cut at most about a second.
+	SyncEverySec SyncMode = iota
+	// SyncAlways acknowledges a write only after its record is fsynced.
+	// Concurrent writers share one fsync (group commit).
+	SyncAlways
+	// SyncNo writes records to the OS and leaves flushing to it.
+	SyncNo
+)
+
+// ParseSyncMode parses "always", "everysec" or "no".
+func ParseSyncMode(s string) (SyncMode, error) {
+	switch s {
+	case "always":
+		return SyncAlways, nil
+	case "everysec":
+		return SyncEverySec, nil
+	case "no":
+		return SyncNo, nil
+	}
+	return 0, fmt.Errorf("want always, everysec or no")
+}
+
+func (m SyncMode) String() string {
+	switch m {
+	case SyncAlways:
+		return "always"
+	case SyncNo:
+		return "no"
+	}
+	return "everysec"
+}
+
+// journalFile is the part of *os.File the journal uses; tests substitute
+// one that fails on demand.
+type journalFile interface {
+	Write([]byte) (int, error)
+	Sync() error
+	Truncate(int64) error
+	Close() error
+}
+
+// Journal is an append-only log of mutations between snapshots, kept in
+// numbered generation files beside the snapshot (<data>.journal.<gen>).
+// A snapshot rotates to a new generation first and removes the older ones
+// once it is safely in place, so the journal never grows without bound.
+//
+// Append is called by the store for each mutation while the key's shard
+// lock is held; it only encodes into memory. Commit, called before a write
+// is acknowledged, makes everything appended so far durable in the chosen
+// mode. The first caller to find unwritten records writes them all (and
+// fsyncs in SyncAlways) while later callers wait for it, so concurrent
+// writers share one system call.
+type Journal struct {
+	path string // snapshot path; generations are path.journal.<gen>
+	mode SyncMode
+
+	// open replaces os.OpenFile in tests.
+	open func(name string) (journalFile, error)
+
+	syncMu sync.Mutex // serialises fsyncs with rotation, so a file is never closed under a Sync
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	f        journalFile
+	gen      uint64
+	fileSize int64  // bytes of the current generation known to be written
+	buf      []byte // framed records not yet written
+	spare    []byte
+	appended int64 // bytes ever appended (a position across generations)
+	written  int64 // of those, handed to the OS
+	synced   int64 // of those, fsynced
+	flushing bool
+	err      error // sticky: set by a failed write, cleared by a rotation
+
+	enc    *msgpack.Encoder
+	encBuf bytes.Buffer
+	frame  [FrameHeaderSize]byte
+}
+
+// OpenJournal starts a new journal generation after the highest one found
+// beside path. Older generations stay until a snapshot covers them.
+func OpenJournal(path string, mode SyncMode) (*Journal, error) {
+	j := &Journal{path: path, mode: mode, open: openJournalFile}
+	j.cond = sync.NewCond(&j.mu)
+	j.enc = msgpack.NewEncoder(&j.encBuf)
+	gens, err := journalGenerations(path)
+	if err != nil {
+		return nil, err
+	}
+	next := uint64(1)
+	if len(gens) > 0 {
+		next = gens[len(gens)-1].gen + 1
+	}
+	if err := j.startGeneration(next); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+func openJournalFile(name string) (journalFile, error) {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// journalName returns the file name of generation gen. Generations are
+// zero-padded so they also sort by name.
+func journalName(path string, gen uint64) string {
+	return fmt.Sprintf("%s.journal.%016d", path, gen)
+}
+
+type generation struct {
+	gen  uint64
+	name string
+}
+
+// journalGenerations lists the journal files beside path, oldest first.
+func journalGenerations(path string) ([]generation, error) {
+	names, err := filepath.Glob(path + ".journal.*")
+	if err != nil {
+		return nil, err
+	}
+	var gens []generation
+	for _, name := range names {
+		n, err := strconv.ParseUint(strings.TrimPrefix(name, path+".journal."), 10, 64)
+		if err != nil {
+			continue // a damaged file moved aside, or someone else's
+		}
+		gens = append(gens, generation{gen: n, name: name})
+	}
+	sort.Slice(gens, func(a, b int) bool { return gens[a].gen < gens[b].gen })
+	return gens, nil
+}
+
+// startGeneration opens generation gen and writes its magic. The caller
+// holds no lock or holds j.mu with no flush in progress.
+func (j *Journal) startGeneration(gen uint64) error {
+	name := journalName(j.path, gen)
+	f, err := j.open(name)
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", name, err)
+	}
+	if _, err := f.Write([]byte(JournalMagic)); err != nil {
+		f.Close()
+		os.Remove(name)
+		return fmt.Errorf("journal %s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(name)
+		return fmt.Errorf("journal %s: %w", name, err)
+	}
+	if err := syncDir(filepath.Dir(name)); err != nil {
+		f.Close()
+		return fmt.Errorf("journal %s: %w", name, err)
+	}
+	j.f, j.gen, j.fileSize = f, gen, int64(len(JournalMagic))
+	return nil
+}
+
+// Append records c. Expiry removals are not recorded: replay drops expired
+// entries by their own expiry. It returns the sticky write error, if any,
+// so the store refuses the mutation instead of applying an unrecorded one.
+func (j *Journal) Append(c ttlstore.Change) error {
+	var op uint64
+	switch c.Op {
+	case ttlstore.OpSet:
+		op = 1
+	case ttlstore.OpDelete:
+		op = 2
+	default:
+		return nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return j.err
+	}
+	it := c.Item
+	if c.Op == ttlstore.OpDelete {
+		it.Value, it.Owner, it.Expires = nil, "", 0
+	}
+	j.encBuf.Reset()
+	_ = j.enc.EncodeArrayLen(journalFields)
+	_ = j.enc.EncodeUint(op)
+	if err := encodeItemFields(j.enc, &j.encBuf, it); err != nil {
+		return err
+	}
+	payload := j.encBuf.Bytes()
+	putFrameHeader(&j.frame, payload)
+	j.buf = append(j.buf, j.frame[:]...)
+	j.buf = append(j.buf, payload...)
+	j.appended += int64(FrameHeaderSize + len(payload))
+	return nil
+}
+
+// Commit returns once every record appended before the call is written to
+// the OS (SyncEverySec, SyncNo) or fsynced (SyncAlways). It returns the
+// write error if that could not be done; the caller must then not
+// acknowledge the write.
+func (j *Journal) Commit() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	target := j.appended
+	for {
+		if j.err != nil {
+			return j.err
+		}
+		done := j.written
+		if j.mode == SyncAlways {
+			done = j.synced
+		}
+		if done >= target {
+			return nil
+		}
+		if j.flushing {
+			j.cond.Wait()
+			continue
+		}
+		j.flushLocked()
+	}
+}
+
+// flushLocked writes every pending record, releasing j.mu during the I/O so
+// that other writers keep appending (they form the next batch).
+func (j *Journal) flushLocked() {
+	j.flushing = true
+	buf, end, f := j.buf, j.appended, j.f
+	j.buf = j.spare[:0]
+	sync := j.mode == SyncAlways
+	j.mu.Unlock()
+
+	_, err := f.Write(buf)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+
+	j.mu.Lock()
+	if cap(buf) <= 1<<20 {
+		j.spare = buf[:0] // reuse, unless one burst made it huge
+	} else {
+		j.spare = nil
+	}
+	if err != nil {
+		// Cut off whatever part of the batch reached the file, so the next
+		// start does not find a torn record in the middle of the journal.
+		_ = f.Truncate(j.fileSize)
+		j.err = fmt.Errorf("journal write failed: %w", err)
+	} else {
+		j.fileSize += int64(len(buf))
+		j.written = end
+		if sync {
+			j.synced = end
+		}
+	}
+	j.flushing = false
+	j.cond.Broadcast()
+}
+
+// waitIdleLocked waits until no flush is in progress and nothing is pending,
+// writing the pending records itself if needed.
+func (j *Journal) drainLocked() {
+	for j.flushing {
+		j.cond.Wait()
+	}
+	if len(j.buf) > 0 && j.err == nil {
+		j.flushLocked()
+		for j.flushing {
+			j.cond.Wait()
+		}
+	}
+}
+
+// Sync fsyncs what has been written so far. SyncEverySec calls it each
+// second from Run; a snapshot calls it through Rotate.
+func (j *Journal) Sync() error {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	j.mu.Lock()
+	f, target := j.f, j.written
+	if j.synced >= target || j.err != nil {
+		j.mu.Unlock()
+		return nil
+	}
+	j.mu.Unlock()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("journal fsync: %w", err)
+	}
+	j.mu.Lock()
+	j.synced = max(j.synced, target)
+	j.mu.Unlock()
+	return nil
+}
+
+// Run fsyncs once a second in SyncEverySec mode until ctx is done.
+func (j *Journal) Run(ctx context.Context) {
+	if j.mode != SyncEverySec {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = j.Sync()
+		}
+	}
+}
+
+// Rotate makes the current generation durable, closes it and starts the
+// next. It returns the generation that was closed: once a snapshot taken
+// after Rotate is in place, that generation and older ones are redundant.
+// A successful rotation clears an earlier write error, since the records
+// that failed are in memory and the snapshot about to be taken saves them.
+func (j *Journal) Rotate() (uint64, error) {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.drainLocked()
+	old, f := j.gen, j.f
+	if err := f.Sync(); err != nil && j.err == nil {
+		return 0, fmt.Errorf("journal fsync: %w", err)
+	}
+	if err := j.startGeneration(old + 1); err != nil {
+		j.f = f
+		return 0, err
+	}
+	f.Close()
+	j.err = nil
+	j.written = j.appended
+	j.synced = j.appended
+	j.cond.Broadcast()
+	return old, nil
+}
+
+// RemoveThrough deletes the journal generations up to and including gen.
+func (j *Journal) RemoveThrough(gen uint64) error {
+	gens, err := journalGenerations(j.path)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, g := range gens {
+		if g.gen <= gen {
+			if err := os.Remove(g.name); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Size returns the bytes in the current generation, written or pending;
+// the saver compares it with the snapshot size to decide when churn alone
+// calls for a new snapshot.
+func (j *Journal) Size() int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.fileSize + int64(len(j.buf))
+}
+
+// Close writes and fsyncs pending records and closes the current file.
+func (j *Journal) Close() error {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.drainLocked()
+	err := j.err
+	if serr := j.f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := j.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		j.err = errors.New("journal is closed")
+	}
+	return err
+}

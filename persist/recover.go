@@ -1,0 +1,182 @@
+package persist
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/rendezvous-kv/rendezvous/ttlstore"
+)
+
+// Restorer is what recovery loads into; *ttlstore.Store implements it.
+// Restore and RestoreDelete must be idempotent by version (a record only
+// takes effect over an older version), which is what makes replaying a
+// journal on top of a newer snapshot safe.
+type Restorer interface {
+	Restore(ttlstore.Item)
+	RestoreDelete(key string, version uint64)
+	AdvanceVersion(uint64)
+}
+
+// RecoverStats describes a recovery.
+type RecoverStats struct {
+	SnapshotKeys   int
+	JournalFiles   int
+	JournalRecords int
+	// TornTails counts journal files whose incomplete last record was cut.
+	TornTails int
+	// MovedAside lists damaged files that --repair renamed out of the way.
+	MovedAside []string
+	Duration   time.Duration
+}
+
+// Recover loads the snapshot at path and replays the journal generations
+// beside it, oldest first.
+//
+// A journal that ends inside a record (a write torn by a crash) is cut back
+// to its last whole record and recovery goes on: under SyncAlways that
+// record was never acknowledged. Any other damage, in a journal or in the
+// snapshot, stops recovery with an error naming the file and byte offset,
+// unless repair is set: then the records before the damage are kept, the
+// damaged file is renamed aside (never deleted) and recovery goes on. After
+// a repair the caller should write a snapshot at once, since the kept
+// records now live only in memory.
+func Recover(path string, into Restorer, repair bool, log *slog.Logger) (RecoverStats, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	start := time.Now()
+	var st RecoverStats
+	snap, err := ReadFile(path, func(it ttlstore.Item) error {
+		into.Restore(it)
+		return nil
+	})
+	st.SnapshotKeys = snap.Keys
+	switch {
+	case err == nil:
+		into.AdvanceVersion(snap.MaxVersion)
+	case errors.Is(err, fs.ErrNotExist):
+	case !repair:
+		return st, err
+	default:
+		aside, merr := moveAside(path)
+		if merr != nil {
+			return st, fmt.Errorf("%v; moving it aside failed: %w", err, merr)
+		}
+		log.Warn("repair: snapshot damaged; kept the records before the damage and moved the file aside",
+			"err", err, "moved_to", aside, "kept", snap.Keys)
+		st.MovedAside = append(st.MovedAside, aside)
+	}
+
+	gens, err := journalGenerations(path)
+	if err != nil {
+		return st, err
+	}
+	for _, g := range gens {
+		n, err := replayJournal(g.name, into)
+		st.JournalFiles++
+		st.JournalRecords += n
+		var re *RecordError
+		switch {
+		case err == nil:
+		case errors.As(err, &re) && errors.Is(err, ErrTruncated):
+			if terr := os.Truncate(g.name, re.Offset); terr != nil {
+				return st, fmt.Errorf("journal %s: cutting torn tail at byte %d: %w", g.name, re.Offset, terr)
+			}
+			log.Warn("journal ended inside a record (torn write); cut it at the last whole record",
+				"file", g.name, "offset", re.Offset, "records", n)
+			st.TornTails++
+		case !repair:
+			return st, fmt.Errorf("journal %s: %w (start with --repair to keep the records before it and move the file aside)", g.name, err)
+		default:
+			aside, merr := moveAside(g.name)
+			if merr != nil {
+				return st, fmt.Errorf("journal %s: %v; moving it aside failed: %w", g.name, err, merr)
+			}
+			log.Warn("repair: journal damaged; kept the records before the damage and moved the file aside",
+				"file", g.name, "err", err, "moved_to", aside, "kept", n)
+			st.MovedAside = append(st.MovedAside, aside)
+		}
+	}
+	st.Duration = time.Since(start)
+	return st, nil
+}
+
+// moveAside renames a damaged file to a name recovery will not read again.
+func moveAside(name string) (string, error) {
+	aside := fmt.Sprintf("%s.damaged-%d", name, time.Now().Unix())
+	return aside, os.Rename(name, aside)
+}
+
+// replayJournal applies the records of one journal file and returns how
+// many it applied. Errors are *RecordError values carrying the offset of
+// the first bad byte.
+func replayJournal(name string, into Restorer) (int, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, ioBufSize)
+	var magic [len(JournalMagic)]byte
+	n, err := io.ReadFull(br, magic[:])
+	if string(magic[:n]) != JournalMagic[:n] {
+		return 0, corruptAt(0, "not a rendezvous journal (bad magic)")
+	}
+	if err != nil {
+		if n == 0 && err == io.EOF {
+			return 0, nil // created, crashed before the magic was written
+		}
+		return 0, &RecordError{Offset: 0, Err: ErrTruncated}
+	}
+	return decodeJournal(br, int64(len(JournalMagic)), into)
+}
+
+// decodeJournal applies the framed records in r, which starts at byte
+// offset off of the file.
+func decodeJournal(r io.Reader, off int64, into Restorer) (int, error) {
+	fr := NewFrameReader(r, off, MaxRecord)
+	var d recordDecoder
+	d.dec = msgpack.NewDecoder(&d.r)
+	count := 0
+	for {
+		payload, at, err := fr.ReadFrame()
+		if err == io.EOF {
+			return count, nil
+		}
+		if err != nil {
+			return count, err
+		}
+		fields, err := d.begin(payload, at)
+		if err != nil {
+			return count, err
+		}
+		if fields != journalFields {
+			return count, corruptAt(at, "journal record has %d fields, want %d", fields, journalFields)
+		}
+		op, err := d.readUint()
+		if err != nil {
+			return count, corruptAt(at, "bad journal record: op: %v", err)
+		}
+		it, err := d.item(at)
+		if err != nil {
+			return count, err
+		}
+		switch op {
+		case 1:
+			into.Restore(it)
+		case 2:
+			into.RestoreDelete(it.Key, it.Version)
+		default:
+			return count, corruptAt(at, "bad journal record: unknown op %d", op)
+		}
+		count++
+	}
+}
