@@ -704,7 +704,7 @@ func TestClientIPHeaderOnEveryResponse(t *testing.T) {
 		{name: "set 507", r: req{method: "POST", target: "/set/new", body: strings.NewReader("x")}, status: 507},
 		{name: "los 409", r: req{method: "POST", target: "/los/exists", body: strings.NewReader("x")}, status: 409},
 		{name: "cas 400", r: req{method: "POST", target: "/cas/exists"}, status: 400},
-		{name: "405", r: req{method: "DELETE", target: "/get/exists"}, status: 405},
+		{name: "405", r: req{method: "PATCH", target: "/get/exists"}, status: 405},
 		{name: "unknown path", r: req{target: "/nope"}, status: 404},
 		{name: "landing", r: req{target: "/"}, status: 200},
 	}
@@ -731,9 +731,10 @@ func TestMethodNotAllowed(t *testing.T) {
 		method, path string
 		allow        []string
 	}{
-		{method: "DELETE", path: "/get/k", allow: []string{"GET", "HEAD"}},
-		{method: "POST", path: "/get/k", allow: []string{"GET", "HEAD"}},
-		{method: "PUT", path: "/get/k", allow: []string{"GET", "HEAD"}},
+		{method: "PATCH", path: "/get/k", allow: []string{"GET", "HEAD", "DELETE"}},
+		{method: "POST", path: "/get/k", allow: []string{"GET", "HEAD", "DELETE"}},
+		{method: "PUT", path: "/get/k", allow: []string{"GET", "HEAD", "DELETE"}},
+		{method: "GET", path: "/del/k", allow: []string{"POST"}},
 		{method: "GET", path: "/set/k", allow: []string{"POST", "PUT"}},
 		{method: "DELETE", path: "/set/k", allow: []string{"POST", "PUT"}},
 		{method: "GET", path: "/los/k", allow: []string{"POST"}},
@@ -855,7 +856,7 @@ func TestUnknownMethod(t *testing.T) {
 		{method: "FOO", path: "/get", status: 404},
 		{method: "PROPFIND", path: "/set%2Fk", status: 404},
 		{method: "PROPFIND", path: "/favicon.ico", status: 404},
-		{method: "PROPFIND", path: "/get/k", status: 405, allow: "GET, HEAD"},
+		{method: "PROPFIND", path: "/get/k", status: 405, allow: "GET, HEAD, DELETE"},
 		{method: "FOO", path: "/set/k", status: 405, allow: "POST, PUT"},
 		{method: "FOO", path: "/los/k", status: 405, allow: "POST"},
 		{method: "FOO", path: "/cas/k", status: 405, allow: "POST"},

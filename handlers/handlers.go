@@ -66,6 +66,8 @@ func New(svc *policy.Service, cfg Config) *Server {
 	r.Post("/los/*", s.wrap(s.writeHandler(policy.OpLoadOrStore, "/los/")))
 	r.Post("/cas/*", s.wrap(s.writeHandler(policy.OpCAS, "/cas/")))
 	r.Post("/casoc/*", s.wrap(s.writeHandler(policy.OpCASOrCreate, "/casoc/")))
+	r.Post("/del/*", s.wrap(s.deleteHandler("/del/")))
+	r.Delete("/get/*", s.wrap(s.deleteHandler("/get/")))
 	s.router = r
 	return s
 }
@@ -84,11 +86,14 @@ var (
 // or "" when no route serves the path.
 func allowed(path string) string {
 	switch {
-	case path == "/" || strings.HasPrefix(path, "/get/"):
+	case path == "/":
 		return "GET, HEAD"
+	case strings.HasPrefix(path, "/get/"):
+		return "GET, HEAD, DELETE"
 	case strings.HasPrefix(path, "/set/"):
 		return "POST, PUT"
-	case strings.HasPrefix(path, "/los/"), strings.HasPrefix(path, "/cas/"), strings.HasPrefix(path, "/casoc/"):
+	case strings.HasPrefix(path, "/los/"), strings.HasPrefix(path, "/cas/"), strings.HasPrefix(path, "/casoc/"),
+		strings.HasPrefix(path, "/del/"):
 		return "POST"
 	}
 	return ""
@@ -232,6 +237,21 @@ func (s *Server) writeHandler(op policy.WriteOp, prefix string) handlerFunc {
 			io.WriteString(w, c.IP.String())
 			return nil
 		}
+		w.Write(okBody)
+		return nil
+	}
+}
+
+func (s *Server) deleteHandler(prefix string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
+		key, err := keyFrom(r, prefix)
+		if err != nil {
+			return err
+		}
+		if _, err := s.svc.Delete(c, key, r.Header.Get("X-Owner-Secret")); err != nil {
+			return err
+		}
+		w.Header()["Content-Type"] = []string{"text/plain; charset=utf-8"}
 		w.Write(okBody)
 		return nil
 	}

@@ -171,6 +171,33 @@ func (s *Service) Write(c Caller, op WriteOp, req WriteRequest) (WriteResult, er
 	return WriteResult{Key: key, Scoped: scoped, Item: it}, nil
 }
 
+// DeleteResult reports a successful delete.
+type DeleteResult struct {
+	Key    string // as stored, with the caller's address for ip/ keys
+	Scoped bool
+	Item   ttlstore.Item // the removed item, with the removal's version
+}
+
+// Delete removes key. Like a write it costs CostWrite, is scoped for ip/
+// keys and needs the owner's secret for an owned key.
+func (s *Service) Delete(c Caller, key, secret string) (DeleteResult, error) {
+	if err := s.charge(c, s.cfg.CostWrite); err != nil {
+		return DeleteResult{}, err
+	}
+	key, scoped, err := s.scopeKey(c, key)
+	if err != nil {
+		return DeleteResult{}, err
+	}
+	it, err := s.store.Delete(key, ttlstore.HashSecret(secret))
+	if err != nil {
+		return DeleteResult{}, fromStore(err, it)
+	}
+	if err := s.commit(); err != nil {
+		return DeleteResult{}, err
+	}
+	return DeleteResult{Key: key, Scoped: scoped, Item: it}, nil
+}
+
 // commit waits until applied writes are durable.
 func (s *Service) commit() error {
 	if s.cfg.Commit == nil {
