@@ -66,6 +66,8 @@ func (s *Store) Restore(it Item) {
 // mutation gets a version above v. A loaded snapshot calls it with the
 // counter it recorded.
 func (s *Store) AdvanceVersion(v uint64) {
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
 	for {
 		cur := s.version.Load()
 		if v <= cur || s.version.CompareAndSwap(cur, v) {

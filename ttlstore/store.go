@@ -23,7 +23,8 @@ type Options struct {
 	// Now is the clock; default time.Now. Tests pass a fake one.
 	Now func() time.Time
 	// OnChange, when set, is called for every mutation while the key's shard
-	// lock is held, before the mutation becomes visible. Returning an error
+	// lock is held, before the mutation becomes visible, in strictly
+	// increasing version order across the whole store. Returning an error
 	// aborts the mutation and the operation returns that error, which lets a
 	// journal refuse writes it could not record. It must not block for long
 	// and must not call back into the Store.
@@ -42,6 +43,7 @@ type Store struct {
 	now      func() time.Time
 	onChange func(Change) error
 	reapNext atomic.Uint32 // shard where the next reaper pass starts
+	seqMu    sync.Mutex    // orders version assignment with OnChange calls
 }
 
 type shard struct {
@@ -207,8 +209,8 @@ func (s *Store) tryWrite(key string, w Write, mode writeMode, expected []byte) (
 	if owner == "" {
 		owner = w.Owner
 	}
-	next := Item{Key: e.key, Value: w.Value, Expires: w.Expires, Owner: owner, Version: s.version.Add(1)}
-	if err := s.notify(OpSet, next); err != nil {
+	next := Item{Key: e.key, Value: w.Value, Expires: w.Expires, Owner: owner}
+	if err := s.stamp(OpSet, &next); err != nil {
 		return Item{}, err
 	}
 	e.value, e.owner, e.version = next.Value, next.Owner, next.Version
@@ -224,8 +226,8 @@ func (s *Store) createLocked(sh *shard, key string, w Write, now int64) (Item, e
 			return Item{}, errNeedReclaim
 		}
 	}
-	next := Item{Key: key, Value: w.Value, Expires: w.Expires, Owner: w.Owner, Version: s.version.Add(1)}
-	if err := s.notify(OpSet, next); err != nil {
+	next := Item{Key: key, Value: w.Value, Expires: w.Expires, Owner: w.Owner}
+	if err := s.stamp(OpSet, &next); err != nil {
 		s.count.Add(-1)
 		return Item{}, err
 	}
@@ -256,19 +258,30 @@ func (s *Store) reserve() bool {
 	}
 }
 
-func (s *Store) notify(op Op, it Item) error {
+// stamp gives it the next version and reports the change to OnChange as one
+// step under seqMu, so OnChange sees changes in strictly increasing version
+// order across all shards (a journal replays in that order; a change feed
+// delivers in it). A refused change takes no version, leaving no gap.
+func (s *Store) stamp(op Op, it *Item) error {
 	if s.onChange == nil {
+		it.Version = s.version.Add(1)
 		return nil
 	}
-	return s.onChange(Change{Op: op, Item: it})
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	it.Version = s.version.Load() + 1
+	if err := s.onChange(Change{Op: op, Item: *it}); err != nil {
+		return err
+	}
+	s.version.Store(it.Version)
+	return nil
 }
 
 // removeLocked deletes e from sh, reporting op with a fresh version, and
 // returns the removed item carrying that version.
 func (s *Store) removeLocked(sh *shard, e *entry, op Op) (Item, error) {
 	gone := e.item()
-	gone.Version = s.version.Add(1)
-	if err := s.notify(op, gone); err != nil {
+	if err := s.stamp(op, &gone); err != nil {
 		return Item{}, err
 	}
 	delete(sh.m, e.key)
