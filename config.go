@@ -16,24 +16,30 @@ import (
 
 // config is everything the command line and environment can set.
 type config struct {
-	Addr         string
-	Data         string
-	MaxKeySize   int
-	MaxValueSize int
-	MaxKeys      int
-	MaxTTL       time.Duration
-	SaveInterval time.Duration
-	Rate         rateSpec
-	RateBurst    int
-	CostRead     int
-	CostWrite    int
-	IPv4Prefix   int
-	IPv6Prefix   int
-	RateClients  int
-	TrustedProxy prefixList
-	Insecure     bool
-	Fsync        persist.SyncMode
-	Repair       bool
+	Addr          string
+	Data          string
+	MaxKeySize    int
+	MaxValueSize  int
+	MaxKeys       int
+	MaxTTL        time.Duration
+	SaveInterval  time.Duration
+	Rate          rateSpec
+	RateBurst     int
+	CostRead      int
+	CostWrite     int
+	IPv4Prefix    int
+	IPv6Prefix    int
+	RateClients   int
+	TrustedProxy  prefixList
+	Insecure      bool
+	Fsync         persist.SyncMode
+	Repair        bool
+	CORSOrigin    string
+	MaxScanLimit  int
+	MaxWait       time.Duration
+	MaxWatchers   int
+	WatchersPerIP int
+	MetricsAddr   string
 }
 
 // rateSpec is "N/DURATION" (tokens per window) or "off".
@@ -127,19 +133,24 @@ var errHelp = errors.New("help requested")
 // underscores). The command line wins over the environment.
 func parseConfig(args []string, getenv func(string) string, usage io.Writer) (config, error) {
 	c := config{
-		Addr:         "127.0.0.1:8080",
-		Data:         "rendezvous.db",
-		MaxKeySize:   100,
-		MaxValueSize: 1000,
-		MaxKeys:      100000,
-		MaxTTL:       2 * time.Hour,
-		SaveInterval: time.Minute,
-		Rate:         rateSpec{Tokens: 17, Window: time.Minute},
-		CostRead:     1,
-		CostWrite:    3,
-		IPv4Prefix:   32,
-		IPv6Prefix:   64,
-		RateClients:  100000,
+		Addr:          "127.0.0.1:8080",
+		Data:          "rendezvous.db",
+		MaxKeySize:    100,
+		MaxValueSize:  1000,
+		MaxKeys:       100000,
+		MaxTTL:        2 * time.Hour,
+		SaveInterval:  time.Minute,
+		Rate:          rateSpec{Tokens: 17, Window: time.Minute},
+		CostRead:      1,
+		CostWrite:     3,
+		IPv4Prefix:    32,
+		IPv6Prefix:    64,
+		RateClients:   100000,
+		CORSOrigin:    "*",
+		MaxScanLimit:  1000,
+		MaxWait:       time.Minute,
+		MaxWatchers:   1000,
+		WatchersPerIP: 10,
 	}
 	fs := flag.NewFlagSet("rendezvous", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -164,6 +175,12 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		c.Fsync = m
 		return err
 	})
+	fs.StringVar(&c.CORSOrigin, "cors-origin", c.CORSOrigin, `Access-Control-Allow-Origin for browsers; "" disables CORS`)
+	fs.IntVar(&c.MaxScanLimit, "max-scan-limit", c.MaxScanLimit, "most keys one /list page returns")
+	fs.DurationVar(&c.MaxWait, "max-wait", c.MaxWait, "longest a long-poll (?wait=) may hold a request")
+	fs.IntVar(&c.MaxWatchers, "max-watchers", c.MaxWatchers, "watch streams and long-polls open at once, in all")
+	fs.IntVar(&c.WatchersPerIP, "max-watchers-per-ip", c.WatchersPerIP, "watch streams and long-polls open at once per client")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9090)")
 	fs.BoolVar(&c.Repair, "repair", false, "start despite a damaged snapshot or journal: keep the records before the damage, move the file aside")
 
 	// The original server's flags, so existing units keep working.
@@ -251,6 +268,9 @@ func (c *config) validate() error {
 		{"cost-read", c.CostRead},
 		{"cost-write", c.CostWrite},
 		{"rate-clients", c.RateClients},
+		{"max-scan-limit", c.MaxScanLimit},
+		{"max-watchers", c.MaxWatchers},
+		{"max-watchers-per-ip", c.WatchersPerIP},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {
@@ -259,6 +279,9 @@ func (c *config) validate() error {
 	}
 	if c.MaxTTL <= 0 {
 		return fmt.Errorf("invalid value %s for flag --max-ttl: must be positive", c.MaxTTL)
+	}
+	if c.MaxWait <= 0 {
+		return fmt.Errorf("invalid value %s for flag --max-wait: must be positive", c.MaxWait)
 	}
 	if c.SaveInterval <= 0 {
 		return fmt.Errorf("invalid value %s for flag --save-interval: must be positive", c.SaveInterval)

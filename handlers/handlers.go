@@ -28,6 +28,20 @@ type Config struct {
 	Landing static.Vars
 	// Log receives errors that are the server's fault; nil discards them.
 	Log *slog.Logger
+	// CORSOrigin is sent as Access-Control-Allow-Origin; empty disables CORS.
+	CORSOrigin string
+	// Metrics observes every request; nil observes nothing.
+	Metrics Observer
+	// MetricsHandler, when set, is served at /metrics (free of rate limits).
+	MetricsHandler http.Handler
+	// Ready reports whether the server accepts writes, for /readyz; nil
+	// means always ready.
+	Ready func() error
+}
+
+// Observer records one request: its route name, status and duration.
+type Observer interface {
+	Observe(route string, status int, took time.Duration)
 }
 
 // Server serves the rendezvous HTTP API.
@@ -44,10 +58,13 @@ func New(svc *policy.Service, cfg Config) *Server {
 	}
 	s := &Server{svc: svc, cfg: cfg}
 	r := chi.NewRouter()
-	r.NotFound(s.wrap(func(http.ResponseWriter, *http.Request, policy.Caller) error {
+	if cfg.CORSOrigin != "" {
+		r.Use(s.cors)
+	}
+	r.NotFound(s.wrap("unknown", func(http.ResponseWriter, *http.Request, policy.Caller) error {
 		return errUnknownPath
 	}))
-	r.MethodNotAllowed(s.wrap(func(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
+	r.MethodNotAllowed(s.wrap("unknown", func(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
 		// chi also lands here for methods it does not know, on any path;
 		// route on the escaped path as chi does.
 		allow := allowed(r.URL.EscapedPath())
@@ -57,17 +74,27 @@ func New(svc *policy.Service, cfg Config) *Server {
 		w.Header().Set("Allow", allow)
 		return errMethod
 	}))
-	r.Get("/", s.wrap(s.handleLanding))
-	r.Head("/", s.wrap(s.handleLanding))
-	r.Get("/get/*", s.wrap(s.handleGet))
-	r.Head("/get/*", s.wrap(s.handleGet))
-	r.Post("/set/*", s.wrap(s.writeHandler(policy.OpSet, "/set/")))
-	r.Put("/set/*", s.wrap(s.writeHandler(policy.OpSet, "/set/")))
-	r.Post("/los/*", s.wrap(s.writeHandler(policy.OpLoadOrStore, "/los/")))
-	r.Post("/cas/*", s.wrap(s.writeHandler(policy.OpCAS, "/cas/")))
-	r.Post("/casoc/*", s.wrap(s.writeHandler(policy.OpCASOrCreate, "/casoc/")))
-	r.Post("/del/*", s.wrap(s.deleteHandler("/del/")))
-	r.Delete("/get/*", s.wrap(s.deleteHandler("/get/")))
+	r.Get("/", s.wrap("landing", s.handleLanding))
+	r.Head("/", s.wrap("landing", s.handleLanding))
+	r.Get("/get/*", s.wrap("get", s.handleGet))
+	r.Head("/get/*", s.wrap("get", s.handleGet))
+	r.Post("/set/*", s.wrap("set", s.writeHandler(policy.OpSet, "/set/")))
+	r.Put("/set/*", s.wrap("set", s.writeHandler(policy.OpSet, "/set/")))
+	r.Post("/los/*", s.wrap("los", s.writeHandler(policy.OpLoadOrStore, "/los/")))
+	r.Post("/cas/*", s.wrap("cas", s.writeHandler(policy.OpCAS, "/cas/")))
+	r.Post("/casoc/*", s.wrap("casoc", s.writeHandler(policy.OpCASOrCreate, "/casoc/")))
+	r.Post("/del/*", s.wrap("del", s.deleteHandler("/del/")))
+	r.Delete("/get/*", s.wrap("del", s.deleteHandler("/get/")))
+	r.Get("/list/*", s.wrap("list", s.handleList))
+	r.Get("/ip", s.wrap("ip", s.handleIP))
+	r.Get("/healthz", s.wrap("health", s.handleHealth))
+	r.Get("/readyz", s.wrap("health", s.handleReady))
+	if cfg.MetricsHandler != nil {
+		r.Get("/metrics", s.wrap("metrics", func(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
+			cfg.MetricsHandler.ServeHTTP(w, r)
+			return nil
+		}))
+	}
 	s.router = r
 	return s
 }
@@ -108,18 +135,27 @@ func (*methodError) Error() string { return "method not allowed" }
 // writing it, so that one function writes every error.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, c policy.Caller) error
 
-func (s *Server) wrap(h handlerFunc) http.HandlerFunc {
+func (s *Server) wrap(route string, h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		var start time.Time
+		if s.cfg.Metrics != nil {
+			start = time.Now()
+		}
 		c := policy.Caller{IP: s.cfg.ClientIP.Resolve(r)}
 		w.Header()["X-Client-Ip"] = []string{c.IP.String()}
+		status := http.StatusOK
 		if err := h(w, r, c); err != nil {
-			s.writeError(w, r, err)
+			status = s.writeError(w, r, err)
+		}
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.Observe(route, status, time.Since(start))
 		}
 	}
 }
 
-// writeError writes err as one plain-text line with the status it carries.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+// writeError writes err as one plain-text line with the status it carries,
+// and returns that status.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	status := http.StatusInternalServerError
 	msg := "internal error"
 	var pe *policy.Error
@@ -137,8 +173,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if pe.Current != nil {
 			// A lost race answers with the winner, so the caller need not
 			// read it again.
-			writeValue(w, http.StatusConflict, *pe.Current)
-			return
+			writeValue(w, status, *pe.Current)
+			return status
+		}
+		if status == http.StatusNotModified {
+			w.WriteHeader(status)
+			return status
 		}
 	case errors.As(err, &me):
 		status, msg = http.StatusMethodNotAllowed, me.Error()
@@ -150,6 +190,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	io.WriteString(w, msg+"\n")
+	return status
 }
 
 var octetStream = []string{"application/octet-stream"}
@@ -159,6 +200,7 @@ func writeValue(w http.ResponseWriter, status int, it ttlstore.Item) {
 	h["Content-Type"] = octetStream
 	h["Content-Length"] = []string{strconv.Itoa(len(it.Value))}
 	setExpires(h, it)
+	h["Etag"] = []string{etag(it.Version)}
 	w.WriteHeader(status)
 	w.Write(it.Value)
 }
@@ -196,6 +238,11 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, c policy.Call
 	if err != nil {
 		return err
 	}
+	if wantsJSON(r) {
+		w.Header()["Etag"] = []string{etag(it.Version)}
+		writeJSON(w, http.StatusOK, NewItemJSON(it, true))
+		return nil
+	}
 	writeValue(w, http.StatusOK, it)
 	return nil
 }
@@ -223,6 +270,9 @@ func (s *Server) writeHandler(op policy.WriteOp, prefix string) handlerFunc {
 			}
 			req.Expected = []byte(ev[0])
 		}
+		if err := conditions(r, &req); err != nil {
+			return err
+		}
 		if req.Value, err = readBody(w, r, s.svc.Config().MaxValueSize); err != nil {
 			return err
 		}
@@ -233,6 +283,7 @@ func (s *Server) writeHandler(op policy.WriteOp, prefix string) handlerFunc {
 		h := w.Header()
 		h["Content-Type"] = []string{"text/plain; charset=utf-8"}
 		setExpires(h, res.Item)
+		h["Etag"] = []string{etag(res.Item.Version)}
 		if res.Scoped {
 			io.WriteString(w, c.IP.String())
 			return nil

@@ -15,14 +15,16 @@ type Kind uint8
 
 // The kinds of refusal a caller can get.
 const (
-	KindBadRequest  Kind = iota + 1 // malformed key, value, TTL or header
-	KindForbidden                   // owned key, wrong or missing secret
-	KindNotFound                    // missing or expired key
-	KindConflict                    // load-or-store or compare-and-swap lost; Current is set
-	KindRateLimited                 // over the caller's token budget; Limit is set
-	KindFull                        // the store is at its key cap
-	KindUnavailable                 // storage refused the write (e.g. journal I/O error)
-	KindTooLarge                    // a request body far beyond any accepted size
+	KindBadRequest   Kind = iota + 1 // malformed key, value, TTL or header
+	KindForbidden                    // owned key, wrong or missing secret
+	KindNotFound                     // missing or expired key
+	KindConflict                     // load-or-store or compare-and-swap lost; Current is set
+	KindRateLimited                  // over the caller's token budget; Limit is set
+	KindFull                         // the store is at its key cap
+	KindUnavailable                  // storage refused the write (e.g. journal I/O error)
+	KindTooLarge                     // a request body far beyond any accepted size
+	KindPrecondition                 // If-Match / If-None-Match did not hold; Current may be set
+	KindNotModified                  // a conditional long-poll saw no change
 )
 
 // Error is a refusal with a one-line message meant for the caller.
@@ -54,6 +56,10 @@ func (e *Error) HTTPStatus() int {
 		return http.StatusInsufficientStorage
 	case KindTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case KindPrecondition:
+		return http.StatusPreconditionFailed
+	case KindNotModified:
+		return http.StatusNotModified
 	}
 	return http.StatusServiceUnavailable
 }
@@ -65,9 +71,10 @@ func Errorf(kind Kind, format string, args ...any) *Error {
 
 // Shared refusals, allocated once because the hot paths return them often.
 var (
-	errNotFound  = &Error{Kind: KindNotFound, Message: "key not found"}
-	errForbidden = &Error{Kind: KindForbidden, Message: "key is owned: wrong or missing owner secret"}
-	errFull      = &Error{Kind: KindFull, Message: "store is full"}
+	errNotFound     = &Error{Kind: KindNotFound, Message: "key not found"}
+	errForbidden    = &Error{Kind: KindForbidden, Message: "key is owned: wrong or missing owner secret"}
+	errFull         = &Error{Kind: KindFull, Message: "store is full"}
+	errPrecondition = &Error{Kind: KindPrecondition, Message: "precondition failed: the key changed or does not exist"}
 )
 
 // fromStore turns a ttlstore error into an Error.
@@ -83,6 +90,8 @@ func fromStore(err error, cur ttlstore.Item) error {
 		return errFull
 	case errors.Is(err, ttlstore.ErrExists):
 		return &Error{Kind: KindConflict, Message: "key already exists", Current: &cur}
+	case errors.Is(err, ttlstore.ErrVersionMismatch):
+		return errPrecondition
 	case errors.Is(err, ttlstore.ErrMismatch):
 		return &Error{Kind: KindConflict, Message: "value does not match", Current: &cur}
 	}

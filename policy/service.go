@@ -7,12 +7,14 @@
 package policy
 
 import (
+	"errors"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
@@ -28,6 +30,13 @@ type Config struct {
 	// acknowledged; it returns once the write is durable (a journal's group
 	// commit). An error turns the answer into "storage unavailable".
 	Commit func() error
+	// Feed is the change feed that watches and long-polls read; nil
+	// disables them.
+	Feed *feed.Feed
+	// MaxWait caps how long a long-poll may hold a request.
+	MaxWait time.Duration
+	// MaxScanLimit caps the keys one listing page returns.
+	MaxScanLimit int
 }
 
 // Service applies the rules in Config to operations on a store.
@@ -112,6 +121,12 @@ type WriteRequest struct {
 	Secret   string        // owner secret, or empty
 	TTL      time.Duration // 0 means the default (Config.MaxTTL)
 	Expected []byte        // for OpCAS and OpCASOrCreate
+	// IfMatch, when non-zero, writes only if the key is live at exactly this
+	// version (the ETag); otherwise the write fails with KindPrecondition.
+	IfMatch uint64
+	// IfNoneMatch makes the write create-only; an existing key fails with
+	// KindPrecondition instead of KindConflict.
+	IfNoneMatch bool
 }
 
 // WriteResult reports a successful write.
@@ -145,9 +160,19 @@ func (s *Service) Write(c Caller, op WriteOp, req WriteRequest) (WriteResult, er
 		ttl = s.cfg.MaxTTL
 	}
 	w := ttlstore.Write{
-		Value:   req.Value,
-		Expires: s.now().Add(ttl).UnixNano(),
-		Owner:   ttlstore.HashSecret(req.Secret),
+		Value:     req.Value,
+		Expires:   s.now().Add(ttl).UnixNano(),
+		Owner:     ttlstore.HashSecret(req.Secret),
+		IfVersion: req.IfMatch,
+	}
+	if req.IfNoneMatch {
+		if op != OpSet && op != OpLoadOrStore {
+			return WriteResult{}, Errorf(KindBadRequest, "If-None-Match applies to set and los only")
+		}
+		if req.IfMatch != 0 {
+			return WriteResult{}, Errorf(KindBadRequest, "If-Match and If-None-Match cannot be combined")
+		}
+		op = OpLoadOrStore
 	}
 	var it ttlstore.Item
 	switch op {
@@ -163,12 +188,65 @@ func (s *Service) Write(c Caller, op WriteOp, req WriteRequest) (WriteResult, er
 		return WriteResult{}, Errorf(KindBadRequest, "unknown write operation")
 	}
 	if err != nil {
+		if req.IfNoneMatch && errors.Is(err, ttlstore.ErrExists) {
+			return WriteResult{}, errPrecondition
+		}
 		return WriteResult{}, fromStore(err, it)
 	}
 	if err := s.commit(); err != nil {
 		return WriteResult{}, err
 	}
 	return WriteResult{Key: key, Scoped: scoped, Item: it}, nil
+}
+
+// ListPage is one page of a prefix listing.
+type ListPage struct {
+	Items []ttlstore.Item
+	// Next is the cursor for the following page (pass it as After), or
+	// empty when this page reaches the end of the prefix.
+	Next string
+}
+
+// listCostUnit is how many listed keys cost as much as one read.
+const listCostUnit = 100
+
+// List returns up to limit live items whose keys start with prefix and
+// come after the cursor after, in byte order. limit <= 0 means the default
+// page size of 100, and it is capped by Config.MaxScanLimit. A page costs
+// one read per started 100 keys requested, since that is the work it may
+// do. ip/ prefixes are read as given, like keys.
+func (s *Service) List(c Caller, prefix, after string, limit int) (ListPage, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	if s.cfg.MaxScanLimit > 0 {
+		limit = min(limit, s.cfg.MaxScanLimit)
+	}
+	if err := s.charge(c, s.cfg.CostRead*((limit+listCostUnit-1)/listCostUnit)); err != nil {
+		return ListPage{}, err
+	}
+	if prefix != "" {
+		if err := s.checkKey(prefix); err != nil {
+			return ListPage{}, err
+		}
+	}
+	// The page starts just after the cursor; a cursor before the prefix
+	// (or none) starts at the prefix.
+	start := prefix
+	if after != "" && after >= prefix {
+		start = after + "\x00"
+	}
+	end := ttlstore.PrefixEnd(prefix)
+	if end != "" && start >= end {
+		return ListPage{}, nil
+	}
+	items := s.store.Range(start, end, limit+1)
+	page := ListPage{Items: items}
+	if len(items) > limit {
+		page.Items = items[:limit]
+		page.Next = items[limit-1].Key
+	}
+	return page, nil
 }
 
 // DeleteResult reports a successful delete.

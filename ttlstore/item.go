@@ -67,6 +67,10 @@ type Write struct {
 	// Owner is the hash of the caller's secret, or empty. On a new or unowned
 	// key a non-empty Owner claims it; on an owned key it must match.
 	Owner Owner
+	// IfVersion, when non-zero, makes the write conditional on the key being
+	// live at exactly this version (HTTP If-Match); otherwise it fails with
+	// ErrVersionMismatch and the current item.
+	IfVersion uint64
 }
 
 // Op names the kind of a Change.
@@ -107,4 +111,6 @@ var (
 	ErrMismatch  = errors.New("value does not match")
 	ErrExists    = errors.New("key already exists")
 	ErrFull      = errors.New("store is full")
+	// ErrVersionMismatch means Write.IfVersion did not match.
+	ErrVersionMismatch = errors.New("version does not match")
 )

@@ -49,3 +49,19 @@ func TestOnChangeSeesVersionsInOrder(t *testing.T) {
 	}
 	require.Equal(t, uint64(len(seen)), s.Version())
 }
+
+func TestIfVersion(t *testing.T) {
+	s := New(Options{})
+	_, err := s.Set("k", Write{Value: []byte("a"), IfVersion: 1})
+	require.ErrorIs(t, err, ErrVersionMismatch, "If-Match on a missing key fails")
+	it, err := s.Set("k", Write{Value: []byte("a")})
+	require.NoError(t, err)
+	cur, err := s.Set("k", Write{Value: []byte("b"), IfVersion: it.Version + 1})
+	require.ErrorIs(t, err, ErrVersionMismatch)
+	require.Equal(t, "a", string(cur.Value), "the current item comes back")
+	next, err := s.Set("k", Write{Value: []byte("b"), IfVersion: it.Version})
+	require.NoError(t, err)
+	require.Greater(t, next.Version, it.Version)
+	_, err = s.Set("k", Write{Value: []byte("c"), IfVersion: it.Version})
+	require.ErrorIs(t, err, ErrVersionMismatch, "a stale version no longer matches")
+}

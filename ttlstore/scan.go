@@ -203,3 +203,17 @@ func (s *Store) RestoreDelete(key string, version uint64) {
 	sh.setExpiry(e, 0)
 	s.count.Add(-1)
 }
+
+// PrefixEnd returns the smallest key greater than every key that starts
+// with prefix, for use as Range's end; "" (unbounded) when there is none,
+// as for an empty prefix or one of only 0xff bytes.
+func PrefixEnd(prefix string) string {
+	b := []byte(prefix)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1])
+		}
+	}
+	return ""
+}

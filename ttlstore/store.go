@@ -194,6 +194,9 @@ func (s *Store) tryWrite(key string, w Write, mode writeMode, expected []byte) (
 		if mode == modeCAS {
 			return Item{}, ErrNotFound
 		}
+		if w.IfVersion != 0 {
+			return Item{}, ErrVersionMismatch
+		}
 		return s.createLocked(sh, key, w, now)
 	}
 	if mode == modeCreate {
@@ -201,6 +204,9 @@ func (s *Store) tryWrite(key string, w Write, mode writeMode, expected []byte) (
 	}
 	if e.owner != "" && !e.owner.matches(w.Owner) {
 		return Item{}, ErrForbidden
+	}
+	if w.IfVersion != 0 && w.IfVersion != e.version {
+		return e.item(), ErrVersionMismatch
 	}
 	if (mode == modeCAS || mode == modeCASOC) && !bytes.Equal(e.value, expected) {
 		return e.item(), ErrMismatch
