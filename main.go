@@ -18,6 +18,7 @@ import (
 
 	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/limiter"
+	"github.com/rendezvous-kv/rendezvous/metrics"
 	"github.com/rendezvous-kv/rendezvous/persist"
 	"github.com/rendezvous-kv/rendezvous/policy"
 	"github.com/rendezvous-kv/rendezvous/static"
@@ -102,7 +103,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		CostRead:     cfg.CostRead,
 		CostWrite:    cfg.CostWrite,
 		Commit:       commitFunc(journal),
+		MaxScanLimit: cfg.MaxScanLimit,
+		MaxWait:      cfg.MaxWait,
 	}, nil)
+	src := metrics.Sources{
+		Keys:        func() float64 { return float64(store.Len()) },
+		StoredBytes: func() float64 { return float64(store.Bytes()) },
+	}
+	if saver != nil {
+		src.JournalBytes = func() float64 { return float64(journal.Size()) }
+		src.LastSnapshot = saver.Last
+	}
+	met := metrics.New(src)
+	var metricsOnMain http.Handler
+	if cfg.MetricsAddr == "" {
+		metricsOnMain = met.Handler()
+	}
 	api := handlers.New(svc, handlers.Config{
 		ClientIP: handlers.ClientIP{Trusted: cfg.TrustedProxy},
 		Landing: static.Vars{
@@ -110,13 +126,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			MaxTTL: shortDuration(cfg.MaxTTL), Rate: cfg.rateText(),
 			CostRead: cfg.CostRead, CostWrite: cfg.CostWrite,
 		},
-		Log: log,
+		Log:            log,
+		CORSOrigin:     cfg.CORSOrigin,
+		Metrics:        met,
+		MetricsHandler: metricsOnMain,
+		Ready:          readyFunc(journal),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		log.Error("cannot listen", "addr", cfg.Addr, "err", err)
 		return 1
+	}
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			log.Error("cannot listen", "addr", cfg.MetricsAddr, "err", err)
+			return 1
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", met.Handler())
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+		go msrv.Serve(mln)
+		defer msrv.Close()
+		log.Info("metrics listening", "addr", mln.Addr().String())
 	}
 	srv := &http.Server{
 		Handler:           api,
@@ -183,6 +216,15 @@ func commitFunc(j *persist.Journal) func() error {
 		return nil
 	}
 	return j.Commit
+}
+
+// readyFunc reports the journal's write error, if any: until the next
+// snapshot clears it, writes are refused and a load balancer should know.
+func readyFunc(j *persist.Journal) func() error {
+	if j == nil {
+		return nil
+	}
+	return j.Err
 }
 
 // rateText describes the rate limit for logs and the landing page.

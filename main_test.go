@@ -251,3 +251,45 @@ func exitCode(err error) int {
 	}
 	return -1
 }
+
+func TestEndToEndMetricsAndHealth(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "rendezvous.db")
+	s := startServer(t, "--data", data, "--rate", "1/1h", "--rate-burst", "4")
+	resp, _ := do(t, "POST", s.base+"/set/m", "v")
+	require.Equal(t, 200, resp.StatusCode)
+	resp, _ = do(t, "GET", s.base+"/get/m", "")
+	require.Equal(t, 200, resp.StatusCode)
+	resp, _ = do(t, "GET", s.base+"/get/m", "")
+	require.Equal(t, 429, resp.StatusCode)
+
+	resp, body := do(t, "GET", s.base+"/metrics", "")
+	require.Equal(t, 200, resp.StatusCode)
+	for _, want := range []string{
+		`rendezvous_http_requests_total{code="200",route="set"} 1`,
+		`rendezvous_http_requests_total{code="429",route="get"} 1`,
+		`rendezvous_rate_limited_total{route="get"} 1`,
+		"rendezvous_keys 1",
+		"rendezvous_stored_bytes 2",
+		"rendezvous_journal_bytes ",
+		`rendezvous_http_request_duration_seconds_count{route="set"} 1`,
+	} {
+		assert.Contains(t, body, want)
+	}
+	resp, _ = do(t, "GET", s.base+"/healthz", "")
+	assert.Equal(t, 200, resp.StatusCode)
+	resp, _ = do(t, "GET", s.base+"/readyz", "")
+	assert.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, 0, s.stop(t))
+}
+
+func TestEndToEndMetricsOnSeparateAddress(t *testing.T) {
+	s := startServer(t, "--data", "", "--metrics-addr", "127.0.0.1:0")
+	resp, _ := do(t, "GET", s.base+"/metrics", "")
+	assert.Equal(t, 404, resp.StatusCode, "not on the public listener")
+	m := regexp.MustCompile(`msg="metrics listening" addr=(\S+)`).FindStringSubmatch(s.log.String())
+	require.NotNil(t, m, s.log.String())
+	resp, body := do(t, "GET", "http://"+m[1]+"/metrics", "")
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Contains(t, body, "go_goroutines")
+	require.Equal(t, 0, s.stop(t))
+}

@@ -188,7 +188,9 @@ func (j *Journal) startGeneration(gen uint64) error {
 		return fmt.Errorf("journal %s: %w", name, err)
 	}
 	if err := syncDir(filepath.Dir(name)); err != nil {
+		// Leaving the file would make every later rotation fail on it.
 		f.Close()
+		os.Remove(name)
 		return fmt.Errorf("journal %s: %w", name, err)
 	}
 	j.f, j.gen, j.fileSize = f, gen, int64(len(JournalMagic))
@@ -367,8 +369,12 @@ func (j *Journal) Rotate() (uint64, error) {
 	}
 	f.Close()
 	j.err = nil
-	j.written = j.appended
-	j.synced = j.appended
+	// Records appended while drainLocked was writing are still in j.buf:
+	// they go to the new generation with the next flush, so they must not
+	// count as written. (The records of a failed batch are dropped; the
+	// snapshot about to be taken saves them.)
+	j.written = j.appended - int64(len(j.buf))
+	j.synced = j.written
 	j.cond.Broadcast()
 	return old, nil
 }
@@ -379,15 +385,18 @@ func (j *Journal) RemoveThrough(gen uint64) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
 	for _, g := range gens {
-		if g.gen <= gen {
-			if err := os.Remove(g.name); err != nil && !errors.Is(err, os.ErrNotExist) {
-				errs = append(errs, err)
-			}
+		if g.gen > gen {
+			break
+		}
+		// Oldest first, stopping at the first failure: removing a newer
+		// generation while an older one stays could drop a delete whose
+		// key the older one would bring back.
+		if err := os.Remove(g.name); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
 		}
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // Size returns the bytes in the current generation, written or pending;

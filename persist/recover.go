@@ -111,7 +111,7 @@ func Recover(path string, into Restorer, repair bool, log *slog.Logger) (Recover
 
 // moveAside renames a damaged file to a name recovery will not read again.
 func moveAside(name string) (string, error) {
-	aside := fmt.Sprintf("%s.damaged-%d", name, time.Now().Unix())
+	aside := fmt.Sprintf("%s.damaged-%d", name, time.Now().UnixNano())
 	return aside, os.Rename(name, aside)
 }
 
@@ -134,7 +134,11 @@ func replayJournal(name string, into Restorer) (int, error) {
 		if n == 0 && err == io.EOF {
 			return 0, nil // created, crashed before the magic was written
 		}
-		return 0, &RecordError{Offset: 0, Err: ErrTruncated}
+		if err == io.ErrUnexpectedEOF {
+			return 0, &RecordError{Offset: 0, Err: ErrTruncated}
+		}
+		// A read error is not a torn write: Recover would cut the file.
+		return 0, &RecordError{Offset: 0, Err: err}
 	}
 	return decodeJournal(br, int64(len(JournalMagic)), into)
 }

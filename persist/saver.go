@@ -30,6 +30,18 @@ type Saver struct {
 
 	mu        sync.Mutex
 	lastBytes atomic.Int64
+	lastAt    atomic.Int64 // Unix nanoseconds of the last successful snapshot
+	lastTook  atomic.Int64 // its duration in nanoseconds
+}
+
+// Last returns when the last successful snapshot finished and how long it
+// took; ok is false before the first one.
+func (s *Saver) Last() (at time.Time, took time.Duration, ok bool) {
+	ns := s.lastAt.Load()
+	if ns == 0 {
+		return time.Time{}, 0, false
+	}
+	return time.Unix(0, ns), time.Duration(s.lastTook.Load()), true
 }
 
 // journalFloor is the journal size below which churn never triggers a
@@ -71,6 +83,8 @@ func (s *Saver) Save() error {
 		return err
 	}
 	s.lastBytes.Store(stats.Bytes)
+	s.lastTook.Store(int64(stats.Duration))
+	s.lastAt.Store(time.Now().UnixNano())
 	if s.Journal != nil {
 		if err := s.Journal.RemoveThrough(covered); err != nil {
 			log.Warn("snapshot written, but old journal files could not be removed", "err", err)

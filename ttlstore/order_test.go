@@ -65,3 +65,17 @@ func TestIfVersion(t *testing.T) {
 	_, err = s.Set("k", Write{Value: []byte("c"), IfVersion: it.Version})
 	require.ErrorIs(t, err, ErrVersionMismatch, "a stale version no longer matches")
 }
+
+func TestBytesTracksPayload(t *testing.T) {
+	s := New(Options{})
+	s.Set("ab", Write{Value: []byte("123")})
+	require.EqualValues(t, 5, s.Bytes())
+	s.Set("ab", Write{Value: []byte("1")})
+	require.EqualValues(t, 3, s.Bytes())
+	s.Restore(Item{Key: "cd", Value: []byte("xyz"), Version: 100})
+	require.EqualValues(t, 8, s.Bytes())
+	s.Delete("ab", "")
+	require.EqualValues(t, 5, s.Bytes())
+	s.RestoreDelete("cd", 101)
+	require.EqualValues(t, 0, s.Bytes())
+}

@@ -51,6 +51,7 @@ func (s *Store) Restore(it Item) {
 		if e.version >= it.Version {
 			return
 		}
+		s.bytes.Add(int64(len(it.Value) - len(e.value)))
 		e.value, e.owner, e.version = it.Value, it.Owner, it.Version
 		sh.setExpiry(e, it.Expires)
 		return
@@ -60,6 +61,7 @@ func (s *Store) Restore(it Item) {
 	sh.tree.ReplaceOrInsert(e)
 	sh.setExpiry(e, it.Expires)
 	s.count.Add(1)
+	s.bytes.Add(int64(len(it.Key) + len(it.Value)))
 }
 
 // AdvanceVersion moves the version counter up to at least v, so the next
@@ -202,6 +204,7 @@ func (s *Store) RestoreDelete(key string, version uint64) {
 	sh.tree.Delete(e)
 	sh.setExpiry(e, 0)
 	s.count.Add(-1)
+	s.bytes.Add(-int64(len(e.key) + len(e.value)))
 }
 
 // PrefixEnd returns the smallest key greater than every key that starts

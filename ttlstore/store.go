@@ -39,6 +39,7 @@ type Store struct {
 	seed     maphash.Seed
 	maxKeys  int64
 	count    atomic.Int64 // entries held, including expired ones not yet reaped
+	bytes    atomic.Int64 // key and value bytes of those entries
 	version  atomic.Uint64
 	now      func() time.Time
 	onChange func(Change) error
@@ -120,6 +121,10 @@ func (s *Store) Get(key string) (Item, bool) {
 // Len returns the number of entries held. It may include entries that have
 // expired but have not been reaped yet.
 func (s *Store) Len() int { return int(s.count.Load()) }
+
+// Bytes returns the key and value bytes held, the payload the store's
+// memory is mostly spent on.
+func (s *Store) Bytes() int64 { return s.bytes.Load() }
 
 // Version returns the highest version assigned so far.
 func (s *Store) Version() uint64 { return s.version.Load() }
@@ -219,6 +224,7 @@ func (s *Store) tryWrite(key string, w Write, mode writeMode, expected []byte) (
 	if err := s.stamp(OpSet, &next); err != nil {
 		return Item{}, err
 	}
+	s.bytes.Add(int64(len(next.Value) - len(e.value)))
 	e.value, e.owner, e.version = next.Value, next.Owner, next.Version
 	sh.setExpiry(e, w.Expires)
 	return next, nil
@@ -241,6 +247,7 @@ func (s *Store) createLocked(sh *shard, key string, w Write, now int64) (Item, e
 	sh.m[key] = e
 	sh.tree.ReplaceOrInsert(e)
 	sh.setExpiry(e, w.Expires)
+	s.bytes.Add(int64(len(key) + len(w.Value)))
 	return next, nil
 }
 
@@ -294,6 +301,7 @@ func (s *Store) removeLocked(sh *shard, e *entry, op Op) (Item, error) {
 	sh.tree.Delete(e)
 	sh.setExpiry(e, 0)
 	s.count.Add(-1)
+	s.bytes.Add(-int64(len(e.key) + len(e.value)))
 	return gone, nil
 }
 

@@ -1,0 +1,384 @@
+package persist
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rendezvous-kv/rendezvous/ttlstore"
+)
+
+// jnlChanges returns n sets of distinct keys, versions 1..n.
+func jnlChanges(n int) []ttlstore.Change {
+	changes := make([]ttlstore.Change, n)
+	for i := range changes {
+		changes[i] = jnlSet(fmt.Sprintf("key-%02d", i), fmt.Sprintf("value number %d", i), uint64(i+1))
+	}
+	return changes
+}
+
+// jnlWriteJournal writes changes as journal generation gen beside path
+// and returns its file name and content.
+func jnlWriteJournal(t *testing.T, path string, gen uint64, changes ...ttlstore.Change) (string, []byte) {
+	t.Helper()
+	name := journalName(path, gen)
+	data := append([]byte(JournalMagic), jnlBody(t, changes...)...)
+	require.NoError(t, os.WriteFile(name, data, 0o600))
+	return name, data
+}
+
+func jnlSize(t *testing.T, name string) int64 {
+	t.Helper()
+	info, err := os.Stat(name)
+	require.NoError(t, err)
+	return info.Size()
+}
+
+// jnlMovedAside checks that name was renamed to one of the names in aside
+// with its content unchanged, and returns that name.
+func jnlMovedAside(t *testing.T, name string, content []byte, aside []string) string {
+	t.Helper()
+	_, err := os.Stat(name)
+	require.ErrorIs(t, err, fs.ErrNotExist, "the damaged file must not stay under its name")
+	require.Len(t, aside, 1)
+	moved := aside[0]
+	assert.True(t, strings.HasPrefix(moved, name+".damaged-"), "moved to %s", moved)
+	data, err := os.ReadFile(moved)
+	require.NoError(t, err, "the damaged file must be kept")
+	assert.Equal(t, content, data, "the damaged file must be kept as it was")
+	return moved
+}
+
+func TestRecoverNothing(t *testing.T) {
+	s, st := jnlRecover(t, jnlPath(t))
+	assert.Equal(t, RecoverStats{Duration: st.Duration}, st)
+	assert.Zero(t, s.Len())
+}
+
+func TestRecoverGenerationsInOrder(t *testing.T) {
+	path := jnlPath(t)
+	jnlWriteJournal(t, path, 3, jnlSet("k", "third", 5), jnlDel("gone", 6))
+	jnlWriteJournal(t, path, 1, jnlSet("k", "first", 1), jnlSet("gone", "x", 2))
+	jnlWriteJournal(t, path, 2, jnlDel("k", 3), jnlSet("k", "second", 4))
+	// Files recovery must leave alone.
+	require.NoError(t, os.WriteFile(path+".journal.0000000000000004.damaged-1", []byte("junk"), 0o600))
+	require.NoError(t, os.WriteFile(path+".journal.backup", []byte("junk"), 0o600))
+
+	s, st := jnlRecover(t, path)
+	assert.Equal(t, 3, st.JournalFiles)
+	assert.Equal(t, 6, st.JournalRecords)
+	assert.Equal(t, map[string]ttlstore.Item{"k": {Key: "k", Value: []byte("third"), Version: 5}}, jnlState(t, s))
+	assert.Equal(t, uint64(6), s.Version())
+}
+
+// TestRecoverJournalOverNewerSnapshot replays journal generations that a
+// snapshot already covers (a crash between writing the snapshot and
+// removing them): newer snapshot entries must win, and deleted keys must
+// stay deleted.
+func TestRecoverJournalOverNewerSnapshot(t *testing.T) {
+	path := jnlPath(t)
+	// Generation 1, covered by the snapshot.
+	jnlWriteJournal(t, path, 1,
+		jnlSet("a", "a1", 1),
+		jnlSet("b", "b1", 2),
+		jnlSet("c", "c1", 3),
+		jnlDel("b", 4),
+		jnlSet("d", "d1", 5),
+		jnlDel("c", 6),
+		jnlSet("e", "e1", 7),
+	)
+	// The snapshot, taken later: a and e changed, c created again, b and
+	// d absent.
+	snap := []ttlstore.Item{
+		{Key: "a", Value: []byte("a9"), Version: 10},
+		{Key: "c", Value: []byte("c9"), Owner: jnlOwner("c"), Version: 11},
+		{Key: "e", Value: []byte("e9"), Version: 9},
+	}
+	_, err := WriteFileVersion(path, 12, jnlIterate(snap))
+	require.NoError(t, err)
+	// Generation 2, written during the snapshot: d deleted at version 12.
+	jnlWriteJournal(t, path, 2, jnlDel("d", 12), jnlSet("a", "a8", 8))
+
+	s, st := jnlRecover(t, path)
+	assert.Equal(t, 3, st.SnapshotKeys)
+	assert.Equal(t, 9, st.JournalRecords)
+	want := make(map[string]ttlstore.Item)
+	for _, it := range snap {
+		want[it.Key] = it
+	}
+	assert.Equal(t, want, jnlState(t, s), "no older value may win, no deleted key may come back")
+	assert.Equal(t, uint64(12), s.Version())
+}
+
+func jnlIterate(items []ttlstore.Item) func(func(ttlstore.Item) error) error {
+	return func(yield func(ttlstore.Item) error) error {
+		for _, it := range items {
+			if err := yield(it); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// TestRecoverTornTail cuts the journal at every offset inside its last
+// record: recovery keeps the records before it, cuts the file back and
+// logs the cut once.
+func TestRecoverTornTail(t *testing.T) {
+	const n = 6
+	path := jnlPath(t)
+	changes := jnlChanges(n)
+	changes[n-1].Item.Owner = jnlOwner("last") // a longer last record
+	name, data := jnlWriteJournal(t, path, 1, changes...)
+	starts := jnlFrames(t, data, len(JournalMagic))
+	require.Len(t, starts, n)
+	last := starts[n-1]
+	keep := jnlExpected(changes[:n-1])
+
+	for cut := last; cut < int64(len(data)); cut++ {
+		require.NoError(t, os.WriteFile(name, data[:cut], 0o600))
+		var logged bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logged, nil))
+		var rec jnlRecorder
+		st, err := Recover(path, &rec, false, log)
+		require.NoError(t, err, "cut at %d", cut)
+		assert.Equal(t, keep, rec.records, "cut at %d", cut)
+		assert.Equal(t, n-1, st.JournalRecords, "cut at %d", cut)
+		assert.Equal(t, last, jnlSize(t, name), "cut at %d: the file must end at the last whole record", cut)
+		if cut == last {
+			// Exactly on a frame boundary: nothing is torn.
+			assert.Zero(t, st.TornTails)
+			assert.Empty(t, logged.String())
+			continue
+		}
+		assert.Equal(t, 1, st.TornTails, "cut at %d", cut)
+		assert.Contains(t, logged.String(), "torn write", "cut at %d", cut)
+		assert.Contains(t, logged.String(), name, "cut at %d", cut)
+		assert.Contains(t, logged.String(), fmt.Sprintf("offset=%d", last), "cut at %d", cut)
+
+		// The cut file is clean now.
+		rec = jnlRecorder{}
+		st, err = Recover(path, &rec, false, nil)
+		require.NoError(t, err)
+		assert.Zero(t, st.TornTails, "cut at %d: the second recovery must find no torn tail", cut)
+		assert.Equal(t, keep, rec.records)
+	}
+}
+
+// TestRecoverTornTailThenNextGeneration: a torn tail in one generation is
+// cut, and later generations still replay.
+func TestRecoverTornTailThenNextGeneration(t *testing.T) {
+	path := jnlPath(t)
+	name, data := jnlWriteJournal(t, path, 1, jnlSet("a", "1", 1), jnlSet("b", "2", 2))
+	require.NoError(t, os.WriteFile(name, data[:len(data)-3], 0o600))
+	jnlWriteJournal(t, path, 2, jnlSet("c", "3", 3))
+	s, st := jnlRecover(t, path)
+	assert.Equal(t, 1, st.TornTails)
+	assert.Equal(t, 2, st.JournalRecords)
+	state := jnlState(t, s)
+	assert.Contains(t, state, "a")
+	assert.NotContains(t, state, "b")
+	assert.Contains(t, state, "c")
+}
+
+func TestRecoverShortJournals(t *testing.T) {
+	t.Run("zero length", func(t *testing.T) {
+		path := jnlPath(t)
+		name := journalName(path, 1)
+		require.NoError(t, os.WriteFile(name, nil, 0o600))
+		s, st := jnlRecover(t, path)
+		assert.Equal(t, RecoverStats{JournalFiles: 1, Duration: st.Duration}, st)
+		assert.Zero(t, s.Len())
+		assert.Zero(t, jnlSize(t, name))
+	})
+	t.Run("magic only", func(t *testing.T) {
+		path := jnlPath(t)
+		jnlWriteJournal(t, path, 1)
+		_, st := jnlRecover(t, path)
+		assert.Equal(t, RecoverStats{JournalFiles: 1, Duration: st.Duration}, st)
+	})
+	for k := 1; k < len(JournalMagic); k++ {
+		t.Run(fmt.Sprintf("partial magic %d", k), func(t *testing.T) {
+			path := jnlPath(t)
+			name := journalName(path, 1)
+			require.NoError(t, os.WriteFile(name, []byte(JournalMagic[:k]), 0o600))
+			_, st := jnlRecover(t, path)
+			assert.Equal(t, 1, st.TornTails)
+			assert.Zero(t, st.JournalRecords)
+			assert.Zero(t, jnlSize(t, name), "a partial magic is cut away")
+			_, st = jnlRecover(t, path)
+			assert.Zero(t, st.TornTails)
+		})
+	}
+	t.Run("wrong magic", func(t *testing.T) {
+		path := jnlPath(t)
+		name := journalName(path, 1)
+		require.NoError(t, os.WriteFile(name, []byte("RDVSNAP\x00"), 0o600))
+		_, err := Recover(path, ttlstore.New(ttlstore.Options{}), false, nil)
+		require.ErrorIs(t, err, ErrCorrupt)
+		assert.Contains(t, err.Error(), name)
+		assert.Contains(t, err.Error(), "byte 0")
+		assert.Equal(t, int64(8), jnlSize(t, name), "damage is never cut off")
+	})
+}
+
+// TestRecoverCorruptJournal flips one byte in a middle record: recovery
+// stops with an error naming the file and the record's offset, and repair
+// keeps the records before it, moves the file aside and goes on with the
+// next generation.
+func TestRecoverCorruptJournal(t *testing.T) {
+	const n = 5
+	for _, tc := range []struct {
+		name   string
+		record int // which record to damage
+		at     func(start, end int64) int64
+	}{
+		{"payload of a middle record", 2, func(start, end int64) int64 { return (start + FrameHeaderSize + end) / 2 }},
+		{"length of a middle record", 2, func(start, end int64) int64 { return start + 3 }},
+		{"header checksum of a middle record", 2, func(start, end int64) int64 { return start + FrameHeaderSize - 1 }},
+		{"payload of the last record", n - 1, func(start, end int64) int64 { return end - 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := jnlPath(t)
+			changes := jnlChanges(n)
+			name, data := jnlWriteJournal(t, path, 1, changes...)
+			jnlWriteJournal(t, path, 2, jnlSet("after", "x", 100))
+			starts := append(jnlFrames(t, data, len(JournalMagic)), int64(len(data)))
+			start := starts[tc.record]
+			data[tc.at(start, starts[tc.record+1])] ^= 0x10
+			require.NoError(t, os.WriteFile(name, data, 0o600))
+
+			_, err := Recover(path, ttlstore.New(ttlstore.Options{}), false, nil)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, ErrCorrupt)
+			assert.Contains(t, err.Error(), name)
+			assert.Contains(t, err.Error(), fmt.Sprintf("byte %d", start))
+			var re *RecordError
+			require.ErrorAs(t, err, &re)
+			assert.Equal(t, start, re.Offset)
+			got, err := os.ReadFile(name)
+			require.NoError(t, err)
+			assert.Equal(t, data, got, "without repair nothing is changed")
+
+			var logged bytes.Buffer
+			s := ttlstore.New(ttlstore.Options{})
+			st, err := Recover(path, s, true, slog.New(slog.NewTextHandler(&logged, nil)))
+			require.NoError(t, err)
+			moved := jnlMovedAside(t, name, data, st.MovedAside)
+			assert.Contains(t, logged.String(), moved)
+			assert.Equal(t, tc.record+1, st.JournalRecords, "the records before the damage, then the next generation")
+			assert.Zero(t, st.TornTails)
+			want := make(map[string]ttlstore.Item)
+			for _, c := range changes[:tc.record] {
+				want[c.Item.Key] = c.Item
+			}
+			want["after"] = jnlSet("after", "x", 100).Item
+			assert.Equal(t, want, jnlState(t, s))
+			assert.Equal(t, uint64(100), s.Version())
+
+			// The moved file is not read again.
+			assert.Equal(t, []uint64{2}, jnlGenerations(t, path))
+			_, st = jnlRecover(t, path)
+			assert.Empty(t, st.MovedAside)
+			assert.Equal(t, 1, st.JournalRecords)
+		})
+	}
+}
+
+// TestRecoverDamagedSnapshot damages one item of the snapshot: without
+// repair recovery stops; with it the items before the damage are kept, the
+// snapshot is moved aside and the journal is still replayed.
+func TestRecoverDamagedSnapshot(t *testing.T) {
+	path := jnlPath(t)
+	var items []ttlstore.Item
+	for i := range 6 {
+		items = append(items, ttlstore.Item{Key: fmt.Sprintf("snap-%d", i), Value: []byte("v"), Version: uint64(i + 1)})
+	}
+	_, err := WriteFileVersion(path, 6, jnlIterate(items))
+	require.NoError(t, err)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	starts := jnlFrames(t, data, len(Magic)) // header, 6 items, trailer
+	require.Len(t, starts, 8)
+	bad := starts[4] // the fourth item
+	data[bad+FrameHeaderSize+2] ^= 0x01
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	jnlWriteJournal(t, path, 1, jnlSet("journal", "j", 7), jnlDel("snap-0", 8))
+
+	_, err = Recover(path, ttlstore.New(ttlstore.Options{}), false, nil)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrCorrupt)
+	assert.Contains(t, err.Error(), path)
+	assert.Contains(t, err.Error(), fmt.Sprintf("byte %d", bad))
+
+	s := ttlstore.New(ttlstore.Options{})
+	st, err := Recover(path, s, true, nil)
+	require.NoError(t, err)
+	jnlMovedAside(t, path, data, st.MovedAside)
+	assert.Equal(t, 3, st.SnapshotKeys)
+	assert.Equal(t, 2, st.JournalRecords)
+	want := map[string]ttlstore.Item{
+		"snap-1":  items[1],
+		"snap-2":  items[2],
+		"journal": jnlSet("journal", "j", 7).Item,
+	}
+	assert.Equal(t, want, jnlState(t, s))
+	assert.Equal(t, uint64(8), s.Version())
+
+	// The next start finds no snapshot, only the journal.
+	_, st = jnlRecover(t, path)
+	assert.Zero(t, st.SnapshotKeys)
+	assert.Equal(t, 2, st.JournalRecords)
+}
+
+func TestRecoverTruncatedSnapshotNeedsRepair(t *testing.T) {
+	path := jnlPath(t)
+	_, err := WriteFileVersion(path, 0, jnlIterate([]ttlstore.Item{{Key: "k", Value: []byte("v"), Version: 1}}))
+	require.NoError(t, err)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, data[:len(data)-1], 0o600))
+
+	// A snapshot is written whole or not at all, so unlike a journal a
+	// truncated one is damage.
+	_, err = Recover(path, ttlstore.New(ttlstore.Options{}), false, nil)
+	require.ErrorIs(t, err, ErrTruncated)
+	assert.Contains(t, err.Error(), path)
+
+	s := ttlstore.New(ttlstore.Options{})
+	st, err := Recover(path, s, true, nil)
+	require.NoError(t, err)
+	jnlMovedAside(t, path, data[:len(data)-1], st.MovedAside)
+	_, ok := s.Get("k")
+	assert.True(t, ok)
+}
+
+// TestRecoverJournalReadError: an error reading a journal is not a torn
+// write. Were it taken for one, recovery would cut the file to the "last
+// whole record" and destroy it. A directory where a generation should be
+// gives a read error (EISDIR) on the magic.
+func TestRecoverJournalReadError(t *testing.T) {
+	path := jnlPath(t)
+	name := journalName(path, 1)
+	require.NoError(t, os.Mkdir(name, 0o700))
+
+	_, err := replayJournal(name, &jnlRecorder{})
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, ErrTruncated)
+	assert.NotErrorIs(t, err, ErrCorrupt)
+	assert.ErrorIs(t, err, syscall.EISDIR)
+
+	_, err = Recover(path, ttlstore.New(ttlstore.Options{}), false, nil)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, syscall.EISDIR)
+	assert.Contains(t, err.Error(), name)
+	assert.NotContains(t, err.Error(), "torn")
+}
