@@ -40,6 +40,7 @@ type config struct {
 	MaxWatchers   int
 	WatchersPerIP int
 	MetricsAddr   string
+	PprofAddr     string
 }
 
 // rateSpec is "N/DURATION" (tokens per window) or "off".
@@ -181,6 +182,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.IntVar(&c.MaxWatchers, "max-watchers", c.MaxWatchers, "watch streams and long-polls open at once, in all")
 	fs.IntVar(&c.WatchersPerIP, "max-watchers-per-ip", c.WatchersPerIP, "watch streams and long-polls open at once per client")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9090)")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof and expvar on this loopback address (off by default)")
 	fs.BoolVar(&c.Repair, "repair", false, "start despite a damaged snapshot or journal: keep the records before the damage, move the file aside")
 
 	// The original server's flags, so existing units keep working.
@@ -303,6 +305,9 @@ func (c *config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("invalid value %q for flag --addr: %v", c.Addr, err)
+	}
+	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
+		return fmt.Errorf("invalid value %q for flag --pprof-addr: profiling is only served on a loopback address", c.PprofAddr)
 	}
 	if !c.Insecure && !loopbackAddr(c.Addr) {
 		return fmt.Errorf("refusing to serve plaintext HTTP on %s, which is not a loopback address: put a TLS proxy in front and pass --insecure (with --trusted-proxy), or listen on 127.0.0.1", c.Addr)

@@ -85,3 +85,12 @@ func TestConfigRejects(t *testing.T) {
 	_, err = parseConfig([]string{"--addr", "[::1]:8080"}, env(nil), io.Discard)
 	assert.NoError(t, err)
 }
+
+func TestConfigPprofOnlyOnLoopback(t *testing.T) {
+	_, err := parseConfig([]string{"--pprof-addr", "0.0.0.0:6060"}, env(nil), io.Discard)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "pprof-addr")
+	c, err := parseConfig([]string{"--pprof-addr", "127.0.0.1:6060"}, env(nil), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:6060", c.PprofAddr)
+}
