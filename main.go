@@ -4,8 +4,8 @@ package main
 
 import (
 	"context"
-	"expvar"
 	"errors"
+	"expvar"
 	"fmt"
 	"io"
 	"log/slog"
