@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# Load benchmark of the whole rendezvous server against a minimal net/http
+# baseline (bench/baseline), with wrk on loopback. See bench/README.md.
+#
+#   bench/run.sh          # full run: 5 s per wrk run, about 5 minutes
+#   bench/run.sh quick    # sanity run: 2 s per wrk run, about 3 minutes
+#
+# Environment: DURATION (wrk -d, default 5s; 2s for quick), THREADS (2),
+# CONNS (64), KEYS (preloaded keys, 100000).
+#
+# It prints the machine and one markdown table, and writes both to
+# bench/results/latest.md. Every process it starts is stopped on exit.
+# Only 127.0.0.1 is ever contacted.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+
+case "${1:-}" in
+  quick) DURATION=${DURATION:-2s} ;;
+  "" | full) ;;
+  *) echo "usage: bench/run.sh [quick]" >&2; exit 2 ;;
+esac
+DURATION=${DURATION:-5s}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-64}
+KEYS=${KEYS:-100000}
+CLIENTS=10000   # distinct X-Forwarded-For addresses in scenario f
+
+die() { echo "bench: $*" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+
+# wrk's -d in whole seconds, to bound each run with timeout(1).
+duration_secs() {
+  local d=$1
+  case $d in
+    *ms) echo 1 ;;
+    *s) echo "${d%s}" ;;
+    *m) echo $((${d%m} * 60)) ;;
+    *h) echo $((${d%h} * 3600)) ;;
+    *) echo "$d" ;;
+  esac
+}
+dur_s=$(duration_secs "$DURATION")
+[[ $dur_s =~ ^[0-9]+$ ]] || die "DURATION=$DURATION: want a wrk duration like 5s or 1m"
+
+# --- tools ---------------------------------------------------------------
+command -v go >/dev/null || die "go is not on PATH (the module needs Go $(sed -n 's/^go //p' go.mod))"
+if ! command -v wrk >/dev/null; then
+  log "installing wrk from Debian"
+  sudo=""
+  if [[ $EUID -ne 0 ]] && command -v sudo >/dev/null; then sudo=sudo; fi
+  { $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk; } >&2
+  command -v wrk >/dev/null || die "could not install wrk"
+fi
+command -v timeout >/dev/null || die "timeout (coreutils) is missing"
+
+# Flags of the servers must come from this script alone.
+for v in $(compgen -e); do
+  if [[ $v == RENDEZVOUS_* ]]; then unset "$v"; fi
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rendezvous-bench.XXXXXX")
+pids=()     # servers, stopped on exit
+fg_pid=""   # the loader or wrk run being waited for
+
+cleanup() {
+  local pid
+  if [[ -n $fg_pid ]]; then kill -TERM "$fg_pid" 2>/dev/null || true; fi
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq 50); do
+    local alive=0
+    for pid in "${pids[@]}"; do
+      if kill -0 "$pid" 2>/dev/null; then alive=1; fi
+    done
+    [[ $alive == 0 ]] && break
+    sleep 0.2
+  done
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ -n $fg_pid ]]; then wait "$fg_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log "building rendezvous, baseline and loader into $tmp"
+go build -o "$tmp/rendezvous" .
+go build -o "$tmp/baseline" ./bench/baseline
+go build -o "$tmp/loader" ./bench/loader
+
+# run CMD...: runs CMD in the background and waits for it, so that a
+# signal to this script is handled at once (bash runs traps only between
+# foreground commands) and cleanup can stop CMD too.
+run() {
+  local rc=0
+  "$@" &
+  fg_pid=$!
+  wait "$fg_pid" || rc=$?
+  fg_pid=""
+  return "$rc"
+}
+
+# start NAME CMD...: runs CMD in the background with its log in
+# $tmp/NAME.log, waits for its `msg=listening addr=HOST:PORT` line and sets
+# ADDR_NAME and PID_NAME.
+start() {
+  local name=$1; shift
+  "$@" >"$tmp/$name.log" 2>&1 &
+  local pid=$!
+  pids+=("$pid")
+  local line
+  for _ in $(seq 100); do
+    if line=$(grep -o -m1 'msg=listening addr=[^ ]*' "$tmp/$name.log"); then
+      local addr=${line#msg=listening addr=}
+      [[ $addr == 127.0.0.1:* ]] || die "$name listens on $addr, not 127.0.0.1"
+      printf -v "ADDR_$name" '%s' "$addr"
+      printf -v "PID_$name" '%s' "$pid"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      cat "$tmp/$name.log" >&2
+      die "$name exited before listening"
+    fi
+    sleep 0.1
+  done
+  cat "$tmp/$name.log" >&2
+  die "$name did not log its listening address within 10s"
+}
+
+alive() {
+  local name=$1 pid_var="PID_$1"
+  if ! kill -0 "${!pid_var}" 2>/dev/null; then
+    tail -n 20 "$tmp/$name.log" >&2
+    die "$name is no longer running"
+  fi
+}
+
+ours_flags=(--addr 127.0.0.1:0 --data '' --max-keys 2000000)
+start ours "$tmp/rendezvous" "${ours_flags[@]}" --rate off
+start base "$tmp/baseline" -addr 127.0.0.1:0
+start ours_rl "$tmp/rendezvous" "${ours_flags[@]}" --rate 1000000/1s --trusted-proxy 127.0.0.1
+start ours_norl "$tmp/rendezvous" "${ours_flags[@]}" --rate off --trusted-proxy 127.0.0.1
+# shellcheck disable=SC2154 # ADDR_* are set by start() through printf -v
+log "ours http://$ADDR_ours, baseline http://$ADDR_base, ours rate-limited http://$ADDR_ours_rl, ours not limited (same proxy setup) http://$ADDR_ours_norl"
+
+for name in ours base ours_rl ours_norl; do
+  addr_var="ADDR_$name"
+  run "$tmp/loader" -url "http://${!addr_var}" -keys "$KEYS" -value-size 200 -conns 32 >"$tmp/load-$name.out" ||
+    die "preloading $name failed"
+  log "preloading $name: $(cat "$tmp/load-$name.out")"
+done
+
+# --- one wrk run ---------------------------------------------------------
+# run_wrk OUT URL SCRIPT CONNMODE [SCRIPT ARGS...]: sets line to wrk's
+# BENCH line; wrk's whole output is in OUT.
+run_wrk() {
+  local out=$1 url=$2 script=$3 conn=$4
+  shift 4
+  local hdr=()
+  if [[ $conn == close ]]; then hdr=(-H 'Connection: close'); fi
+  if ! run timeout --kill-after=5 $((dur_s + 30)) \
+    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s --latency "${hdr[@]}" \
+    -s "bench/lua/$script" "$url" -- "$@" >"$out" 2>&1; then
+    cat "$out" >&2
+    die "wrk failed: $script on $url"
+  fi
+  line=$(grep -m1 '^BENCH ' "$out") || { cat "$out" >&2; die "no BENCH line from $script"; }
+}
+
+# field LINE NAME: the value of NAME=... in a BENCH line.
+field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+
+# scenario rows: label | lua script | ours instance | baseline instance | expect
+# expect: ok = every answer 2xx; 404 = every answer 404 (wrk counts them
+# as status errors).
+scenarios=(
+  "a) GET existing keys|get_existing.lua|ours|base|ok"
+  "b) GET missing keys|get_missing.lua|ours|base|404"
+  "c) SET new keys|set_new.lua|ours|base|ok"
+  "d) SET overwriting keys|set_overwrite.lua|ours|base|ok"
+  "e) 90% GET / 10% SET|mix.lua|ours|base|ok"
+  "f) GET, ${CLIENTS} XFF clients, limiter on vs off|get_xff.lua|ours_rl|ours_norl|ok"
+)
+conn_modes=(keepalive close)
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+total=$((${#scenarios[@]} * ${#conn_modes[@]} * 4))
+step=0
+run_id=0
+rows=()
+warnings=()
+
+for sc in "${scenarios[@]}"; do
+  # shellcheck disable=SC2034 # a and b are read as ${!side}
+  IFS='|' read -r label script a b expect <<<"$sc"
+  for conn in "${conn_modes[@]}"; do
+    if [[ $conn == close ]]; then mode="Connection: close"; else mode="keep-alive"; fi
+    declare -A sum=()
+    for k in a_rps a_p50 a_p99 b_rps b_p50 b_p99; do sum[$k]=0; done
+    for side in a b a b; do
+      inst=${!side}
+      addr_var="ADDR_$inst"
+      run_id=$((run_id + 1))
+      step=$((step + 1))
+      args=("$KEYS")
+      case $script in
+        set_new.lua) args=("r$run_id") ;;
+        get_xff.lua) args=("$KEYS" "$CLIENTS") ;;
+      esac
+      run_wrk "$tmp/wrk-$run_id.out" "http://${!addr_var}" "$script" "$conn" "${args[@]}"
+      alive "$inst"
+      requests=$(field "$line" requests)
+      rps=$(field "$line" rps)
+      p50=$(field "$line" p50_us)
+      p99=$(field "$line" p99_us)
+      status=$(field "$line" status)
+      sockerr=$(($(field "$line" connect) + $(field "$line" read) + $(field "$line" write) + $(field "$line" timeout)))
+      log "[$step/$total] $label, $mode, $inst: $rps req/s, p50 ${p50}us, p99 ${p99}us"
+      if [[ $requests -eq 0 ]]; then
+        die "$label ($mode) on $inst: no request completed"
+      fi
+      if [[ $expect == ok && $status -ne 0 ]]; then
+        warnings+=("$label ($mode) on $inst: $status of $requests answers were not 2xx")
+      fi
+      if [[ $expect == 404 && $status -ne $requests ]]; then
+        warnings+=("$label ($mode) on $inst: $((requests - status)) of $requests answers were not 404")
+      fi
+      if [[ $sockerr -ne 0 ]]; then
+        warnings+=("$label ($mode) on $inst: $sockerr socket errors ($line)")
+      fi
+      sum[${side}_rps]=$(awk -v s="${sum[${side}_rps]}" -v x="$rps" 'BEGIN{printf "%.3f", s + x}')
+      sum[${side}_p50]=$(awk -v s="${sum[${side}_p50]}" -v x="$p50" 'BEGIN{printf "%.3f", s + x}')
+      sum[${side}_p99]=$(awk -v s="${sum[${side}_p99]}" -v x="$p99" 'BEGIN{printf "%.3f", s + x}')
+    done
+    rows+=("$(awk -v label="$label · $mode" \
+      -v ar="${sum[a_rps]}" -v a50="${sum[a_p50]}" -v a99="${sum[a_p99]}" \
+      -v br="${sum[b_rps]}" -v b50="${sum[b_p50]}" -v b99="${sum[b_p99]}" 'BEGIN {
+        # sums of two runs: halve for the mean; latencies in us -> ms
+        printf "| %s | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %.2f ms | %.2f ms |",
+          label, ar / 2, br / 2, (br > 0 ? ar / br : 0),
+          a50 / 2000, a99 / 2000, b50 / 2000, b99 / 2000
+      }')")
+    unset sum
+  done
+done
+
+# --- report --------------------------------------------------------------
+load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)
+report() {
+  echo "## rendezvous load benchmark"
+  echo
+  echo "- machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(uname -sr), $(go version | sed 's/^go version //')"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); load average before the runs $load_before, after $load_after (1-min, 5-min, 15-min; wrk and the server under test account for about 3 of it, much more means other work shared the machine)"
+  echo "- wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'): $THREADS threads, $CONNS connections, $DURATION per run, on the same machine as the servers (loopback)"
+  echo "- each row: 4 runs alternating ours, baseline, ours, baseline; figures are the mean of the 2 runs of each side"
+  echo "- data: $KEYS keys preloaded into every instance (200-byte values); ours: \`--data '' --rate off --max-keys 2000000\` (memory only: no journal or snapshot work); baseline: bench/baseline (net/http, map + RWMutex)"
+  echo "- row f: the \"ours\" columns are ours with \`--rate 1000000/1s --trusted-proxy 127.0.0.1\` (limiter on, never refuses), the \"baseline\" columns ours with \`--rate off --trusted-proxy 127.0.0.1\`"
+  echo "- ratio = ours req/s / baseline req/s"
+  echo
+  echo "| scenario | ours req/s | baseline req/s | ratio | ours p50 | ours p99 | baseline p50 | baseline p99 |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${rows[@]}"
+  if [[ ${#warnings[@]} -gt 0 ]]; then
+    echo
+    echo "Warnings:"
+    printf -- '- %s\n' "${warnings[@]}"
+  fi
+}
+
+mkdir -p "$root/bench/results"
+report | tee "$root/bench/results/latest.md"
+log "written to bench/results/latest.md"
