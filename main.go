@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 	"github.com/rendezvous-kv/rendezvous/metrics"
@@ -53,11 +54,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// The journal is opened after recovery, so the store reaches it through
 	// this variable; nothing mutates the store before it is set.
 	var journal *persist.Journal
+	changes := feed.New(feed.Options{MaxPerClient: cfg.WatchersPerIP, MaxTotal: cfg.MaxWatchers})
 	store := ttlstore.New(ttlstore.Options{MaxKeys: cfg.MaxKeys, OnChange: func(c ttlstore.Change) error {
-		if journal == nil {
-			return nil
+		// The journal first: a change it refuses is not applied, so it
+		// must never reach watchers.
+		if journal != nil {
+			if err := journal.Append(c); err != nil {
+				return err
+			}
 		}
-		return journal.Append(c)
+		changes.Publish(c)
+		return nil
 	}})
 	var saver *persist.Saver
 	if cfg.Data != "" {
@@ -107,10 +114,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Commit:       commitFunc(journal),
 		MaxScanLimit: cfg.MaxScanLimit,
 		MaxWait:      cfg.MaxWait,
+		Feed:         changes,
 	}, nil)
 	src := metrics.Sources{
-		Keys:        func() float64 { return float64(store.Len()) },
-		StoredBytes: func() float64 { return float64(store.Bytes()) },
+		Keys:            func() float64 { return float64(store.Len()) },
+		StoredBytes:     func() float64 { return float64(store.Bytes()) },
+		Watchers:        func() float64 { return float64(changes.Active()) },
+		DroppedWatchers: func() float64 { return float64(changes.Dropped()) },
 	}
 	if saver != nil {
 		src.JournalBytes = func() float64 { return float64(journal.Size()) }
@@ -185,6 +195,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// Deno's KV client speaks only HTTP/2.
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
+	// Watch streams end when shutdown starts instead of holding the drain.
+	srv.RegisterOnShutdown(changes.Close)
 
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()

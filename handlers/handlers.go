@@ -86,6 +86,7 @@ func New(svc *policy.Service, cfg Config) *Server {
 	r.Post("/del/*", s.wrap("del", s.deleteHandler("/del/")))
 	r.Delete("/get/*", s.wrap("del", s.deleteHandler("/get/")))
 	r.Get("/list/*", s.wrap("list", s.handleList))
+	r.Get("/watch/*", s.wrap("watch", s.handleWatch))
 	r.Get("/ip", s.wrap("ip", s.handleIP))
 	r.Get("/healthz", s.wrap("health", s.handleHealth))
 	r.Get("/readyz", s.wrap("health", s.handleReady))
@@ -119,6 +120,8 @@ func allowed(path string) string {
 		return "GET, HEAD, DELETE"
 	case strings.HasPrefix(path, "/set/"):
 		return "POST, PUT"
+	case strings.HasPrefix(path, "/watch/"), strings.HasPrefix(path, "/list/"):
+		return "GET"
 	case strings.HasPrefix(path, "/los/"), strings.HasPrefix(path, "/cas/"), strings.HasPrefix(path, "/casoc/"),
 		strings.HasPrefix(path, "/del/"):
 		return "POST"
@@ -233,6 +236,9 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, c policy.Call
 	key, err := keyFrom(r, "/get/")
 	if err != nil {
 		return err
+	}
+	if wantsWait(r) {
+		return s.longPoll(w, r, c, key)
 	}
 	it, err := s.svc.Get(c, key)
 	if err != nil {

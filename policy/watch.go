@@ -1,0 +1,203 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/rendezvous-kv/rendezvous/feed"
+	"github.com/rendezvous-kv/rendezvous/limiter"
+	"github.com/rendezvous-kv/rendezvous/ttlstore"
+)
+
+// DefaultMaxWait caps long-polls when Config.MaxWait is zero.
+const DefaultMaxWait = time.Minute
+
+var (
+	errNoFeed = &Error{Kind: KindUnavailable, Message: "watching and waiting are not enabled on this server"}
+	errClosed = &Error{Kind: KindUnavailable, Message: "server is shutting down; retry shortly"}
+)
+
+// watchClient is the group whose watches and long-polls share the
+// per-client cap: the address, with IPv6 grouped by /64 as the rate limiter
+// does, so that rotating interface identifiers does not mint more.
+func watchClient(c Caller) netip.Prefix {
+	return limiter.ClientKey(c.IP, limiter.DefaultIPv4Prefix, limiter.DefaultIPv6Prefix)
+}
+
+// Watch subscribes c to the changes (sets, deletes and expiries) of the
+// keys starting with prefix, or of the key prefix alone when exact, after
+// version since (0: from now). The caller reads the subscriber with Next
+// and must Close it.
+//
+// A watch costs CostRead once, when it opens: the events it then carries
+// were paid for by their writers, and what a watch holds (a connection and
+// a goroutine) is bounded by the per-client and total caps of the feed, not
+// by tokens. Reconnecting is charged again, so a reconnect loop is rate
+// limited like reads.
+//
+// The prefix follows the key syntax except that it may be empty (every
+// key). Like reads, it is not rewritten for ip/: anyone may watch
+// ip/<addr>/, as anyone may read it.
+func (s *Service) Watch(c Caller, prefix string, since uint64, exact bool) (*feed.Sub, error) {
+	if err := s.charge(c, s.cfg.CostRead); err != nil {
+		return nil, err
+	}
+	if prefix != "" || exact {
+		if err := s.checkKey(prefix); err != nil {
+			return nil, err
+		}
+	}
+	f := s.cfg.Feed
+	if f == nil {
+		return nil, errNoFeed
+	}
+	sub, err := f.Subscribe(feed.SubOptions{Prefix: prefix, Exact: exact, Since: since, Client: watchClient(c)})
+	if err != nil {
+		return nil, s.fromFeed(err)
+	}
+	return sub, nil
+}
+
+// fromFeed turns a feed error into an Error.
+func (s *Service) fromFeed(err error) error {
+	perClient, total := s.cfg.Feed.Limits()
+	switch {
+	case errors.Is(err, feed.ErrTooManyForClient):
+		return &Error{Kind: KindRateLimited, Message: "too many open watches and long-polls from your address: at most " +
+			strconv.Itoa(perClient) + " at once; close one first"}
+	case errors.Is(err, feed.ErrTooMany):
+		return &Error{Kind: KindRateLimited, Message: "the server has as many open watches and long-polls as it allows (" +
+			strconv.Itoa(total) + "); retry later"}
+	case errors.Is(err, feed.ErrClosed):
+		return errClosed
+	}
+	return &Error{Kind: KindUnavailable, Message: "watch unavailable: " + err.Error()}
+}
+
+// WaitKey is a long-poll read of key. It costs CostRead once. When the key
+// is live and etag is 0 or differs from its version, it returns the item at
+// once. Otherwise it waits, up to wait capped by Config.MaxWait, for the
+// key to be set to a version other than etag, and returns (item, true).
+//
+// On timeout it returns ok=false, with the item when the key is still live
+// at version etag (so a front end can answer "not modified") and the zero
+// Item when it is absent. A waiting long-poll holds a place in the same
+// per-client and total caps as a watch. When ctx is done it returns
+// ctx.Err().
+func (s *Service) WaitKey(ctx context.Context, c Caller, key string, etag uint64, wait time.Duration) (ttlstore.Item, bool, error) {
+	if err := s.charge(c, s.cfg.CostRead); err != nil {
+		return ttlstore.Item{}, false, err
+	}
+	if err := s.checkKey(key); err != nil {
+		return ttlstore.Item{}, false, err
+	}
+	if it, ok := s.changed(key, etag); ok {
+		return it, true, nil
+	}
+	maxWait := s.cfg.MaxWait
+	if maxWait <= 0 {
+		maxWait = DefaultMaxWait
+	}
+	wait = min(wait, maxWait)
+	if wait <= 0 {
+		return s.unchanged(key, etag)
+	}
+	f := s.cfg.Feed
+	if f == nil {
+		return ttlstore.Item{}, false, errNoFeed
+	}
+	// Subscribe from the head, then read again. A write with a version up
+	// to the cursor was published before Subscribe read the head, while
+	// its writer held the key's shard lock until the write was applied, so
+	// the second read sees it; every later write is delivered by Next. A
+	// write between the first read and Subscribe is therefore never lost.
+	sub, err := f.Subscribe(feed.SubOptions{Prefix: key, Exact: true, Client: watchClient(c)})
+	if err != nil {
+		return ttlstore.Item{}, false, s.fromFeed(err)
+	}
+	defer sub.Close()
+	if it, ok := s.changed(key, etag); ok {
+		return it, true, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		evs, err := sub.Next(wctx)
+		switch {
+		case err == nil:
+			if !hasSet(evs) {
+				continue // deleted or expired: keep waiting for a set
+			}
+		case errors.Is(err, feed.ErrBehind):
+			// Only possible after a burst of thousands of writes; the
+			// store, read after Reset, tells what was missed.
+			sub.Reset()
+		case ctx.Err() != nil:
+			return ttlstore.Item{}, false, ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded):
+			return s.unchanged(key, etag)
+		case errors.Is(err, feed.ErrClosed):
+			return ttlstore.Item{}, false, errClosed
+		default:
+			return ttlstore.Item{}, false, err
+		}
+		if it, ok := s.changed(key, etag); ok {
+			return it, true, nil
+		}
+	}
+}
+
+func hasSet(evs []feed.Event) bool {
+	for i := range evs {
+		if evs[i].Op == ttlstore.OpSet {
+			return true
+		}
+	}
+	return false
+}
+
+// changed returns the live item under key when its version is not etag.
+func (s *Service) changed(key string, etag uint64) (ttlstore.Item, bool) {
+	it, ok := s.store.Get(key)
+	if !ok || (etag != 0 && it.Version == etag) {
+		return ttlstore.Item{}, false
+	}
+	return it, true
+}
+
+// unchanged is WaitKey's answer when the wait is over: the item if it
+// changed at the last moment, else the item still at etag, or nothing.
+func (s *Service) unchanged(key string, etag uint64) (ttlstore.Item, bool, error) {
+	it, ok := s.store.Get(key)
+	switch {
+	case !ok:
+		return ttlstore.Item{}, false, nil
+	case etag != 0 && it.Version == etag:
+		return it, false, nil
+	}
+	return it, true, nil
+}
+
+// ParseWait parses a long-poll wait given as a Go duration ("30s", "1m")
+// or as plain seconds ("30"). Zero means do not wait; negative and
+// unparsable waits are errors; a huge wait saturates, and WaitKey caps it
+// to MaxWait.
+func ParseWait(s string) (time.Duration, error) {
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil || isRange(err) {
+		if err != nil || n > uint64(1<<63-1)/uint64(time.Second) {
+			return 1<<63 - 1, nil
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, Errorf(KindBadRequest, "wait %q is not a duration (like 30s, 1m) or a number of seconds", s)
+	}
+	if d < 0 {
+		return 0, Errorf(KindBadRequest, "wait must not be negative")
+	}
+	return d, nil
+}
