@@ -29,11 +29,11 @@ func HashSecret(secret string) Owner {
 }
 
 // matches reports in constant time (for equal lengths) whether o equals other.
-func (o Owner) matches(other Owner) bool {
-	if len(o) != len(other) {
+func (o *Owner) matches(other Owner) bool {
+	if len(*o) != len(other) {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(o), []byte(other)) == 1
+	return subtle.ConstantTimeCompare([]byte(*o), []byte(other)) == 1
 }
 
 // Item is a copy of one entry as seen at one moment.

@@ -2,6 +2,7 @@ package ttlstore
 
 import (
 	"container/heap"
+	"slices"
 )
 
 // Snapshot calls fn for every live item, one shard at a time. Each shard is
@@ -16,11 +17,13 @@ func (s *Store) Snapshot(fn func(Item) error) error {
 		now := s.now().UnixNano()
 		buf = buf[:0]
 		sh.mu.RLock()
-		for _, e := range sh.m {
+		buf = slices.Grow(buf, sh.tree.Len())
+		sh.tree.Ascend(func(e *entry) bool {
 			if e.live(now) {
 				buf = append(buf, e.item())
 			}
-		}
+			return true
+		})
 		sh.mu.RUnlock()
 		for _, it := range buf {
 			if err := fn(it); err != nil {
@@ -47,19 +50,16 @@ func (s *Store) Restore(it Item) {
 	sh := s.shardFor(it.Key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e := sh.m[it.Key]; e != nil {
+	if e := sh.find(it.Key); e != nil {
 		if e.version >= it.Version {
 			return
 		}
 		s.bytes.Add(int64(len(it.Value) - len(e.value)))
-		e.value, e.owner, e.version = it.Value, it.Owner, it.Version
-		sh.setExpiry(e, it.Expires)
+		e.value, e.owner, e.version, e.expires = it.Value, ownerOf(it.Owner), it.Version, it.Expires
 		return
 	}
-	e := &entry{key: it.Key, value: it.Value, owner: it.Owner, version: it.Version, heapIdx: -1}
-	sh.m[it.Key] = e
+	e := &entry{key: it.Key, value: it.Value, expires: it.Expires, owner: ownerOf(it.Owner), version: it.Version}
 	sh.tree.ReplaceOrInsert(e)
-	sh.setExpiry(e, it.Expires)
 	s.count.Add(1)
 	s.bytes.Add(int64(len(it.Key) + len(it.Value)))
 }
@@ -196,13 +196,11 @@ func (s *Store) RestoreDelete(key string, version uint64) {
 	sh := s.shardFor(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.m[key]
+	e := sh.find(key)
 	if e == nil || e.version >= version {
 		return
 	}
-	delete(sh.m, key)
 	sh.tree.Delete(e)
-	sh.setExpiry(e, 0)
 	s.count.Add(-1)
 	s.bytes.Add(-int64(len(e.key) + len(e.value)))
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,28 +46,68 @@ type Store struct {
 	now      func() time.Time
 	onChange func(Change) error
 	reapNext atomic.Uint32 // shard where the next reaper pass starts
-	seqMu    sync.Mutex    // orders version assignment with OnChange calls
+	// lastReclaim is when a full store last swept every shard (Unix ns).
+	lastReclaim atomic.Int64
+	seqMu       sync.Mutex // orders version assignment with OnChange calls
 }
 
+// shard holds its entries in one B-tree ordered by key. The tree serves
+// point lookups as well as range scans: a hash map beside it would make
+// lookups a little faster but cost about 40 bytes per key, and memory per
+// key is what bounds a public instance. Expired entries are found by a
+// sweep that walks the tree from a cursor, a bounded batch at a time, so
+// no per-entry expiry index is needed either.
 type shard struct {
-	mu   sync.RWMutex
-	m    map[string]*entry
-	tree *btree.BTreeG[*entry] // the same entries ordered by key, for range scans
-	exp  expiryHeap            // entries that expire, soonest first
-	_    [64]byte              // keeps neighbouring shard locks off one cache line
+	mu    sync.RWMutex
+	tree  *btree.BTreeG[*entry]
+	sweep string // key where the next expiry sweep of this shard resumes
+	// lastReclaim is when a full shard was last swept for room (Unix ns),
+	// so a store that is genuinely full does not sweep on every create.
+	lastReclaim int64
+	_           [64]byte // keeps neighbouring shard locks off one cache line
 }
 
+// entry is one key. It is kept to 64 bytes (a malloc size class), which is
+// why the owner is a pointer: few keys are owned.
 type entry struct {
 	key     string
 	value   []byte
 	expires int64
 	version uint64
-	owner   Owner
-	heapIdx int // position in the shard's expiry heap, -1 when absent
+	owner   *Owner
 }
 
 func (e *entry) item() Item {
-	return Item{Key: e.key, Value: e.value, Expires: e.expires, Owner: e.owner, Version: e.version}
+	it := Item{Key: e.key, Value: e.value, Expires: e.expires, Version: e.version}
+	if e.owner != nil {
+		it.Owner = *e.owner
+	}
+	return it
+}
+
+// ownerOf returns the stored form of an owner: nil for none.
+func ownerOf(o Owner) *Owner {
+	if o == "" {
+		return nil
+	}
+	p := new(Owner) // only here, so an unowned write does not allocate
+	*p = o
+	return p
+}
+
+// probes are throwaway entries for tree searches; pooling them keeps a
+// lookup from allocating, since the tree's comparison function makes any
+// search key escape.
+var probes = sync.Pool{New: func() any { return new(entry) }}
+
+// find returns the entry for key, or nil. The caller holds sh.mu.
+func (sh *shard) find(key string) *entry {
+	p := probes.Get().(*entry)
+	p.key = key
+	e, _ := sh.tree.Get(p)
+	p.key = ""
+	probes.Put(p)
+	return e
 }
 
 func (e *entry) live(now int64) bool { return e.expires == 0 || e.expires > now }
@@ -93,7 +135,6 @@ func New(opts Options) *Store {
 		s.now = time.Now
 	}
 	for i := range s.shards {
-		s.shards[i].m = make(map[string]*entry)
 		s.shards[i].tree = btree.NewG(32, entryLess)
 	}
 	return s
@@ -108,8 +149,8 @@ func (s *Store) Get(key string) (Item, bool) {
 	sh := s.shardFor(key)
 	now := s.now().UnixNano()
 	sh.mu.RLock()
-	e, ok := sh.m[key]
-	if !ok || !e.live(now) {
+	e := sh.find(key)
+	if e == nil || !e.live(now) {
 		sh.mu.RUnlock()
 		return Item{}, false
 	}
@@ -188,7 +229,7 @@ func (s *Store) tryWrite(key string, w Write, mode writeMode, expected []byte) (
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 
-	e := sh.m[key]
+	e := sh.find(key)
 	if e != nil && !e.live(now) {
 		if _, err := s.removeLocked(sh, e, OpExpire); err != nil {
 			return Item{}, err
@@ -207,7 +248,7 @@ func (s *Store) tryWrite(key string, w Write, mode writeMode, expected []byte) (
 	if mode == modeCreate {
 		return e.item(), ErrExists
 	}
-	if e.owner != "" && !e.owner.matches(w.Owner) {
+	if e.owner != nil && !e.owner.matches(w.Owner) {
 		return Item{}, ErrForbidden
 	}
 	if w.IfVersion != 0 && w.IfVersion != e.version {
@@ -217,36 +258,48 @@ func (s *Store) tryWrite(key string, w Write, mode writeMode, expected []byte) (
 		return e.item(), ErrMismatch
 	}
 	owner := e.owner
-	if owner == "" {
-		owner = w.Owner
+	if owner == nil {
+		owner = ownerOf(w.Owner)
 	}
-	next := Item{Key: e.key, Value: w.Value, Expires: w.Expires, Owner: owner}
+	next := Item{Key: e.key, Value: w.Value, Expires: w.Expires, Owner: w.Owner}
+	if owner != nil {
+		next.Owner = *owner
+	}
 	if err := s.stamp(OpSet, &next); err != nil {
 		return Item{}, err
 	}
 	s.bytes.Add(int64(len(next.Value) - len(e.value)))
-	e.value, e.owner, e.version = next.Value, next.Owner, next.Version
-	sh.setExpiry(e, w.Expires)
+	e.value, e.owner, e.version, e.expires = next.Value, owner, next.Version, next.Expires
 	return next, nil
 }
+
+// reclaimEvery bounds how often a full store sweeps a shard (or all of
+// them) for expired entries to make room: a store full of live keys would
+// otherwise sweep on every refused create.
+const reclaimEvery = int64(100 * time.Millisecond)
 
 func (s *Store) createLocked(sh *shard, key string, w Write, now int64) (Item, error) {
 	if !s.reserve() {
 		// Expired entries in this shard can be dropped at once; others need
 		// the lock released first.
-		if sh.popExpired(s, now, -1) == 0 || !s.reserve() {
+		if now-sh.lastReclaim < reclaimEvery {
+			return Item{}, errNeedReclaim
+		}
+		sh.lastReclaim = now
+		if s.sweepLocked(sh, now, "", -1) == 0 || !s.reserve() {
 			return Item{}, errNeedReclaim
 		}
 	}
+	// The key is copied: callers often pass a substring of a request, and
+	// keeping that alive would keep the whole request line in memory.
+	key = strings.Clone(key)
 	next := Item{Key: key, Value: w.Value, Expires: w.Expires, Owner: w.Owner}
 	if err := s.stamp(OpSet, &next); err != nil {
 		s.count.Add(-1)
 		return Item{}, err
 	}
-	e := &entry{key: key, value: w.Value, owner: w.Owner, version: next.Version, heapIdx: -1}
-	sh.m[key] = e
+	e := &entry{key: key, value: w.Value, expires: w.Expires, owner: ownerOf(w.Owner), version: next.Version}
 	sh.tree.ReplaceOrInsert(e)
-	sh.setExpiry(e, w.Expires)
 	s.bytes.Add(int64(len(key) + len(w.Value)))
 	return next, nil
 }
@@ -297,9 +350,7 @@ func (s *Store) removeLocked(sh *shard, e *entry, op Op) (Item, error) {
 	if err := s.stamp(op, &gone); err != nil {
 		return Item{}, err
 	}
-	delete(sh.m, e.key)
 	sh.tree.Delete(e)
-	sh.setExpiry(e, 0)
 	s.count.Add(-1)
 	s.bytes.Add(-int64(len(e.key) + len(e.value)))
 	return gone, nil
@@ -313,7 +364,7 @@ func (s *Store) Delete(key string, owner Owner) (Item, error) {
 	now := s.now().UnixNano()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.m[key]
+	e := sh.find(key)
 	if e == nil {
 		return Item{}, ErrNotFound
 	}
@@ -323,55 +374,121 @@ func (s *Store) Delete(key string, owner Owner) (Item, error) {
 		}
 		return Item{}, ErrNotFound
 	}
-	if e.owner != "" && !e.owner.matches(owner) {
+	if e.owner != nil && !e.owner.matches(owner) {
 		return Item{}, ErrForbidden
 	}
 	return s.removeLocked(sh, e, OpDelete)
 }
 
-// popExpired removes up to budget expired entries from sh (all of them when
-// budget < 0). The caller holds sh.mu.
-func (sh *shard) popExpired(s *Store, now int64, budget int) int {
+// sweepLocked removes expired entries from sh, scanning at most limit
+// entries (all when limit < 0) from key from onwards, and returns how many
+// it removed. The caller holds sh.mu.
+func (s *Store) sweepLocked(sh *shard, now int64, from string, limit int) int {
+	expired, next := sh.scanExpired(now, from, limit)
 	n := 0
-	for len(sh.exp) > 0 && sh.exp[0].expires <= now && budget != 0 {
-		if _, err := s.removeLocked(sh, sh.exp[0], OpExpire); err != nil {
+	for _, e := range expired {
+		if _, err := s.removeLocked(sh, e, OpExpire); err != nil {
 			break
 		}
 		n++
-		budget--
+	}
+	if limit >= 0 {
+		sh.sweep = next
 	}
 	return n
 }
 
-// reclaim removes every expired entry, one shard at a time.
+// scanExpired collects the expired entries among at most limit entries
+// from key from onwards (the tree cannot change during its iteration), and
+// returns where a later scan should resume: "" after the last key.
+func (sh *shard) scanExpired(now int64, from string, limit int) (expired []*entry, next string) {
+	p := probes.Get().(*entry)
+	p.key = from
+	seen := 0
+	sh.tree.AscendGreaterOrEqual(p, func(e *entry) bool {
+		if limit >= 0 && seen == limit {
+			next = e.key
+			return false
+		}
+		seen++
+		if !e.live(now) {
+			expired = append(expired, e)
+		}
+		return true
+	})
+	p.key = ""
+	probes.Put(p)
+	return expired, next
+}
+
+// reclaim removes every expired entry, one shard at a time, at most once
+// per reclaimEvery.
 func (s *Store) reclaim() {
 	now := s.now().UnixNano()
+	last := s.lastReclaim.Load()
+	if now-last < reclaimEvery || !s.lastReclaim.CompareAndSwap(last, now) {
+		return
+	}
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		sh.popExpired(s, now, -1)
+		s.sweepLocked(sh, now, "", -1)
 		sh.mu.Unlock()
 	}
 }
 
-// reapBatch bounds how long the reaper holds one shard lock.
-const reapBatch = 256
+// reapBatch bounds how many entries the reaper scans under one shard lock.
+const reapBatch = 512
 
-// Reap removes up to budget entries that expired at or before now, visiting
-// shards in turn and holding each lock for at most a small batch, so
-// requests never wait behind a full sweep. It returns how many it removed.
+// Reap removes up to budget entries that expired at or before now. It
+// resumes each shard's sweep where the last one stopped and holds a shard
+// lock for one small batch at a time, so requests never wait behind a full
+// sweep; one call scans each entry at most once. It returns how many it
+// removed.
 func (s *Store) Reap(now time.Time, budget int) int {
-	ns := now.UnixNano()
+	return s.reap(now.UnixNano(), budget, -1)
+}
+
+// reap is Reap with a bound on the entries scanned (scanBudget < 0: one
+// full pass at most), which is what keeps each reaper tick's work bounded
+// on a store of millions of live keys.
+func (s *Store) reap(now int64, budget, scanBudget int) int {
 	removed := 0
 	start := int(s.reapNext.Add(1))
-	for i := 0; i < len(s.shards) && removed < budget; i++ {
+	for i := 0; i < len(s.shards) && removed < budget && scanBudget != 0; i++ {
 		sh := &s.shards[(start+i)&int(s.mask)]
-		for removed < budget {
+		first := true
+		for removed < budget && scanBudget != 0 {
 			sh.mu.Lock()
-			n := sh.popExpired(s, ns, min(reapBatch, budget-removed))
+			if !first && sh.sweep == "" {
+				sh.mu.Unlock()
+				break // came round to the start of this shard
+			}
+			first = false
+			batch := reapBatch
+			if scanBudget > 0 {
+				batch = min(batch, scanBudget)
+				scanBudget -= batch
+			}
+			expired, next := sh.scanExpired(now, sh.sweep, batch)
+			n, refused := 0, false
+			for _, e := range expired {
+				if removed+n == budget {
+					next = e.key // resume at the first one left
+					break
+				}
+				if _, err := s.removeLocked(sh, e, OpExpire); err != nil {
+					// OnChange refused (say, a journal error): retry this
+					// entry at a later tick rather than spin on it now.
+					next, refused = e.key, true
+					break
+				}
+				n++
+			}
+			sh.sweep = next
 			sh.mu.Unlock()
 			removed += n
-			if n < reapBatch {
+			if next == "" || refused {
 				break
 			}
 		}
@@ -379,8 +496,9 @@ func (s *Store) Reap(now time.Time, budget int) int {
 	return removed
 }
 
-// RunReaper calls Reap every interval with budget until ctx is done.
-func (s *Store) RunReaper(ctx context.Context, interval time.Duration, budget int) {
+// RunReaper reaps every interval, scanning at most scanBudget entries per
+// tick, until ctx is done.
+func (s *Store) RunReaper(ctx context.Context, interval time.Duration, scanBudget int) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -388,7 +506,7 @@ func (s *Store) RunReaper(ctx context.Context, interval time.Duration, budget in
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.Reap(s.now(), budget)
+			s.reap(s.now().UnixNano(), math.MaxInt, scanBudget)
 		}
 	}
 }
