@@ -73,20 +73,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			log.Error("cannot load data; refusing to start so nothing is overwritten", "err", err)
 			return 1
 		}
-		expired := store.Reap(time.Now(), math.MaxInt)
 		log.Info("data loaded", "file", cfg.Data, "keys", store.Len(), "snapshot_keys", rec.SnapshotKeys,
-			"journal_files", rec.JournalFiles, "journal_records", rec.JournalRecords, "expired", expired, "duration", rec.Duration)
+			"journal_files", rec.JournalFiles, "journal_records", rec.JournalRecords, "duration", rec.Duration)
 		if journal, err = persist.OpenJournal(cfg.Data, cfg.Fsync); err != nil {
 			log.Error("cannot open journal", "err", err)
 			return 1
 		}
 		saver = &persist.Saver{Path: cfg.Data, Source: store.Snapshot, Version: store.Version, Journal: journal, Log: log}
-		if len(rec.MovedAside) > 0 || rec.JournalRecords > 0 {
-			// Repaired records live only in memory until saved; replayed
-			// ones are folded into one snapshot so the next start is fast.
+		switch {
+		case len(rec.MovedAside) > 0:
+			// Repaired records live only in memory until saved.
 			if err := saver.Save(); err != nil {
 				return 1
 			}
+		case rec.JournalRecords > 0:
+			// Replayed records are already durable in the journal; folding
+			// them into a snapshot only speeds up the next start, so it
+			// need not delay this one.
+			go saver.Save()
 		}
 	}
 
@@ -200,7 +204,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
-	go store.RunReaper(bg, time.Second, 100000)
+	go func() {
+		// Expired entries loaded from disk are invisible already; this
+		// frees their memory without delaying the start.
+		if n := store.Reap(time.Now(), math.MaxInt); n > 0 {
+			log.Info("expired entries dropped after load", "count", n)
+		}
+		store.RunReaper(bg, time.Second, 100000)
+	}()
 	if limits != nil {
 		go limits.Run(bg, 30*time.Second)
 	}

@@ -46,22 +46,25 @@ func (s *Store) Snapshot(fn func(Item) error) error {
 // counter moves past every restored version, so versions never repeat
 // after a restart.
 func (s *Store) Restore(it Item) {
-	s.AdvanceVersion(it.Version)
+	if it.Version > s.version.Load() {
+		s.AdvanceVersion(it.Version)
+	}
 	sh := s.shardFor(it.Key)
+	e := &entry{key: it.Key, value: it.Value, expires: it.Expires, owner: ownerOf(it.Owner), version: it.Version}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e := sh.find(it.Key); e != nil {
-		if e.version >= it.Version {
-			return
-		}
-		s.bytes.Add(int64(len(it.Value) - len(e.value)))
-		e.value, e.owner, e.version, e.expires = it.Value, ownerOf(it.Owner), it.Version, it.Expires
-		return
+	// One descent: insert, and in the rare case the old entry was newer
+	// (a journal replayed over a later snapshot), put it back.
+	old, found := sh.tree.ReplaceOrInsert(e)
+	switch {
+	case !found:
+		s.count.Add(1)
+		s.bytes.Add(int64(len(it.Key) + len(it.Value)))
+	case old.version >= it.Version:
+		sh.tree.ReplaceOrInsert(old)
+	default:
+		s.bytes.Add(int64(len(it.Value) - len(old.value)))
 	}
-	e := &entry{key: it.Key, value: it.Value, expires: it.Expires, owner: ownerOf(it.Owner), version: it.Version}
-	sh.tree.ReplaceOrInsert(e)
-	s.count.Add(1)
-	s.bytes.Add(int64(len(it.Key) + len(it.Value)))
 }
 
 // AdvanceVersion moves the version counter up to at least v, so the next
@@ -192,7 +195,9 @@ func (h *cursorHeap) Pop() any {
 // removed only when its version is lower than version, so a replayed delete
 // never removes a newer write. Like Restore it bypasses OnChange.
 func (s *Store) RestoreDelete(key string, version uint64) {
-	s.AdvanceVersion(version)
+	if version > s.version.Load() {
+		s.AdvanceVersion(version)
+	}
 	sh := s.shardFor(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
