@@ -91,25 +91,22 @@ var (
 	corsMaxAge  = []string{"86400"}
 )
 
-// cors lets browsers call the API from any page (or from --cors-origin),
-// and answers preflight requests before routing, so OPTIONS never meets a
-// 405.
-func (s *Server) cors(next http.Handler) http.Handler {
-	origin := []string{s.cfg.CORSOrigin}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h["Access-Control-Allow-Origin"] = origin
-		if s.cfg.CORSOrigin != "*" {
-			h["Vary"] = []string{"Origin"}
-		}
-		if r.Method == http.MethodOptions {
-			h["Access-Control-Allow-Methods"] = corsMethods
-			h["Access-Control-Allow-Headers"] = corsHeaders
-			h["Access-Control-Max-Age"] = corsMaxAge
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		h["Access-Control-Expose-Headers"] = corsExpose
-		next.ServeHTTP(w, r)
-	})
+// cors adds the CORS headers to a request from a browser page (one with
+// an Origin header; requests without one are not cross-origin and skip the
+// extra headers), and answers a preflight. It reports whether it answered.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
+	h := w.Header()
+	h["Access-Control-Allow-Origin"] = []string{s.cfg.CORSOrigin}
+	if s.cfg.CORSOrigin != "*" {
+		h["Vary"] = []string{"Origin"}
+	}
+	if r.Method == http.MethodOptions {
+		h["Access-Control-Allow-Methods"] = corsMethods
+		h["Access-Control-Allow-Headers"] = corsHeaders
+		h["Access-Control-Max-Age"] = corsMaxAge
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	h["Access-Control-Expose-Headers"] = corsExpose
+	return false
 }

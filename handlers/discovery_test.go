@@ -230,9 +230,17 @@ func TestCORS(t *testing.T) {
 
 	one := newCORSServer(t, "https://app.example", nil)
 	rec = httptest.NewRecorder()
-	one.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	hreq := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+	hreq.Header.Set("Origin", "https://app.example")
+	one.ServeHTTP(rec, hreq)
 	assert.Equal(t, "https://app.example", rec.Header().Get("Access-Control-Allow-Origin"))
 	assert.Equal(t, "Origin", rec.Header().Get("Vary"))
+
+	// A request that is not cross-origin (no Origin, as from curl) gets no
+	// CORS headers: they would only cost bytes.
+	rec = httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/get/none", nil))
+	assert.Empty(t, rec.Header().Get("Access-Control-Allow-Origin"))
 }
 
 func TestHealthAndReady(t *testing.T) {

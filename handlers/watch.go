@@ -251,9 +251,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, c policy.Calle
 	}
 	if !ok {
 		if tag != 0 && it.Version == tag {
-			h := w.Header()
-			h["Etag"] = []string{etag(it.Version)}
-			setExpires(h, it)
+			itemHeaders(w.Header(), it, false)
 			return errNotModified
 		}
 		return errWaitNotFound
