@@ -51,6 +51,7 @@ type Server struct {
 	router chi.Router
 	get    http.HandlerFunc // the hottest routes, dispatched before chi
 	set    http.HandlerFunc
+	frames frameCache // encoded watch events, shared by all streams
 }
 
 // New returns the HTTP API over svc.

@@ -955,7 +955,8 @@ func TestSaverWithJournal(t *testing.T) {
 	require.NoError(t, err)
 	s := jnlStoreWithJournal(j)
 	sv := &Saver{Path: path, Source: s.Snapshot, Version: s.Version, Journal: j}
-	assert.Equal(t, int64(8<<20), sv.JournalLimit(), "before any snapshot")
+	assert.Equal(t, int64(DefaultJournalFloor), sv.JournalLimit(), "before any snapshot")
+	sv.JournalFloor = 8 << 20
 
 	set := func(key string, value []byte) {
 		t.Helper()

@@ -25,6 +25,8 @@ type Saver struct {
 	// Journal, when set, is rotated before each snapshot and its covered
 	// generations removed after it.
 	Journal *Journal
+	// JournalFloor overrides DefaultJournalFloor when positive.
+	JournalFloor int64
 	// Log receives one line per snapshot; nil discards.
 	Log *slog.Logger
 
@@ -44,16 +46,23 @@ func (s *Saver) Last() (at time.Time, took time.Duration, ok bool) {
 	return time.Unix(0, ns), time.Duration(s.lastTook.Load()), true
 }
 
-// journalFloor is the journal size below which churn never triggers a
-// snapshot by itself: small stores would otherwise snapshot constantly.
-const journalFloor = 8 << 20
+// DefaultJournalFloor is the journal size below which churn never
+// triggers a snapshot by itself: small stores would otherwise snapshot
+// constantly, and a burst of new keys would take full snapshots of a
+// growing store every few seconds (the journal then holds new data, not
+// churn, so snapshotting early saves no disk).
+const DefaultJournalFloor = 64 << 20
 
 // JournalLimit returns the journal size that triggers an early snapshot:
-// twice the last snapshot, at least journalFloor. Beyond it, replaying the
+// twice the last snapshot, at least the journal floor. Beyond it, replaying the
 // journal costs more than loading a fresh snapshot, and constant TTL
 // refreshes of the same keys would otherwise grow the disk forever.
 func (s *Saver) JournalLimit() int64 {
-	return max(journalFloor, 2*s.lastBytes.Load())
+	floor := s.JournalFloor
+	if floor <= 0 {
+		floor = DefaultJournalFloor
+	}
+	return max(floor, 2*s.lastBytes.Load())
 }
 
 // Save writes one snapshot and logs its size and duration.
