@@ -293,3 +293,32 @@ func TestEndToEndMetricsOnSeparateAddress(t *testing.T) {
 	assert.Contains(t, body, "go_goroutines")
 	require.Equal(t, 0, s.stop(t))
 }
+
+// ETags come from versions, which continue above every version seen, so a
+// client's ETag stays valid across a restart and never matches a later
+// write.
+func TestEndToEndETagSurvivesRestart(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "rendezvous.db")
+	s := startServer(t, "--data", data, "--rate", "off")
+	resp, _ := do(t, "POST", s.base+"/set/cfg", "v1")
+	tag := resp.Header.Get("ETag")
+	require.NotEmpty(t, tag)
+	resp, _ = do(t, "POST", s.base+"/set/other", "x")
+	require.Equal(t, 200, resp.StatusCode)
+	resp, _ = do(t, "POST", s.base+"/del/other", "")
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, 0, s.stop(t))
+
+	s2 := startServer(t, "--data", data, "--rate", "off")
+	resp, _ = do(t, "GET", s2.base+"/get/cfg", "")
+	assert.Equal(t, tag, resp.Header.Get("ETag"), "the ETag survives the restart")
+	resp, body := do(t, "POST", s2.base+"/set/cfg", "v2", "If-Match", tag)
+	require.Equal(t, 200, resp.StatusCode, body)
+	next := resp.Header.Get("ETag")
+	old, _ := strconv.Atoi(strings.Trim(tag, `"`))
+	cur, _ := strconv.Atoi(strings.Trim(next, `"`))
+	assert.Greater(t, cur, old+2, "versions continue above the deleted key's, never repeating")
+	resp, _ = do(t, "POST", s2.base+"/set/cfg", "v3", "If-Match", tag)
+	assert.Equal(t, 412, resp.StatusCode)
+	require.Equal(t, 0, s2.stop(t))
+}

@@ -142,10 +142,12 @@ start ours "$tmp/rendezvous" "${ours_flags[@]}" --rate off
 start base "$tmp/baseline" -addr 127.0.0.1:0
 start ours_rl "$tmp/rendezvous" "${ours_flags[@]}" --rate 1000000/1s --trusted-proxy 127.0.0.1
 start ours_norl "$tmp/rendezvous" "${ours_flags[@]}" --rate off --trusted-proxy 127.0.0.1
+# Durable: the journal with its default fsync policy, as a real instance runs.
+start ours_es "$tmp/rendezvous" --addr 127.0.0.1:0 --data "$tmp/es.db" --fsync everysec --max-keys 2000000 --rate off
 # shellcheck disable=SC2154 # ADDR_* are set by start() through printf -v
 log "ours http://$ADDR_ours, baseline http://$ADDR_base, ours rate-limited http://$ADDR_ours_rl, ours not limited (same proxy setup) http://$ADDR_ours_norl"
 
-for name in ours base ours_rl ours_norl; do
+for name in ours base ours_rl ours_norl ours_es; do
   addr_var="ADDR_$name"
   run "$tmp/loader" -url "http://${!addr_var}" -keys "$KEYS" -value-size 200 -conns 32 >"$tmp/load-$name.out" ||
     die "preloading $name failed"
@@ -179,6 +181,7 @@ scenarios=(
   "a) GET existing keys|get_existing.lua|ours|base|ok"
   "b) GET missing keys|get_missing.lua|ours|base|404"
   "c) SET new keys|set_new.lua|ours|base|ok"
+  "c') SET new keys, ours durable (--fsync everysec)|set_new.lua|ours_es|base|ok"
   "d) SET overwriting keys|set_overwrite.lua|ours|base|ok"
   "e) 90% GET / 10% SET|mix.lua|ours|base|ok"
   "f) GET, ${CLIENTS} XFF clients, limiter on vs off|get_xff.lua|ours_rl|ours_norl|ok"
@@ -257,6 +260,7 @@ report() {
   echo "- wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'): $THREADS threads, $CONNS connections, $DURATION per run, on the same machine as the servers (loopback)"
   echo "- each row: 4 runs alternating ours, baseline, ours, baseline; figures are the mean of the 2 runs of each side"
   echo "- data: $KEYS keys preloaded into every instance (200-byte values); ours: \`--data '' --rate off --max-keys 2000000\` (memory only: no journal or snapshot work); baseline: bench/baseline (net/http, map + RWMutex)"
+  echo "- row c': ours with \`--data FILE --fsync everysec\` (journal and snapshots on, the default durability), against the same baseline"
   echo "- row f: the \"ours\" columns are ours with \`--rate 1000000/1s --trusted-proxy 127.0.0.1\` (limiter on, never refuses), the \"baseline\" columns ours with \`--rate off --trusted-proxy 127.0.0.1\`"
   echo "- ratio = ours req/s / baseline req/s"
   echo

@@ -836,13 +836,6 @@ func TestStoreFull(t *testing.T) {
 	assertOK(t, e.post("/set/c", "3"), "OK")
 }
 
-func TestStorageFailureIs503(t *testing.T) {
-	e := newEnvWith(t, options{onChange: func(ttlstore.Change) error { return errors.New("disk on fire") }})
-	rec := e.post("/set/k", "v")
-	assertError(t, rec, http.StatusServiceUnavailable, "storage unavailable")
-	assert.Equal(t, http.StatusNotFound, e.get("/get/k").Code)
-}
-
 // chi sends requests with a method it does not know (PROPFIND, FOO) to the
 // 405 handler whatever the path; an unknown path must still be a 404, and
 // a known one a 405 with its real Allow list.
