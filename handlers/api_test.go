@@ -12,8 +12,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
 func TestSetThenGet(t *testing.T) {
