@@ -323,7 +323,18 @@ func (j *Journal) Sync() error {
 	}
 	j.mu.Unlock()
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("journal fsync: %w", err)
+		// After a failed fsync the kernel may have dropped the dirty pages,
+		// so written records may never reach the disk. Refuse further
+		// writes, as for a failed write, until a rotation starts a fresh
+		// file and the snapshot after it saves what is in memory.
+		err = fmt.Errorf("journal fsync failed: %w", err)
+		j.mu.Lock()
+		if j.err == nil {
+			j.err = err
+		}
+		j.cond.Broadcast()
+		j.mu.Unlock()
+		return err
 	}
 	j.mu.Lock()
 	j.synced = max(j.synced, target)

@@ -606,6 +606,17 @@ func TestJournalSyncAndRun(t *testing.T) {
 		f.mu.Unlock()
 		err := j.Sync()
 		assert.ErrorIs(t, err, syscall.EIO)
+		// The failure is remembered: writes are refused and readiness
+		// fails until a rotation.
+		assert.ErrorIs(t, j.Err(), syscall.EIO)
+		assert.ErrorIs(t, j.Append(jnlSet("b", "2", 2)), syscall.EIO)
+		f.mu.Lock()
+		f.failSync = nil
+		f.mu.Unlock()
+		_, err = j.Rotate()
+		require.NoError(t, err)
+		assert.NoError(t, j.Err())
+		assert.NoError(t, j.Append(jnlSet("b", "2", 2)))
 	})
 	t.Run("Run returns at once unless everysec", func(t *testing.T) {
 		for _, mode := range []SyncMode{SyncAlways, SyncNo} {
