@@ -18,7 +18,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -28,17 +27,15 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rendezvous-kv/rendezvous/bench/internal/kvload"
+	"github.com/rendezvous-kv/rendezvous/bench/internal/rdvproc"
+	"github.com/rendezvous-kv/rendezvous/bench/internal/report"
 )
 
 const (
@@ -60,7 +57,7 @@ func main() {
 		os.Exit(2)
 	}
 	if *out == "" {
-		*out = filepath.Join(moduleRoot(), "bench", "results", "memory.md")
+		*out = filepath.Join(rdvproc.ModuleRoot(), "bench", "results", "memory.md")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -82,23 +79,6 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Fprintln(os.Stderr, "memory: written to", *out)
-}
-
-// moduleRoot is the nearest folder at or above the working directory that
-// has a go.mod, or the working directory.
-func moduleRoot() string {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "."
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		if filepath.Dir(dir) == dir {
-			return wd
-		}
-	}
 }
 
 // memStats is the part of expvar's memstats the report uses.
@@ -127,21 +107,21 @@ func measure(ctx context.Context, bin string, n, conns int) (string, error) {
 	notes := []string{}
 
 	// First start, with pprof if the binary knows the flag.
-	srv, err := start(ctx, bin, append(args, "--pprof-addr", "127.0.0.1:0"))
+	srv, err := rdvproc.Start(ctx, bin, append(args, "--pprof-addr", "127.0.0.1:0"))
 	if err != nil && strings.Contains(err.Error(), "pprof-addr") {
 		notes = append(notes, "the server has no --pprof-addr flag: measured by RSS only (no live-heap figures)")
 		fmt.Fprintln(os.Stderr, "memory: server refused --pprof-addr; retrying without it (RSS only)")
-		srv, err = start(ctx, bin, args)
+		srv, err = rdvproc.Start(ctx, bin, args)
 	} else if err == nil {
 		args = append(args, "--pprof-addr", "127.0.0.1:0")
 	}
 	if err != nil {
 		return "", err
 	}
-	defer srv.kill()
+	defer srv.Kill()
 	pprof := ""
 	if len(notes) == 0 {
-		pprof = srv.waitPprof(ctx)
+		pprof = waitPprof(ctx, srv)
 		if pprof == "" {
 			notes = append(notes, fmt.Sprintf("no `msg=\"pprof listening\"` line within %s: measured by RSS only (no live-heap figures)", pprofWait))
 		}
@@ -150,7 +130,7 @@ func measure(ctx context.Context, bin string, n, conns int) (string, error) {
 		return "", ctx.Err()
 	}
 	client := kvload.Client(2)
-	base := "http://" + srv.addr
+	base := srv.BaseURL()
 
 	var heap0, heap1 memStats
 	if pprof != "" {
@@ -158,7 +138,7 @@ func measure(ctx context.Context, bin string, n, conns int) (string, error) {
 			return "", err
 		}
 	}
-	rss0, err := rss(srv.cmd.Process.Pid)
+	rss0, err := rss(srv.Cmd.Process.Pid)
 	if err != nil {
 		return "", err
 	}
@@ -185,7 +165,7 @@ func measure(ctx context.Context, bin string, n, conns int) (string, error) {
 			return "", err
 		}
 	}
-	rss1, err := rss(srv.cmd.Process.Pid)
+	rss1, err := rss(srv.Cmd.Process.Pid)
 	if err != nil {
 		return "", err
 	}
@@ -193,7 +173,7 @@ func measure(ctx context.Context, bin string, n, conns int) (string, error) {
 
 	// SIGTERM: drain, final snapshot, exit.
 	fmt.Fprintln(os.Stderr, "memory: SIGTERM, waiting for the final snapshot")
-	stopTook, err := srv.stop(ctx)
+	stopTook, err := srv.Stop(ctx, 0) // no limit but -timeout
 	if err != nil {
 		return "", err
 	}
@@ -213,27 +193,27 @@ func measure(ctx context.Context, bin string, n, conns int) (string, error) {
 
 	// Restart on the same file: start to listening is the load time.
 	fmt.Fprintln(os.Stderr, "memory: restarting on the snapshot")
-	srv2, err := start(ctx, bin, args)
+	srv2, err := rdvproc.Start(ctx, bin, args)
 	if err != nil {
 		return "", fmt.Errorf("restart: %w", err)
 	}
-	defer srv2.kill()
-	loadTime := srv2.listenAt.Sub(srv2.startAt)
-	rss2, err := rss(srv2.cmd.Process.Pid)
+	defer srv2.Kill()
+	loadTime := srv2.ListenAt.Sub(srv2.StartAt)
+	rss2, err := rss(srv2.Cmd.Process.Pid)
 	if err != nil {
 		return "", err
 	}
-	restored := srv2.attr("listening", "keys")
+	restored := srv2.Attr("listening", "keys")
 	if restored != strconv.Itoa(n) {
 		notes = append(notes, fmt.Sprintf("after restart the server reports keys=%s, expected %d", restored, n))
 	}
 	// The server names its start-up load "data loaded" (snapshot plus
 	// journal) or, in older builds, "snapshot loaded".
-	selfReported := srv2.attr("data loaded", "duration")
+	selfReported := srv2.Attr("data loaded", "duration")
 	if selfReported == "" {
-		selfReported = srv2.attr("snapshot loaded", "duration")
+		selfReported = srv2.Attr("snapshot loaded", "duration")
 	}
-	if _, err := srv2.stop(ctx); err != nil {
+	if _, err := srv2.Stop(ctx, 0); err != nil { // no limit but -timeout
 		return "", fmt.Errorf("second stop: %w", err)
 	}
 
@@ -244,23 +224,23 @@ func measure(ctx context.Context, bin string, n, conns int) (string, error) {
 	fmt.Fprintf(&b, "## rendezvous memory and snapshot\n\n")
 	fmt.Fprintf(&b, "- machine: %d CPUs, %s/%s, host %s; tool built with %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host, runtime.Version())
 	fmt.Fprintf(&b, "- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04:05 UTC"))
-	fmt.Fprintf(&b, "- server: `%s %s`\n", filepath.Base(bin), strings.Join(quoteArgs(args, tmp), " "))
+	fmt.Fprintf(&b, "- server: `%s %s`\n", filepath.Base(bin), rdvproc.QuoteArgs(args, tmp))
 	fmt.Fprintf(&b, "- data: %d keys of %d bytes with %d-byte values (payload %d B/key), stored over %d keep-alive connections\n", n, keySize, valueSize, payload, conns)
 	for _, note := range notes {
 		fmt.Fprintf(&b, "- note: %s\n", note)
 	}
 	fmt.Fprintf(&b, "\n| measure | value |\n|---|---:|\n")
 	row := func(k, v string) { fmt.Fprintf(&b, "| %s | %s |\n", k, v) }
-	row("load over HTTP", fmt.Sprintf("%s (%.0f keys/s)", round(loadTook), float64(n)/loadTook.Seconds()))
+	row("load over HTTP", fmt.Sprintf("%s (%.0f keys/s)", report.Round(loadTook), float64(n)/loadTook.Seconds()))
 	if pprof != "" {
 		perKey := float64(int64(heap1.HeapAlloc)-int64(heap0.HeapAlloc)) / float64(n)
-		row("live heap after GC (HeapAlloc)", fmt.Sprintf("%s (empty server: %s)", mib(heap1.HeapAlloc), mib(heap0.HeapAlloc)))
+		row("live heap after GC (HeapAlloc)", fmt.Sprintf("%s (empty server: %s)", report.MiB(heap1.HeapAlloc), report.MiB(heap0.HeapAlloc)))
 		row("live heap per key (growth / keys)", fmt.Sprintf("%.0f B", perKey))
 		row("overhead per key (heap per key − payload)", fmt.Sprintf("%.0f B", perKey-float64(payload)))
-		row("HeapInuse", mib(heap1.HeapInuse))
-		row("Sys (memory from the OS)", mib(heap1.Sys))
+		row("HeapInuse", report.MiB(heap1.HeapInuse))
+		row("Sys (memory from the OS)", report.MiB(heap1.Sys))
 	}
-	row("RSS (VmRSS)", fmt.Sprintf("%s (empty server: %s)", mib(rss1), mib(rss0)))
+	row("RSS (VmRSS)", fmt.Sprintf("%s (empty server: %s)", report.MiB(rss1), report.MiB(rss0)))
 	rssNote := ""
 	if pprof == "" {
 		rssNote = ", no forced GC: includes garbage"
@@ -269,48 +249,21 @@ func measure(ctx context.Context, bin string, n, conns int) (string, error) {
 	if pprof != "" {
 		row("RSS / live heap", fmt.Sprintf("%.2f", float64(rss1)/float64(heap1.HeapAlloc)))
 	}
-	row("SIGTERM to exit (drain + final snapshot)", round(stopTook))
-	row("snapshot file size", fmt.Sprintf("%s (%.0f B/key)", mib(uint64(fi.Size())), float64(fi.Size())/float64(n)))
+	row("SIGTERM to exit (drain + final snapshot)", report.Round(stopTook))
+	row("snapshot file size", fmt.Sprintf("%s (%.0f B/key)", report.MiB(fi.Size()), float64(fi.Size())/float64(n)))
 	if len(journals) > 0 {
-		row("journal files left after exit", fmt.Sprintf("%d, %s", len(journals), kib(journalBytes)))
+		row("journal files left after exit", fmt.Sprintf("%d, %s", len(journals), report.KiB(journalBytes)))
 	}
-	loaded := round(loadTime)
+	loaded := report.Round(loadTime)
 	if selfReported != "" {
 		loaded += fmt.Sprintf(" (load time the server logs: %s)", selfReported)
 	}
 	row("restart: process start to `msg=listening`", loaded)
-	row("RSS right after restart", mib(rss2))
+	row("RSS right after restart", report.MiB(rss2))
 	return b.String(), nil
 }
 
 func key(i int) string { return fmt.Sprintf("mem-%028d", i) } // 32 bytes
-
-func quoteArgs(args []string, tmp string) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		a = strings.ReplaceAll(a, tmp, "$tmp")
-		if a == "" {
-			a = "''"
-		}
-		out[i] = a
-	}
-	return out
-}
-
-func round(d time.Duration) string {
-	switch {
-	case d >= 10*time.Second:
-		return d.Round(100 * time.Millisecond).String()
-	case d >= time.Second:
-		return d.Round(10 * time.Millisecond).String()
-	default:
-		return d.Round(100 * time.Microsecond).String()
-	}
-}
-
-func kib(n int64) string { return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10)) }
-
-func mib(n uint64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // gcAndStats forces a GC (the heap profile with gc=1 runs one first) and
 // reads the memstats that expvar publishes.
@@ -372,181 +325,13 @@ func rss(pid int) (uint64, error) {
 	return 0, errors.New("no VmRSS in /proc/PID/status")
 }
 
-// server is one running rendezvous process whose log is watched.
-type server struct {
-	cmd      *exec.Cmd
-	startAt  time.Time
-	listenAt time.Time // set before listening is closed
-	addr     string    // likewise
-
-	listening chan struct{}
-	pprofSeen chan struct{}
-	exited    chan struct{}
-	exitAt    time.Time // set before exited is closed
-	exitErr   error     // likewise
-
-	mu        sync.Mutex
-	pprofAddr string
-	out       bytes.Buffer
-}
-
-var (
-	listeningRE = regexp.MustCompile(`\bmsg=listening\b.*?\baddr="?([^\s"]+)`)
-	pprofRE     = regexp.MustCompile(`\bmsg="pprof listening".*?\baddr="?([^\s"]+)`)
-)
-
-// start runs bin with args and waits for its listening line. It fails,
-// with the process's output, if the process exits first.
-func start(ctx context.Context, bin string, args []string) (*server, error) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, err
+// waitPprof returns the pprof address once the server logs it, or "" when
+// it is not logged within pprofWait of the start or is not on 127.0.0.1.
+func waitPprof(ctx context.Context, srv *rdvproc.Server) string {
+	line, ok := srv.WaitLine(ctx, "pprof listening", srv.StartAt.Add(pprofWait))
+	addr := rdvproc.LineAttr(line.Text, "addr")
+	if !ok || !strings.HasPrefix(addr, "127.0.0.1:") {
+		return ""
 	}
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Stdout, cmd.Stderr = w, w
-	cmd.Env = cleanEnv()
-	s := &server{
-		cmd:       cmd,
-		listening: make(chan struct{}),
-		pprofSeen: make(chan struct{}),
-		exited:    make(chan struct{}),
-	}
-	s.startAt = time.Now()
-	if err := cmd.Start(); err != nil {
-		r.Close()
-		w.Close()
-		return nil, err
-	}
-	w.Close()
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		defer r.Close()
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			now := time.Now()
-			s.mu.Lock()
-			s.out.WriteString(line + "\n")
-			s.mu.Unlock()
-			if m := listeningRE.FindStringSubmatch(line); m != nil && s.addr == "" {
-				s.addr, s.listenAt = m[1], now
-				close(s.listening)
-			}
-			if m := pprofRE.FindStringSubmatch(line); m != nil {
-				s.mu.Lock()
-				first := s.pprofAddr == ""
-				s.pprofAddr = m[1]
-				s.mu.Unlock()
-				if first {
-					close(s.pprofSeen)
-				}
-			}
-		}
-	}()
-	go func() {
-		err := cmd.Wait()
-		s.exitAt, s.exitErr = time.Now(), err
-		<-readDone
-		close(s.exited)
-	}()
-
-	select {
-	case <-s.listening:
-		if !strings.HasPrefix(s.addr, "127.0.0.1:") {
-			s.kill()
-			return nil, fmt.Errorf("server listens on %s, not 127.0.0.1", s.addr)
-		}
-		return s, nil
-	case <-s.exited:
-		return nil, fmt.Errorf("server exited before listening (%v): %s", s.exitErr, strings.TrimSpace(s.output()))
-	case <-ctx.Done():
-		s.kill()
-		return nil, fmt.Errorf("waiting for the server to listen: %w", ctx.Err())
-	}
-}
-
-// cleanEnv is the environment without RENDEZVOUS_* settings, so that only
-// the flags given here configure the server.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "RENDEZVOUS_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-func (s *server) output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.out.String()
-}
-
-// waitPprof returns the pprof address once it is logged, or "" when it is
-// not logged within pprofWait of the start.
-func (s *server) waitPprof(ctx context.Context) string {
-	t := time.NewTimer(time.Until(s.startAt.Add(pprofWait)))
-	defer t.Stop()
-	select {
-	case <-s.pprofSeen:
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if !strings.HasPrefix(s.pprofAddr, "127.0.0.1:") {
-			return ""
-		}
-		return s.pprofAddr
-	case <-t.C:
-	case <-s.exited:
-	case <-ctx.Done():
-	}
-	return ""
-}
-
-// attr returns attribute name of the first log line whose msg is msg.
-func (s *server) attr(msg, name string) string {
-	re := regexp.MustCompile(`\bmsg="?` + regexp.QuoteMeta(msg) + `"?\s.*?\b` + regexp.QuoteMeta(name) + `="?([^\s"]+)`)
-	for line := range strings.Lines(s.output()) {
-		if m := re.FindStringSubmatch(line); m != nil {
-			return m[1]
-		}
-	}
-	return ""
-}
-
-// stop sends SIGTERM and returns the time until the process exited; a
-// non-zero exit is an error.
-func (s *server) stop(ctx context.Context) (time.Duration, error) {
-	sent := time.Now()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return 0, err
-	}
-	select {
-	case <-s.exited:
-	case <-ctx.Done():
-		s.kill()
-		return 0, fmt.Errorf("waiting for exit after SIGTERM: %w", ctx.Err())
-	}
-	if s.exitErr != nil {
-		return 0, fmt.Errorf("server exit after SIGTERM: %v: %s", s.exitErr, lastLines(s.output(), 5))
-	}
-	return s.exitAt.Sub(sent), nil
-}
-
-// kill ends the process if it still runs and waits for it.
-func (s *server) kill() {
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	s.cmd.Process.Kill()
-	<-s.exited
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+	return addr
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/rendezvous-kv/rendezvous/bench/internal/kvload"
 	"github.com/rendezvous-kv/rendezvous/bench/internal/latency"
 	"github.com/rendezvous-kv/rendezvous/bench/internal/rdvproc"
+	"github.com/rendezvous-kv/rendezvous/bench/internal/report"
 )
 
 const (
@@ -345,12 +346,12 @@ func measure(ctx context.Context, o options) (string, error) {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "## rendezvous GET latency during snapshots\n\n")
-	fmt.Fprintf(&b, "- machine: %d CPUs, %s/%s, host %s; tool built with %s; load average at the end %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host, runtime.Version(), loadavg())
+	fmt.Fprintf(&b, "- machine: %d CPUs, %s/%s, host %s; tool built with %s; load average at the end %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host, runtime.Version(), report.LoadAverage())
 	fmt.Fprintf(&b, "- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04:05 UTC"))
 	fmt.Fprintf(&b, "- server: `%s %s` (%s)\n", filepath.Base(bin), rdvproc.QuoteArgs(args, tmp), bin)
-	fmt.Fprintf(&b, "- data: %d keys of %d bytes with %d-byte values, stored over HTTP with %d keep-alive connections in %s\n", o.keys, keySize, valueSize, o.loadConns, round(loadTook))
+	fmt.Fprintf(&b, "- data: %d keys of %d bytes with %d-byte values, stored over HTTP with %d keep-alive connections in %s\n", o.keys, keySize, valueSize, o.loadConns, report.Round(loadTook))
 	fmt.Fprintf(&b, "- reads: %d goroutines, one keep-alive connection each, GET of uniformly random existing keys for %s (the first %s dropped as warm-up): %.0f GET/s; latency from sending the request to reading the whole answer, as the Go client sees it (the client shares the 2 CPUs with the server)\n",
-		o.conns, round(measured), warmup, float64(len(all))/counted.Seconds())
+		o.conns, report.Round(measured), warmup, float64(len(all))/counted.Seconds())
 	fmt.Fprintf(&b, "- snapshot windows: [end − duration, end] from /metrics, polled every %s; a GET is \"during a snapshot\" when its [start, end] overlaps a window. %d windows overlapped the run (the server logged %d snapshots in the same span), covering %.0f%% of it\n",
 		pollEvery, len(windows), loggedInRun, 100*inWindows.Seconds()/counted.Seconds())
 	if n := getErrs.Load(); n > 0 {
@@ -374,7 +375,7 @@ func measure(ctx context.Context, o options) (string, error) {
 	if in.N > 0 && outS.N > 0 {
 		r := float64(in.P99) / float64(outS.P99)
 		ratio = fmt.Sprintf("%.2f", r)
-		verdict = fmt.Sprintf("≤ 2: %s (%.3f)", metOrMissed(r <= 2), r)
+		verdict = fmt.Sprintf("≤ 2: %s (%.3f)", report.MetOrMissed(r <= 2), r)
 		if in.N < 1000 {
 			verdict += fmt.Sprintf(" (only %d GETs during snapshots: p99 is rough)", in.N)
 		}
@@ -386,19 +387,19 @@ func measure(ctx context.Context, o options) (string, error) {
 			sum += w.took
 			mx = max(mx, w.took)
 		}
-		fmt.Fprintf(&b, "| snapshot duration (mean, max of %d) | %s, %s | — |\n", len(windows), round(sum/time.Duration(len(windows))), round(mx))
+		fmt.Fprintf(&b, "| snapshot duration (mean, max of %d) | %s, %s | — |\n", len(windows), report.Round(sum/time.Duration(len(windows))), report.Round(mx))
 	}
 	size := fi.Size()
 	if len(snapBytes) > 0 {
 		size = snapBytes[len(snapBytes)-1]
 	}
-	fmt.Fprintf(&b, "| snapshot size | %s (%.0f B/key) | — |\n", mib(size), float64(size)/float64(o.keys))
-	fmt.Fprintf(&b, "| SIGTERM to exit (drain + final snapshot) | %s | — |\n", round(stopTook))
+	fmt.Fprintf(&b, "| snapshot size | %s (%.0f B/key) | — |\n", report.MiB(size), float64(size)/float64(o.keys))
+	fmt.Fprintf(&b, "| SIGTERM to exit (drain + final snapshot) | %s | — |\n", report.Round(stopTook))
 	var worst time.Duration
 	var texts []string
 	for _, st := range starts {
 		worst = max(worst, st.took)
-		t := round(st.took)
+		t := report.Round(st.took)
 		if st.logged != "" {
 			t += fmt.Sprintf(" (server logs the load as %s)", st.logged)
 		}
@@ -409,12 +410,12 @@ func measure(ctx context.Context, o options) (string, error) {
 	}
 	startTarget := "< 2 s at 1,000,000 keys: "
 	if o.keys >= 1000000 {
-		startTarget += metOrMissed(worst < 2*time.Second)
+		startTarget += report.MetOrMissed(worst < 2*time.Second)
 	} else {
 		startTarget += fmt.Sprintf("not judged at %d keys", o.keys)
 	}
 	fmt.Fprintf(&b, "| start-up on the snapshot (%s): process start to `msg=listening`, before and after the measurement | %s | %s |\n",
-		mib(starts[0].snapshot), strings.Join(texts, "; "), startTarget)
+		report.MiB(starts[0].snapshot), strings.Join(texts, "; "), startTarget)
 	return b.String(), nil
 }
 
@@ -464,36 +465,4 @@ func overlaps(windows []window, s sample) bool {
 func durationAttr(line string) time.Duration {
 	d, _ := time.ParseDuration(rdvproc.LineAttr(line, "duration"))
 	return d
-}
-
-func metOrMissed(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "**missed**"
-}
-
-func round(d time.Duration) string {
-	switch {
-	case d >= 10*time.Second:
-		return d.Round(100 * time.Millisecond).String()
-	case d >= time.Second:
-		return d.Round(10 * time.Millisecond).String()
-	default:
-		return d.Round(100 * time.Microsecond).String()
-	}
-}
-
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

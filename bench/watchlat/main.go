@@ -47,6 +47,7 @@ import (
 	"github.com/rendezvous-kv/rendezvous/bench/internal/kvload"
 	"github.com/rendezvous-kv/rendezvous/bench/internal/latency"
 	"github.com/rendezvous-kv/rendezvous/bench/internal/rdvproc"
+	"github.com/rendezvous-kv/rendezvous/bench/internal/report"
 )
 
 type options struct {
@@ -161,7 +162,7 @@ func measure(ctx context.Context, o options) (string, error) {
 			return "", err
 		}
 	}
-	fmt.Fprintf(&b, "\n- load average at the end: %s\n", loadavg())
+	fmt.Fprintf(&b, "\n- load average at the end: %s\n", report.LoadAverage())
 	return b.String(), nil
 }
 
@@ -527,7 +528,7 @@ func throughputPart(ctx context.Context, b *strings.Builder, bin string, args []
 		ratio, target := "1.00", "—"
 		if ci > 0 {
 			ratio = fmt.Sprintf("%.2f", rps/base)
-			target = fmt.Sprintf("≥ 0.9: %s (%.3f)", metOrMissed(rps/base >= 0.9), rps/base)
+			target = fmt.Sprintf("≥ 0.9: %s (%.3f)", report.MetOrMissed(rps/base >= 0.9), rps/base)
 		}
 		left, dropped := "—", "—"
 		if c.n > 0 {
@@ -668,23 +669,4 @@ func ensureWrk(ctx context.Context) (string, error) {
 		}
 	}
 	return exec.LookPath("wrk")
-}
-
-func metOrMissed(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "**missed**"
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

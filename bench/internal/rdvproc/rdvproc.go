@@ -1,10 +1,10 @@
 // Package rdvproc runs a rendezvous server binary for the benchmark tools:
 // it starts the process on a loopback port, reads the address back from
 // the `msg=listening addr=...` log line, keeps every log line with the time
-// it arrived, stops the process (SIGTERM, timed) and scrapes /metrics.
+// it arrived, waits for other log lines, stops the process (SIGTERM, timed)
+// and scrapes /metrics.
 //
-// It is a copy of what bench/memory does for itself, shared by
-// bench/snapshotlat and bench/watchlat.
+// bench/memory, bench/snapshotlat and bench/watchlat share it.
 package rdvproc
 
 import (
@@ -46,6 +46,7 @@ type Server struct {
 
 	mu    sync.Mutex
 	lines []Line
+	grew  chan struct{} // closed and replaced when a line is added
 }
 
 var listeningRE = regexp.MustCompile(`\bmsg=listening\b.*?\baddr="?([^\s"]+)`)
@@ -62,7 +63,7 @@ func Start(ctx context.Context, bin string, args []string) (*Server, error) {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.Env = CleanEnv()
-	s := &Server{Cmd: cmd, listening: make(chan struct{}), exited: make(chan struct{})}
+	s := &Server{Cmd: cmd, listening: make(chan struct{}), exited: make(chan struct{}), grew: make(chan struct{})}
 	s.StartAt = time.Now()
 	if err := cmd.Start(); err != nil {
 		r.Close()
@@ -81,6 +82,8 @@ func Start(ctx context.Context, bin string, args []string) (*Server, error) {
 			line := sc.Text()
 			s.mu.Lock()
 			s.lines = append(s.lines, Line{At: now, Text: line})
+			close(s.grew)
+			s.grew = make(chan struct{})
 			s.mu.Unlock()
 			if m := listeningRE.FindStringSubmatch(line); m != nil && s.Addr == "" {
 				s.Addr, s.ListenAt = m[1], now
@@ -151,6 +154,35 @@ func (s *Server) Lines(msg string) []Line {
 	return out
 }
 
+// WaitLine waits for the first line whose msg is msg and returns it. It
+// returns false when the process exits without logging one, or when ctx
+// ends or deadline passes first.
+func (s *Server) WaitLine(ctx context.Context, msg string, deadline time.Time) (Line, bool) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		grew := s.grew
+		s.mu.Unlock()
+		if ls := s.Lines(msg); len(ls) > 0 {
+			return ls[0], true
+		}
+		select {
+		case <-grew:
+		case <-s.exited:
+			// Every line has been read by now: look once more.
+			if ls := s.Lines(msg); len(ls) > 0 {
+				return ls[0], true
+			}
+			return Line{}, false
+		case <-t.C:
+			return Line{}, false
+		case <-ctx.Done():
+			return Line{}, false
+		}
+	}
+}
+
 func msgRE(msg string) *regexp.Regexp {
 	return regexp.MustCompile(`\bmsg="?` + regexp.QuoteMeta(msg) + `(?:"|\s|$)`)
 }
@@ -189,17 +221,22 @@ func (s *Server) Alive() bool {
 }
 
 // Stop sends SIGTERM and returns the time until the process exited; a
-// non-zero exit is an error. After limit it kills the process.
+// non-zero exit is an error. After limit it kills the process; a limit of
+// zero or less leaves the wait to ctx alone.
 func (s *Server) Stop(ctx context.Context, limit time.Duration) (time.Duration, error) {
 	sent := time.Now()
 	if err := s.Cmd.Process.Signal(syscall.SIGTERM); err != nil && s.Alive() {
 		return 0, err
 	}
-	t := time.NewTimer(limit)
-	defer t.Stop()
+	var expired <-chan time.Time // nil, never ready, without a limit
+	if limit > 0 {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		expired = t.C
+	}
 	select {
 	case <-s.exited:
-	case <-t.C:
+	case <-expired:
 		s.Kill()
 		return 0, fmt.Errorf("server still running %s after SIGTERM; killed", limit)
 	case <-ctx.Done():
