@@ -119,6 +119,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxScanLimit: cfg.MaxScanLimit,
 		MaxWait:      cfg.MaxWait,
 		Feed:         changes,
+		IPv4Prefix:   cfg.IPv4Prefix,
+		IPv6Prefix:   cfg.IPv6Prefix,
 	}, nil)
 	src := metrics.Sources{
 		Keys:            func() float64 { return float64(store.Len()) },

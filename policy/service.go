@@ -37,6 +37,10 @@ type Config struct {
 	MaxWait time.Duration
 	// MaxScanLimit caps the keys one listing page returns.
 	MaxScanLimit int
+	// IPv4Prefix and IPv6Prefix group client addresses for per-client caps
+	// (0: the limiter's defaults, /32 and /64); main sets them to the rate
+	// limiter's grouping.
+	IPv4Prefix, IPv6Prefix int
 }
 
 // Service applies the rules in Config to operations on a store.

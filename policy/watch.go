@@ -21,10 +21,11 @@ var (
 )
 
 // watchClient is the group whose watches and long-polls share the
-// per-client cap: the address, with IPv6 grouped by /64 as the rate limiter
-// does, so that rotating interface identifiers does not mint more.
-func watchClient(c Caller) netip.Prefix {
-	return limiter.ClientKey(c.IP, limiter.DefaultIPv4Prefix, limiter.DefaultIPv6Prefix)
+// per-client cap: the same grouping as the rate limiter's (by default the
+// IPv4 address and the IPv6 /64), so one client is one client under every
+// rule and rotating interface identifiers does not mint more.
+func (s *Service) watchClient(c Caller) netip.Prefix {
+	return limiter.ClientKey(c.IP, s.cfg.IPv4Prefix, s.cfg.IPv6Prefix)
 }
 
 // Watch subscribes c to the changes (sets, deletes and expiries) of the
@@ -54,7 +55,7 @@ func (s *Service) Watch(c Caller, prefix string, since uint64, exact bool) (*fee
 	if f == nil {
 		return nil, errNoFeed
 	}
-	sub, err := f.Subscribe(feed.SubOptions{Prefix: prefix, Exact: exact, Since: since, Client: watchClient(c)})
+	sub, err := f.Subscribe(feed.SubOptions{Prefix: prefix, Exact: exact, Since: since, Client: s.watchClient(c)})
 	if err != nil {
 		return nil, s.fromFeed(err)
 	}
@@ -114,7 +115,7 @@ func (s *Service) WaitKey(ctx context.Context, c Caller, key string, etag uint64
 	// its writer held the key's shard lock until the write was applied, so
 	// the second read sees it; every later write is delivered by Next. A
 	// write between the first read and Subscribe is therefore never lost.
-	sub, err := f.Subscribe(feed.SubOptions{Prefix: key, Exact: true, Client: watchClient(c)})
+	sub, err := f.Subscribe(feed.SubOptions{Prefix: key, Exact: true, Client: s.watchClient(c)})
 	if err != nil {
 		return ttlstore.Item{}, false, s.fromFeed(err)
 	}

@@ -355,3 +355,25 @@ func TestParseWait(t *testing.T) {
 		assert.Equal(t, c.want, got, c.in)
 	}
 }
+
+// The per-client cap groups addresses as the rate limiter is configured
+// to: with IPv4 grouped by /24, two addresses of one /24 are one client.
+func TestWatchCapFollowsClientGrouping(t *testing.T) {
+	clk := &fakeClock{t: t0}
+	f := feed.New(feed.Options{MaxPerClient: 1})
+	t.Cleanup(f.Close)
+	store := ttlstore.New(ttlstore.Options{Now: clk.Now, OnChange: func(c ttlstore.Change) error { f.Publish(c); return nil }})
+	cfg := testConfig
+	cfg.Feed = f
+	cfg.IPv4Prefix = 24
+	svc := policy.New(store, nil, cfg, clk.Now)
+
+	a, err := svc.Watch(policy.Caller{IP: netip.MustParseAddr("198.51.100.7")}, "", 0, false)
+	require.NoError(t, err)
+	defer a.Close()
+	_, err = svc.Watch(policy.Caller{IP: netip.MustParseAddr("198.51.100.200")}, "", 0, false)
+	policyErr(t, err, policy.KindRateLimited)
+	b, err := svc.Watch(policy.Caller{IP: netip.MustParseAddr("198.51.101.7")}, "", 0, false)
+	require.NoError(t, err, "another /24 is another client")
+	b.Close()
+}
