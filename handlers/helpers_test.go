@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rendezvous-kv/rendezvous/handlers"
+	"github.com/rendezvous-kv/rendezvous/internal/fakeclock"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 	"github.com/rendezvous-kv/rendezvous/policy"
 	"github.com/rendezvous-kv/rendezvous/static"
@@ -37,24 +37,9 @@ const (
 // (Unix seconds) is exact.
 var t0 = time.Unix(1_700_000_000, 0)
 
-// fakeClock is a manually advanced clock shared by the store and the
-// policy, so that expiry can be tested without sleeping.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// fakeClock is the shared manual clock: the store and the policy read it,
+// so expiry is tested without sleeping.
+type fakeClock = fakeclock.Clock
 
 // env is one server stack, built the way main.go builds it.
 type env struct {
@@ -76,7 +61,7 @@ func newEnv(t testing.TB) *env { return newEnvWith(t, options{}) }
 
 func newEnvWith(t testing.TB, o options) *env {
 	t.Helper()
-	clk := &fakeClock{t: t0}
+	clk := fakeclock.New(t0)
 	store := ttlstore.New(ttlstore.Options{MaxKeys: o.maxKeys, Now: clk.Now, OnChange: o.onChange})
 	var lim *limiter.Limiter
 	if o.rate != nil {

@@ -18,7 +18,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,26 +25,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rendezvous-kv/rendezvous/feed"
+	"github.com/rendezvous-kv/rendezvous/internal/fakeclock"
 	"github.com/rendezvous-kv/rendezvous/policy"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
-
-type wClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *wClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *wClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 var wT0 = time.Unix(1_700_000_000, 0)
 
@@ -57,7 +40,7 @@ type wEnv struct {
 	svc    *policy.Service
 	store  *ttlstore.Store
 	feed   *feed.Feed
-	clock  *wClock
+	clock  *fakeclock.Clock
 	ts     *httptest.Server
 	tr     *http.Transport
 	client *http.Client
@@ -75,7 +58,7 @@ type wOpts struct {
 
 func newWEnv(t *testing.T, o wOpts) *wEnv {
 	t.Helper()
-	clk := &wClock{t: wT0}
+	clk := fakeclock.New(wT0)
 	f := feed.New(o.feed)
 	store := ttlstore.New(ttlstore.Options{Now: clk.Now, OnChange: func(c ttlstore.Change) error {
 		f.Publish(c)

@@ -6,13 +6,13 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rendezvous-kv/rendezvous/internal/fakeclock"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 	"github.com/rendezvous-kv/rendezvous/policy"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
@@ -20,22 +20,9 @@ import (
 
 var t0 = time.Unix(1_700_000_000, 0)
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// fakeClock is the shared manual clock: the store and the policy read it,
+// so expiry is tested without sleeping.
+type fakeClock = fakeclock.Clock
 
 var testConfig = policy.Config{MaxKeySize: 100, MaxValueSize: 1000, MaxTTL: 2 * time.Hour, CostRead: 1, CostWrite: 3}
 
@@ -47,7 +34,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, opts ttlstore.Options, lim *limiter.Limiter) *fixture {
 	t.Helper()
-	clk := &fakeClock{t: t0}
+	clk := fakeclock.New(t0)
 	opts.Now = clk.Now
 	store := ttlstore.New(opts)
 	return &fixture{svc: policy.New(store, lim, testConfig, clk.Now), store: store, clock: clk}

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rendezvous-kv/rendezvous/feed"
+	"github.com/rendezvous-kv/rendezvous/internal/fakeclock"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 	"github.com/rendezvous-kv/rendezvous/policy"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
@@ -28,7 +29,7 @@ type watchFixture struct {
 
 func newWatchFixture(t *testing.T, fo feed.Options, lim *limiter.Limiter, maxWait time.Duration) *watchFixture {
 	t.Helper()
-	clk := &fakeClock{t: t0}
+	clk := fakeclock.New(t0)
 	f := feed.New(fo)
 	t.Cleanup(f.Close)
 	store := ttlstore.New(ttlstore.Options{Now: clk.Now, OnChange: func(c ttlstore.Change) error {
@@ -359,7 +360,7 @@ func TestParseWait(t *testing.T) {
 // The per-client cap groups addresses as the rate limiter is configured
 // to: with IPv4 grouped by /24, two addresses of one /24 are one client.
 func TestWatchCapFollowsClientGrouping(t *testing.T) {
-	clk := &fakeClock{t: t0}
+	clk := fakeclock.New(t0)
 	f := feed.New(feed.Options{MaxPerClient: 1})
 	t.Cleanup(f.Close)
 	store := ttlstore.New(ttlstore.Options{Now: clk.Now, OnChange: func(c ttlstore.Change) error { f.Publish(c); return nil }})

@@ -7,29 +7,16 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/rendezvous-kv/rendezvous/internal/fakeclock"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
-// fakeClock is a manually advanced clock for Options.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// fakeClock is the shared manual clock for Options.Now, with a helper for
+// expiry instants.
+type fakeClock struct{ *fakeclock.Clock }
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Unix(1_700_000_000, 0)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	return &fakeClock{fakeclock.New(time.Unix(1_700_000_000, 0))}
 }
 
 // at returns the Unix-nanosecond instant d after the clock's current time,
