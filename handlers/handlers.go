@@ -215,6 +215,17 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) i
 
 var octetStream = []string{"application/octet-stream"}
 
+// writeItem answers a successful read: JSON when the client asked for it,
+// else the raw value, with the same ETag and X-Expires-At either way.
+func writeItem(w http.ResponseWriter, r *http.Request, it ttlstore.Item) {
+	if wantsJSON(r) {
+		itemHeaders(w.Header(), it, false)
+		writeJSON(w, http.StatusOK, NewItemJSON(it, true))
+		return
+	}
+	writeValue(w, http.StatusOK, it)
+}
+
 func writeValue(w http.ResponseWriter, status int, it ttlstore.Item) {
 	h := w.Header()
 	h["Content-Type"] = octetStream
@@ -284,12 +295,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, c policy.Call
 	if err != nil {
 		return err
 	}
-	if wantsJSON(r) {
-		w.Header()["Etag"] = []string{etag(it.Version)}
-		writeJSON(w, http.StatusOK, NewItemJSON(it, true))
-		return nil
-	}
-	writeValue(w, http.StatusOK, it)
+	writeItem(w, r, it)
 	return nil
 }
 

@@ -65,11 +65,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// etag formats a version as a strong entity tag.
-func etag(version uint64) string {
-	return `"` + strconv.FormatUint(version, 10) + `"`
-}
-
 // parseETag reads one strong entity tag made by etag.
 func parseETag(s string) (uint64, bool) {
 	s = strings.TrimSpace(s)

@@ -290,12 +290,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, c policy.Calle
 		}
 		return errWaitNotFound
 	}
-	if wantsJSON(r) {
-		w.Header()["Etag"] = []string{etag(it.Version)}
-		writeJSON(w, http.StatusOK, NewItemJSON(it, true))
-		return nil
-	}
-	writeValue(w, http.StatusOK, it)
+	writeItem(w, r, it)
 	return nil
 }
 

@@ -741,3 +741,10 @@ func TestLongPollFloodFromOneAddress(t *testing.T) {
 	t.Logf("goroutines: baseline %d, after the flood %d", baseline, after)
 	assert.LessOrEqual(t, after, baseline)
 }
+
+// etag is the ETag the API promises for a version: the decimal version in
+// double quotes. Written out here rather than taken from the handlers, so
+// a change of format fails the tests.
+func etag(version uint64) string {
+	return `"` + strconv.FormatUint(version, 10) + `"`
+}

@@ -170,9 +170,7 @@ func (c *cursor) fill(now int64) bool {
 	} else {
 		c.done = true
 	}
-	if len(c.items) == 0 && more {
-		return c.fill(now)
-	}
+	// more is only set once a batch is full, so an empty batch means done.
 	return len(c.items) > 0
 }
 
