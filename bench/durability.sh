@@ -34,59 +34,16 @@ THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
 BIN=${BIN:-}
 
-die() { echo "durability: $*" >&2; exit 1; }
-log() { echo "durability: $*" >&2; }
+BENCH_NAME=durability
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
-duration_secs() {
-  local d=$1
-  case $d in
-    *ms) echo 1 ;;
-    *s) echo "${d%s}" ;;
-    *m) echo $((${d%m} * 60)) ;;
-    *h) echo $((${d%h} * 3600)) ;;
-    *) echo "$d" ;;
-  esac
-}
 dur_s=$(duration_secs "$DURATION")
 [[ $dur_s =~ ^[0-9]+$ && $dur_s -gt 0 ]] || die "DURATION=$DURATION: want a wrk duration like 5s"
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -gt 0 && $ROUNDS -le 20 ]] || die "ROUNDS=$ROUNDS: want 1..20"
 
-# --- tools ---------------------------------------------------------------
-if ! command -v wrk >/dev/null; then
-  log "installing wrk from Debian"
-  sudo=""
-  if [[ $EUID -ne 0 ]] && command -v sudo >/dev/null; then sudo=sudo; fi
-  { $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk; } >&2
-  command -v wrk >/dev/null || die "could not install wrk"
-fi
-command -v timeout >/dev/null || die "timeout (coreutils) is missing"
-
-# Flags of the servers must come from this script alone.
-for v in $(compgen -e); do
-  if [[ $v == RENDEZVOUS_* ]]; then unset "$v"; fi
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rendezvous-durability.XXXXXX")
-srv_pid=""  # the running server, if any
-fg_pid=""   # the wrk run being waited for
-
-cleanup() {
-  if [[ -n $fg_pid ]]; then kill -TERM "$fg_pid" 2>/dev/null || true; fi
-  if [[ -n $srv_pid ]]; then
-    kill -TERM "$srv_pid" 2>/dev/null || true
-    for _ in $(seq 100); do
-      kill -0 "$srv_pid" 2>/dev/null || break
-      sleep 0.2
-    done
-    kill -KILL "$srv_pid" 2>/dev/null || true
-    wait "$srv_pid" 2>/dev/null || true
-  fi
-  if [[ -n $fg_pid ]]; then wait "$fg_pid" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+need_tools
+srv_pid="" # the running server, if any
 
 if [[ -z $BIN ]]; then
   command -v go >/dev/null || die "go is not on PATH (or set BIN to a built server)"
@@ -99,54 +56,20 @@ else
 fi
 [[ -x $BIN ]] || die "BIN=$BIN is not an executable"
 
-# run CMD...: runs CMD in the background and waits for it, so that a signal
-# to this script is handled at once and cleanup can stop CMD too.
-run() {
-  local rc=0
-  "$@" &
-  fg_pid=$!
-  wait "$fg_pid" || rc=$?
-  fg_pid=""
-  return "$rc"
-}
-
-# start LOG ARGS...: starts the server with ARGS, its output in LOG, waits
-# for `msg=listening addr=HOST:PORT` and sets addr and srv_pid.
+# start LOG ARGS...: starts the server with ARGS, its output in LOG, and
+# sets addr and srv_pid.
 start() {
   local logf=$1; shift
-  "$BIN" "$@" >"$logf" 2>&1 &
-  srv_pid=$!
-  local line
-  for _ in $(seq 200); do
-    if line=$(grep -o -m1 'msg=listening addr=[^ ]*' "$logf"); then
-      addr=${line#msg=listening addr=}
-      [[ $addr == 127.0.0.1:* ]] || die "server listens on $addr, not 127.0.0.1"
-      return 0
-    fi
-    if ! kill -0 "$srv_pid" 2>/dev/null; then
-      cat "$logf" >&2
-      die "server exited before listening: $BIN $*"
-    fi
-    sleep 0.05
-  done
-  cat "$logf" >&2
-  die "server did not log its listening address within 10s"
+  start_server "$logf" "$BIN" "$@"
+  addr=$server_addr
+  srv_pid=$server_pid
 }
 
-# stop: SIGTERM (drain and final snapshot), then SIGKILL after 30 s.
+# stop: stops the running server.
 stop() {
-  kill -TERM "$srv_pid" 2>/dev/null || true
-  for _ in $(seq 300); do
-    kill -0 "$srv_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$srv_pid" 2>/dev/null || true
-  wait "$srv_pid" 2>/dev/null || true
+  stop_server "$srv_pid"
   srv_pid=""
 }
-
-# field LINE NAME: the value of NAME=... in a BENCH line.
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
 # mode flags: the data flags of each mode; everything else is common.
 modes=(memory no everysec always)

@@ -27,106 +27,28 @@ CONNS=${CONNS:-64}
 KEYS=${KEYS:-100000}
 CLIENTS=10000   # distinct X-Forwarded-For addresses in scenario f
 
-die() { echo "bench: $*" >&2; exit 1; }
-log() { echo "bench: $*" >&2; }
+BENCH_NAME=bench
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
-# wrk's -d in whole seconds, to bound each run with timeout(1).
-duration_secs() {
-  local d=$1
-  case $d in
-    *ms) echo 1 ;;
-    *s) echo "${d%s}" ;;
-    *m) echo $((${d%m} * 60)) ;;
-    *h) echo $((${d%h} * 3600)) ;;
-    *) echo "$d" ;;
-  esac
-}
 dur_s=$(duration_secs "$DURATION")
 [[ $dur_s =~ ^[0-9]+$ ]] || die "DURATION=$DURATION: want a wrk duration like 5s or 1m"
 
-# --- tools ---------------------------------------------------------------
 command -v go >/dev/null || die "go is not on PATH (the module needs Go $(sed -n 's/^go //p' go.mod))"
-if ! command -v wrk >/dev/null; then
-  log "installing wrk from Debian"
-  sudo=""
-  if [[ $EUID -ne 0 ]] && command -v sudo >/dev/null; then sudo=sudo; fi
-  { $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk; } >&2
-  command -v wrk >/dev/null || die "could not install wrk"
-fi
-command -v timeout >/dev/null || die "timeout (coreutils) is missing"
-
-# Flags of the servers must come from this script alone.
-for v in $(compgen -e); do
-  if [[ $v == RENDEZVOUS_* ]]; then unset "$v"; fi
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rendezvous-bench.XXXXXX")
-pids=()     # servers, stopped on exit
-fg_pid=""   # the loader or wrk run being waited for
-
-cleanup() {
-  local pid
-  if [[ -n $fg_pid ]]; then kill -TERM "$fg_pid" 2>/dev/null || true; fi
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in $(seq 50); do
-    local alive=0
-    for pid in "${pids[@]}"; do
-      if kill -0 "$pid" 2>/dev/null; then alive=1; fi
-    done
-    [[ $alive == 0 ]] && break
-    sleep 0.2
-  done
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [[ -n $fg_pid ]]; then wait "$fg_pid" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+need_tools
 
 log "building rendezvous, baseline and loader into $tmp"
 go build -o "$tmp/rendezvous" .
 go build -o "$tmp/baseline" ./bench/baseline
 go build -o "$tmp/loader" ./bench/loader
 
-# run CMD...: runs CMD in the background and waits for it, so that a
-# signal to this script is handled at once (bash runs traps only between
-# foreground commands) and cleanup can stop CMD too.
-run() {
-  local rc=0
-  "$@" &
-  fg_pid=$!
-  wait "$fg_pid" || rc=$?
-  fg_pid=""
-  return "$rc"
-}
-
-# start NAME CMD...: runs CMD in the background with its log in
-# $tmp/NAME.log, waits for its `msg=listening addr=HOST:PORT` line and sets
-# ADDR_NAME and PID_NAME.
+# start NAME CMD...: runs CMD with its log in $tmp/NAME.log, waits until it
+# listens, and sets ADDR_NAME and PID_NAME.
 start() {
   local name=$1; shift
-  "$@" >"$tmp/$name.log" 2>&1 &
-  local pid=$!
-  pids+=("$pid")
-  local line
-  for _ in $(seq 100); do
-    if line=$(grep -o -m1 'msg=listening addr=[^ ]*' "$tmp/$name.log"); then
-      local addr=${line#msg=listening addr=}
-      [[ $addr == 127.0.0.1:* ]] || die "$name listens on $addr, not 127.0.0.1"
-      printf -v "ADDR_$name" '%s' "$addr"
-      printf -v "PID_$name" '%s' "$pid"
-      return 0
-    fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-      cat "$tmp/$name.log" >&2
-      die "$name exited before listening"
-    fi
-    sleep 0.1
-  done
-  cat "$tmp/$name.log" >&2
-  die "$name did not log its listening address within 10s"
+  start_server "$tmp/$name.log" "$@"
+  printf -v "ADDR_$name" '%s' "$server_addr"
+  printf -v "PID_$name" '%s' "$server_pid"
 }
 
 alive() {
@@ -171,8 +93,6 @@ run_wrk() {
   line=$(grep -m1 '^BENCH ' "$out") || { cat "$out" >&2; die "no BENCH line from $script"; }
 }
 
-# field LINE NAME: the value of NAME=... in a BENCH line.
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
 # scenario rows: label | lua script | ours instance | baseline instance | expect
 # expect: ok = every answer 2xx; 404 = every answer 404 (wrk counts them
