@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 )
 
@@ -108,3 +109,48 @@ func BenchmarkGetHandlerRateLimited(b *testing.B) {
 		b.Fatalf("get: status %d", w.status)
 	}
 }
+
+// BenchmarkSetNewConn serves each SET on a fresh goroutine, as a server
+// does for a request on a new connection, so the goroutine's stack starts
+// small and grows during the write. The sub-benchmarks compare growing it
+// at the top of the handler (growStack) with letting it grow where the
+// write first needs the room.
+func BenchmarkSetNewConn(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("pregrow=%v", on), func(b *testing.B) {
+			defer handlers.SetPreGrow(on)()
+			e := newEnv(b)
+			rd := bytes.NewReader(benchValue)
+			req := httptestRequest(http.MethodPost, "/set/bench/key?ttl=10m", nil)
+			req.Body = io.NopCloser(rd)
+			req.ContentLength = int64(len(benchValue))
+			w := newDiscardWriter()
+			done := make(chan struct{})
+			b.ReportAllocs()
+			for b.Loop() {
+				w.reset()
+				rd.Reset(benchValue)
+				go func() {
+					connLoopFrame(func() { e.srv.ServeHTTP(w, req) })
+					done <- struct{}{}
+				}()
+				<-done
+			}
+			if w.status != http.StatusOK {
+				b.Fatalf("set: status %d", w.status)
+			}
+		})
+	}
+}
+
+// connLoopFrame calls f below a frame about the size of net/http's
+// connection loop, which sits under every handler in a real server.
+//
+//go:noinline
+func connLoopFrame(f func()) {
+	var frame [1 << 10]byte
+	f()
+	frameSink = frame[int(frameSink)&(len(frame)-1)]
+}
+
+var frameSink byte

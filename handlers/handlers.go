@@ -306,6 +306,9 @@ var (
 
 func (s *Server) writeHandler(op policy.WriteOp, prefix string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
+		if preGrow {
+			growStack()
+		}
 		key, err := keyFrom(r, prefix)
 		if err != nil {
 			return err
@@ -349,6 +352,9 @@ func (s *Server) writeHandler(op policy.WriteOp, prefix string) handlerFunc {
 
 func (s *Server) deleteHandler(prefix string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
+		if preGrow {
+			growStack()
+		}
 		key, err := keyFrom(r, prefix)
 		if err != nil {
 			return err
