@@ -307,7 +307,7 @@ var (
 func (s *Server) writeHandler(op policy.WriteOp, prefix string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
 		if preGrow {
-			growStack()
+			_ = growStack()
 		}
 		key, err := keyFrom(r, prefix)
 		if err != nil {
@@ -353,7 +353,7 @@ func (s *Server) writeHandler(op policy.WriteOp, prefix string) handlerFunc {
 func (s *Server) deleteHandler(prefix string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
 		if preGrow {
-			growStack()
+			_ = growStack()
 		}
 		key, err := keyFrom(r, prefix)
 		if err != nil {
