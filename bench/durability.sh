@@ -187,7 +187,7 @@ report() {
   echo "- wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'): $THREADS threads, $CONNS connections, $DURATION per run, \`bench/lua/set_new.lua\` (POST of a key never written before, 200-byte value), on the same machine (loopback)"
   echo "- servers: \`rendezvous ${common[*]}\` plus \`--data ''\` (memory only) or \`--data \$dir/X.db --fsync MODE\`; default --save-interval (1m), so snapshots during a run are the ones the journal size triggers"
   echo "- $ROUNDS round(s) of 4 runs in the order memory, no, everysec, always; every run on a fresh server and an empty data folder"
-  echo "- req/s: mean of the runs (each run listed); ratio: mean / mean of memory only in this invocation; p50, p99: mean of the runs' wrk percentiles; snapshots: written during a run (mean); on disk: snapshot plus journal bytes at the end of a run, before shutdown (mean)"
+  echo "- req/s: mean of the runs (each run listed); ratio: mean / mean of memory only in this invocation; p50, p99: mean of the runs' wrk percentiles; snapshots: written during a run (mean); on disk: snapshot plus journal bytes at the end of a run, before shutdown (mean; on Linux the open journal file includes up to 4 MiB preallocated after its last record)"
   echo
   echo "| mode | req/s | runs | ratio to memory | target | p50 | p99 | snapshots | on disk |"
   echo "|---|---:|---|---:|---|---:|---:|---:|---:|"

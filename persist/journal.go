@@ -80,11 +80,17 @@ type journalFile interface {
 // once it is safely in place, so the journal never grows without bound.
 //
 // Append is called by the store for each mutation while the key's shard
-// lock is held; it only encodes into memory. Commit, called before a write
-// is acknowledged, makes everything appended so far durable in the chosen
-// mode. The first caller to find unwritten records writes them all (and
-// fsyncs in SyncAlways) while later callers wait for it, so concurrent
-// writers share one system call.
+// lock is held. Commit, called before a write is acknowledged, makes
+// everything appended so far durable in the chosen mode.
+//
+// On Linux, Append copies each record into a shared mapping of the file's
+// preallocated tail (see mmapTail): the record is then in the page cache,
+// as after a write(2), so SyncEverySec and SyncNo need nothing more and
+// SyncAlways only an fsync. Elsewhere, or where the filesystem cannot
+// preallocate, Append encodes into memory and the first Commit to find
+// unwritten records writes them all while later callers wait for it, so
+// concurrent writers share one system call. In SyncAlways they share one
+// fsync either way (group commit).
 type Journal struct {
 	path string // snapshot path; generations are path.journal.<gen>
 	mode SyncMode
@@ -97,6 +103,7 @@ type Journal struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	f        journalFile
+	mm       *mmapTail // the mapped tail of f, or nil to write with write(2)
 	gen      uint64
 	fileSize int64  // bytes of the current generation known to be written
 	buf      []byte // framed records not yet written
@@ -133,7 +140,8 @@ func OpenJournal(path string, mode SyncMode) (*Journal, error) {
 }
 
 func openJournalFile(name string) (journalFile, error) {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	// Read-write, because a shared writable mapping needs it.
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +201,16 @@ func (j *Journal) startGeneration(gen uint64) error {
 		os.Remove(name)
 		return fmt.Errorf("journal %s: %w", name, err)
 	}
-	j.f, j.gen, j.fileSize = f, gen, int64(len(JournalMagic))
+	var mm *mmapTail
+	if osf, ok := f.(*os.File); ok {
+		mm, err = newMmapTail(osf, int64(len(JournalMagic)))
+		if err != nil && !errors.Is(err, errNoMmap) {
+			f.Close()
+			os.Remove(name)
+			return fmt.Errorf("journal %s: %w", name, err)
+		}
+	}
+	j.f, j.mm, j.gen, j.fileSize = f, mm, gen, int64(len(JournalMagic))
 	return nil
 }
 
@@ -227,6 +244,19 @@ func (j *Journal) Append(c ttlstore.Change) error {
 	}
 	payload := j.encBuf.Bytes()
 	putFrameHeader(&j.frame, payload)
+	if j.mm != nil {
+		if err := j.mm.write(j.frame[:], payload); err != nil {
+			// Nothing was copied, but keep refusing until a rotation, as
+			// after a failed write: the disk is full or failing.
+			j.err = fmt.Errorf("journal write failed: %w", err)
+			return j.err
+		}
+		n := int64(FrameHeaderSize + len(payload))
+		j.fileSize += n
+		j.appended += n
+		j.written = j.appended
+		return nil
+	}
 	j.buf = append(j.buf, j.frame[:]...)
 	j.buf = append(j.buf, payload...)
 	j.appended += int64(FrameHeaderSize + len(payload))
@@ -269,7 +299,10 @@ func (j *Journal) flushLocked() {
 	sync := j.mode == SyncAlways
 	j.mu.Unlock()
 
-	_, err := f.Write(buf)
+	var err error
+	if len(buf) > 0 {
+		_, err = f.Write(buf)
+	}
 	if err == nil && sync {
 		err = f.Sync()
 	}
@@ -283,7 +316,11 @@ func (j *Journal) flushLocked() {
 	if err != nil {
 		// Cut off whatever part of the batch reached the file, so the next
 		// start does not find a torn record in the middle of the journal.
-		_ = f.Truncate(j.fileSize)
+		// (A mapped journal has no batch; cutting it would put the mapped
+		// window past the end of the file.)
+		if j.mm == nil {
+			_ = f.Truncate(j.fileSize)
+		}
 		j.err = fmt.Errorf("journal write failed: %w", err)
 	} else {
 		j.fileSize += int64(len(buf))
@@ -370,13 +407,16 @@ func (j *Journal) Rotate() (uint64, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.drainLocked()
-	old, f := j.gen, j.f
+	old, f, mm := j.gen, j.f, j.mm
 	if err := f.Sync(); err != nil && j.err == nil {
 		return 0, fmt.Errorf("journal fsync: %w", err)
 	}
 	if err := j.startGeneration(old + 1); err != nil {
-		j.f = f
+		j.f, j.mm = f, mm
 		return 0, err
+	}
+	if mm != nil {
+		_ = mm.finish() // synced above; a crash before the cut leaves zeros recovery skips
 	}
 	f.Close()
 	j.err = nil
@@ -429,6 +469,12 @@ func (j *Journal) Close() error {
 	err := j.err
 	if serr := j.f.Sync(); err == nil {
 		err = serr
+	}
+	if j.mm != nil {
+		if merr := j.mm.finish(); err == nil {
+			err = merr
+		}
+		j.mm = nil
 	}
 	if cerr := j.f.Close(); err == nil {
 		err = cerr

@@ -2,8 +2,10 @@ package persist
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -98,12 +100,28 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 		st.JournalFiles++
 		st.JournalRecords += n
 		var re *RecordError
+		tail := tailDamaged
+		if errors.As(err, &re) && (errors.Is(err, ErrTruncated) || errors.Is(err, ErrCorrupt)) {
+			if errors.Is(err, ErrTruncated) {
+				tail = tailTorn // ends inside a frame: a write(2) cut short
+			} else if re.Offset >= int64(len(JournalMagic)) {
+				if tail, err = journalTail(g.name, re); err != nil {
+					return st, fmt.Errorf("journal %s: %w", g.name, err)
+				}
+			}
+			if tail != tailDamaged {
+				if terr := os.Truncate(g.name, re.Offset); terr != nil {
+					return st, fmt.Errorf("journal %s: cutting the tail at byte %d: %w", g.name, re.Offset, terr)
+				}
+			}
+			err = re
+		}
 		switch {
 		case err == nil:
-		case errors.As(err, &re) && errors.Is(err, ErrTruncated):
-			if terr := os.Truncate(g.name, re.Offset); terr != nil {
-				return st, fmt.Errorf("journal %s: cutting torn tail at byte %d: %w", g.name, re.Offset, terr)
-			}
+		case tail == tailSpare:
+			log.Debug("journal ends in preallocated space; cut it after the last record",
+				"file", g.name, "offset", re.Offset, "records", n)
+		case tail == tailTorn:
 			log.Warn("journal ended inside a record (torn write); cut it at the last whole record",
 				"file", g.name, "offset", re.Offset, "records", n)
 			st.TornTails++
@@ -120,6 +138,91 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 		}
 	}
 	return st, nil
+}
+
+// What follows the last whole record of a journal.
+const (
+	tailDamaged = iota // bytes that are not a crash's leftovers
+	tailSpare          // only zeros: space a mapped journal preallocated
+	tailTorn           // a record cut short by a crash, then nothing or zeros
+)
+
+// journalTail looks at a journal from the frame that failed its checksum
+// (re, ErrCorrupt) to the end of the file, and says whether that is what
+// a crash of a mapped journal leaves behind.
+//
+// A mapped journal (mmapTail) preallocates ahead, so after a crash its last
+// record is followed by zeros up to the end of the mapped window, and a
+// crash during a copy leaves the start of a record there, header first,
+// with zeros after it. So the failing frame is a torn write when it is
+// followed by zeros, at least one and nothing else, and its checksum fails;
+// and if the frame itself is all zeros nothing was being written. Anything
+// else is damage: a frame whose checksum matches but does not decode, a
+// failing frame that ends the file (a crash of a write(2) journal instead
+// ends inside the frame, which the reader reports as ErrTruncated), or
+// anything non-zero after the frame.
+//
+// A flipped bit in the last record of a mapped journal, with zeros after
+// it, cannot be told apart from a torn copy, and is taken as one.
+func journalTail(name string, re *RecordError) (int, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return tailDamaged, err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(io.NewSectionReader(f, re.Offset, 1<<62), ioBufSize)
+	var hdr [FrameHeaderSize]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return tailDamaged, err // ErrCorrupt means the header was all there
+	}
+	zeroHeader := hdr == [FrameHeaderSize]byte{}
+	if !zeroHeader && crc32.Checksum(hdr[0:8], castagnoli) == binary.BigEndian.Uint32(hdr[8:12]) {
+		// A whole header: the payload must fail its checksum.
+		length := int64(binary.BigEndian.Uint32(hdr[0:4]))
+		if length > MaxRecord {
+			return tailDamaged, nil
+		}
+		h := crc32.New(castagnoli)
+		if _, err := io.CopyN(h, br, length); err != nil {
+			return tailDamaged, err
+		}
+		if h.Sum32() == binary.BigEndian.Uint32(hdr[4:8]) {
+			return tailDamaged, nil // intact, yet it did not decode
+		}
+	}
+	n, zeros, err := zerosToEOF(br)
+	if err != nil || !zeros {
+		return tailDamaged, err
+	}
+	switch {
+	case zeroHeader:
+		return tailSpare, nil
+	case n > 0:
+		return tailTorn, nil
+	}
+	return tailDamaged, nil
+}
+
+// zerosToEOF reads r to its end and reports how many bytes it held and
+// whether they were all zeros.
+func zerosToEOF(r io.Reader) (int64, bool, error) {
+	buf := make([]byte, 64<<10)
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		total += int64(n)
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return total, false, nil
+			}
+		}
+		if err == io.EOF {
+			return total, true, nil
+		}
+		if err != nil {
+			return total, false, err
+		}
+	}
 }
 
 // moveAside renames a damaged file to a name recovery will not read again.

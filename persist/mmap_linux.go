@@ -1,0 +1,39 @@
+package persist
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// allocateFile reserves disk blocks for [off, off+n) of f, growing the file
+// to cover it. Filesystems without fallocate report errNoMmap: a sparse
+// file would turn a full disk into a SIGBUS.
+func allocateFile(f *os.File, off, n int64) error {
+	for {
+		err := syscall.Fallocate(int(f.Fd()), 0, off, n)
+		switch {
+		case err == nil:
+			return nil
+		case err == syscall.EINTR:
+			continue
+		case errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.ENOSYS):
+			return fmt.Errorf("%w: fallocate: %v", errNoMmap, err)
+		}
+		return fmt.Errorf("fallocate: %w", err)
+	}
+}
+
+func mapFile(f *os.File, off, n int64) ([]byte, error) {
+	data, err := syscall.Mmap(int(f.Fd()), off, int(n), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		if errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.EACCES) {
+			return nil, fmt.Errorf("%w: mmap: %v", errNoMmap, err)
+		}
+		return nil, fmt.Errorf("mmap: %w", err)
+	}
+	return data, nil
+}
+
+func unmapFile(data []byte) error { return syscall.Munmap(data) }
