@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rendezvous-kv/rendezvous/feed"
+	"github.com/rendezvous-kv/rendezvous/gcpace"
 	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 	"github.com/rendezvous-kv/rendezvous/metrics"
@@ -216,6 +217,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}()
 	if limits != nil {
 		go limits.Run(bg, 30*time.Second)
+	}
+	if !gcpace.Overridden() { // GOGC from the environment wins
+		go gcpace.Run(bg, gcpace.DefaultFloor, time.Second)
 	}
 	if saver != nil {
 		go saver.Run(bg, cfg.SaveInterval)
