@@ -44,33 +44,26 @@ func (s *Store) Snapshot(fn func(Item) error) error {
 // items are inserted too, because they still shadow older versions of the
 // key that a journal may replay after them; Reap removes them. The version
 // counter moves past every restored version, so versions never repeat
-// after a restart. Restore may keep it.Key's and it.Value's memory rather
-// than copy it (it does when the value follows the key in one allocation,
-// as persist's decoder lays them out), so the caller must not change them.
+// after a restart.
 func (s *Store) Restore(it Item) {
 	if it.Version > s.version.Load() {
 		s.AdvanceVersion(it.Version)
 	}
-	sh, h := s.shardFor(it.Key)
-	e := newEntryOf(it.Key, it.Value)
-	e.expires, e.owner, e.version = it.Expires, ownerOf(it.Owner), it.Version
+	sh := s.shardFor(it.Key)
+	e := &entry{key: it.Key, value: it.Value, expires: it.Expires, owner: ownerOf(it.Owner), version: it.Version}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	// One tree descent and no index lookup for the common case, a key not
-	// seen before: the index is only consulted when the tree already held
-	// the key, which a journal replayed over a later snapshot causes.
+	// One descent: insert, and in the rare case the old entry was newer
+	// (a journal replayed over a later snapshot), put it back.
 	old, found := sh.tree.ReplaceOrInsert(e)
 	switch {
 	case !found:
-		sh.index.add(e, h, s.seed)
 		s.count.Add(1)
 		s.bytes.Add(int64(len(it.Key) + len(it.Value)))
 	case old.version >= it.Version:
-		sh.tree.ReplaceOrInsert(old) // the older version loses
+		sh.tree.ReplaceOrInsert(old)
 	default:
-		sh.index.remove(old, h)
-		sh.index.add(e, h, s.seed)
-		s.bytes.Add(int64(len(it.Value)) - int64(old.vlen))
+		s.bytes.Add(int64(len(it.Value) - len(old.value)))
 	}
 }
 
@@ -155,14 +148,14 @@ func (c *cursor) fill(now int64) bool {
 	var last string
 	more := false
 	c.sh.mu.RLock()
-	c.pivot.setProbe(c.from)
+	c.pivot.key = c.from
 	c.sh.tree.AscendGreaterOrEqual(&c.pivot, func(e *entry) bool {
-		if c.end != "" && e.key() >= c.end {
+		if c.end != "" && e.key >= c.end {
 			return false
 		}
 		if len(c.items) == c.batch {
 			more = true
-			last = e.key()
+			last = e.key
 			return false
 		}
 		if e.live(now) {
@@ -203,14 +196,16 @@ func (s *Store) RestoreDelete(key string, version uint64) {
 	if version > s.version.Load() {
 		s.AdvanceVersion(version)
 	}
-	sh, h := s.shardFor(key)
+	sh := s.shardFor(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.index.find(key, h)
+	e := sh.find(key)
 	if e == nil || e.version >= version {
 		return
 	}
-	s.dropLocked(sh, e)
+	sh.tree.Delete(e)
+	s.count.Add(-1)
+	s.bytes.Add(-int64(len(e.key) + len(e.value)))
 }
 
 // PrefixEnd returns the smallest key greater than every key that starts
