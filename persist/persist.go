@@ -49,6 +49,7 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -414,10 +415,17 @@ func (d *recordDecoder) item(off int64) (ttlstore.Item, error) {
 	if err := d.end(off, "item"); err != nil {
 		return it, err
 	}
-	v := make([]byte, len(value)) // never nil, unlike bytes.Clone of nil
-	copy(v, value)
-	it.Key = string(key)
-	it.Value = v
+	// Key and value go into one allocation, the key first: the store keeps
+	// such an item's memory as it is (see ttlstore.Store.Restore) instead
+	// of copying both into a new one, which made a 1M-key start-up a
+	// third slower. The value is never nil, unlike bytes.Clone of nil.
+	buf := make([]byte, len(key)+len(value))
+	copy(buf, key)
+	copy(buf[len(key):], value)
+	if len(key) > 0 {
+		it.Key = unsafe.String(&buf[0], len(key))
+	}
+	it.Value = buf[len(key):len(buf):len(buf)]
 	it.Owner = ttlstore.Owner(owner)
 	return it, nil
 }

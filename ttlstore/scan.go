@@ -44,17 +44,25 @@ func (s *Store) Snapshot(fn func(Item) error) error {
 // items are inserted too, because they still shadow older versions of the
 // key that a journal may replay after them; Reap removes them. The version
 // counter moves past every restored version, so versions never repeat
-// after a restart.
+// after a restart. Restore may keep it.Key's and it.Value's memory rather
+// than copy it (it does when the value follows the key in one allocation,
+// as persist's decoder lays them out), so the caller must not change them.
+// Restore is for bulk loading: the shards it touches answer lookups from
+// their trees, a little slower, until BuildIndex is called.
 func (s *Store) Restore(it Item) {
 	if it.Version > s.version.Load() {
 		s.AdvanceVersion(it.Version)
 	}
-	sh := s.shardFor(it.Key)
-	e := &entry{key: it.Key, value: it.Value, expires: it.Expires, owner: ownerOf(it.Owner), version: it.Version}
+	sh, _ := s.shardFor(it.Key)
+	e := newEntryOf(it.Key, it.Value)
+	e.expires, e.owner, e.version = it.Expires, ownerOf(it.Owner), it.Version
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	// One descent: insert, and in the rare case the old entry was newer
-	// (a journal replayed over a later snapshot), put it back.
+	if !sh.unindexed {
+		sh.unindexed, sh.index = true, index{} // until BuildIndex
+	}
+	// One tree descent: insert, and in the rare case the old entry was
+	// newer (a journal replayed over a later snapshot), put it back.
 	old, found := sh.tree.ReplaceOrInsert(e)
 	switch {
 	case !found:
@@ -63,7 +71,7 @@ func (s *Store) Restore(it Item) {
 	case old.version >= it.Version:
 		sh.tree.ReplaceOrInsert(old)
 	default:
-		s.bytes.Add(int64(len(it.Value) - len(old.value)))
+		s.bytes.Add(int64(len(it.Value)) - int64(old.vlen))
 	}
 }
 
@@ -148,14 +156,14 @@ func (c *cursor) fill(now int64) bool {
 	var last string
 	more := false
 	c.sh.mu.RLock()
-	c.pivot.key = c.from
+	c.pivot.setProbe(c.from)
 	c.sh.tree.AscendGreaterOrEqual(&c.pivot, func(e *entry) bool {
-		if c.end != "" && e.key >= c.end {
+		if c.end != "" && e.key() >= c.end {
 			return false
 		}
 		if len(c.items) == c.batch {
 			more = true
-			last = e.key
+			last = e.key()
 			return false
 		}
 		if e.live(now) {
@@ -196,16 +204,14 @@ func (s *Store) RestoreDelete(key string, version uint64) {
 	if version > s.version.Load() {
 		s.AdvanceVersion(version)
 	}
-	sh := s.shardFor(key)
+	sh, h := s.shardFor(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.find(key)
+	e := sh.find(key, h)
 	if e == nil || e.version >= version {
 		return
 	}
-	sh.tree.Delete(e)
-	s.count.Add(-1)
-	s.bytes.Add(-int64(len(e.key) + len(e.value)))
+	s.dropLocked(sh, e)
 }
 
 // PrefixEnd returns the smallest key greater than every key that starts
