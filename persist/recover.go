@@ -105,8 +105,9 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 			if errors.Is(err, ErrTruncated) {
 				tail = tailTorn // ends inside a frame: a write(2) cut short
 			} else if re.Offset >= int64(len(JournalMagic)) {
-				if tail, err = journalTail(g.name, re); err != nil {
-					return st, fmt.Errorf("journal %s: %w", g.name, err)
+				var terr error
+				if tail, terr = journalTail(g.name, re); terr != nil {
+					return st, fmt.Errorf("journal %s: %w", g.name, terr)
 				}
 			}
 			if tail != tailDamaged {
@@ -114,7 +115,6 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 					return st, fmt.Errorf("journal %s: cutting the tail at byte %d: %w", g.name, re.Offset, terr)
 				}
 			}
-			err = re
 		}
 		switch {
 		case err == nil:
