@@ -76,9 +76,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		log.Info("data loaded", "file", cfg.Data, "keys", store.Len(), "snapshot_keys", rec.SnapshotKeys,
 			"journal_files", rec.JournalFiles, "journal_records", rec.JournalRecords, "duration", rec.Duration)
-		// Loading leaves lookups on the B-trees; the hash index is built
+		// Loading fills only the hash index; the ordered index is built
 		// while the server starts serving.
-		go store.BuildIndex()
+		go store.BuildTrees()
 		if journal, err = persist.OpenJournal(cfg.Data, cfg.Fsync); err != nil {
 			log.Error("cannot open journal", "err", err)
 			return 1

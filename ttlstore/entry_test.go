@@ -3,7 +3,9 @@ package ttlstore
 import (
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/assert"
@@ -99,52 +101,66 @@ func TestNewEntryOfAdoptsOneAllocation(t *testing.T) {
 	}
 }
 
-// TestRestoreThenBuildIndex: keys loaded with Restore are found through
-// the tree before BuildIndex and through the index after it, and writes
-// and deletes on either side keep both in step.
-func TestRestoreThenBuildIndex(t *testing.T) {
-	s := New(Options{Shards: 4})
+// TestRestoreThenBuildTrees: keys loaded with Restore are found before
+// their shards have trees; writes and deletes made then are in the trees
+// built later, whether BuildTrees, a range scan or the reaper builds them;
+// and the trees hold every key in byte order, including keys that tie on
+// their first eight bytes.
+func TestRestoreThenBuildTrees(t *testing.T) {
+	keys := []string{"", "a", "a\x00", "a\x00\x00", "\xff\xff\xff\xff\xff\xff\xff\xff\x00", "\xff\xff\xff\xff\xff\xff\xff\xff"}
 	for i := range 500 {
-		s.Restore(Item{Key: fmt.Sprintf("k%03d", i), Value: []byte{byte(i)}, Version: uint64(i + 1)})
+		keys = append(keys, fmt.Sprintf("k%03d", i), fmt.Sprintf("shared-prefix-%03d", i))
 	}
-	_, err := s.Set("before", Write{Value: []byte("b")})
-	require.NoError(t, err)
-	_, err = s.Delete("k000", "")
-	require.NoError(t, err)
-	for i := range s.shards {
-		assert.True(t, s.shards[i].unindexed, "shard %d", i)
+	build := map[string]func(s *Store){
+		"BuildTrees": func(s *Store) { s.BuildTrees() },
+		"Range":      func(s *Store) { s.Range("", "", 1) },
+		"Reap":       func(s *Store) { s.Reap(time.Unix(0, 0), 1) },
+		"Snapshot":   func(s *Store) { _ = s.Snapshot(func(Item) error { return nil }) },
 	}
-	check := func(when string) {
-		for i := 1; i < 500; i++ {
-			it, ok := s.Get(fmt.Sprintf("k%03d", i))
-			require.True(t, ok, "%s: k%03d", when, i)
-			assert.Equal(t, []byte{byte(i)}, it.Value)
-		}
-		_, ok := s.Get("k000")
-		assert.False(t, ok, when)
-		_, ok = s.Get("before")
-		assert.True(t, ok, when)
-	}
-	check("before BuildIndex")
+	for name, buildFn := range build {
+		t.Run(name, func(t *testing.T) {
+			s := New(Options{Shards: 4})
+			for i, k := range keys {
+				s.Restore(Item{Key: k, Value: []byte{1}, Version: uint64(i + 1)})
+			}
+			// A journal's later record replaces; an older one does not.
+			s.Restore(Item{Key: "k001", Value: []byte("new"), Version: 10_000})
+			s.Restore(Item{Key: "k001", Value: []byte("old"), Version: 2})
+			_, err := s.Set("before", Write{Value: []byte("b")})
+			require.NoError(t, err)
+			_, err = s.Delete("k000", "")
+			require.NoError(t, err)
+			for i := range s.shards {
+				assert.True(t, s.shards[i].untreed, "shard %d", i)
+			}
+			it, ok := s.Get("k001")
+			require.True(t, ok)
+			assert.Equal(t, "new", string(it.Value))
 
-	s.BuildIndex()
-	for i := range s.shards {
-		sh := &s.shards[i]
-		assert.False(t, sh.unindexed, "shard %d", i)
-		assert.Equal(t, sh.tree.Len(), sh.index.n, "shard %d", i)
+			buildFn(s)
+			for i := range s.shards {
+				sh := &s.shards[i]
+				assert.False(t, sh.untreed, "shard %d", i)
+				assert.Equal(t, sh.index.n, sh.tree.Len(), "shard %d", i)
+			}
+			_, err = s.Set("after", Write{Value: []byte("a")})
+			require.NoError(t, err)
+			_, err = s.Delete("k002", "")
+			require.NoError(t, err)
+
+			want := []string{"after", "before"}
+			for _, k := range keys {
+				if k != "k000" && k != "k002" {
+					want = append(want, k)
+				}
+			}
+			slices.Sort(want)
+			var got []string
+			for _, it := range s.Range("", "", len(keys)+10) {
+				got = append(got, it.Key)
+			}
+			assert.Equal(t, want, got)
+			assert.Equal(t, len(want), s.Len())
+		})
 	}
-	check("after BuildIndex")
-	_, err = s.Set("after", Write{Value: []byte("a")})
-	require.NoError(t, err)
-	_, err = s.Delete("k001", "")
-	require.NoError(t, err)
-	_, ok := s.Get("k001")
-	assert.False(t, ok)
-	_, ok = s.Get("after")
-	assert.True(t, ok)
-	total := 0
-	for i := range s.shards {
-		total += s.shards[i].index.n
-	}
-	assert.Equal(t, s.Len(), total)
 }

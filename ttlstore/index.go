@@ -56,6 +56,17 @@ func (x *index) remove(e *entry, h uint64) {
 	}
 }
 
+// replace puts e, with the same key, in old's place under hash h.
+func (x *index) replace(old, e *entry, h uint64) {
+	for p := &x.buckets[x.bucket(h)]; *p != nil; p = &(*p).next {
+		if *p == old {
+			e.next, old.next = old.next, nil
+			*p = e
+			return
+		}
+	}
+}
+
 func (x *index) grow(seed maphash.Seed) {
 	old := x.buckets
 	x.buckets = make([]*entry, max(8, 2*len(old)))

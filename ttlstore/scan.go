@@ -16,7 +16,7 @@ func (s *Store) Snapshot(fn func(Item) error) error {
 		sh := &s.shards[i]
 		now := s.now().UnixNano()
 		buf = buf[:0]
-		sh.mu.RLock()
+		sh.rlockTreed()
 		buf = slices.Grow(buf, sh.tree.Len())
 		sh.tree.Ascend(func(e *entry) bool {
 			if e.live(now) {
@@ -47,30 +47,30 @@ func (s *Store) Snapshot(fn func(Item) error) error {
 // after a restart. Restore may keep it.Key's and it.Value's memory rather
 // than copy it (it does when the value follows the key in one allocation,
 // as persist's decoder lays them out), so the caller must not change them.
-// Restore is for bulk loading: the shards it touches answer lookups from
-// their trees, a little slower, until BuildIndex is called.
+// Restore is for bulk loading: it fills only the hash index, and the
+// shards it touches build their ordered index later (see BuildTrees).
 func (s *Store) Restore(it Item) {
 	if it.Version > s.version.Load() {
 		s.AdvanceVersion(it.Version)
 	}
-	sh, _ := s.shardFor(it.Key)
+	sh, h := s.shardFor(it.Key)
 	e := newEntryOf(it.Key, it.Value)
 	e.expires, e.owner, e.version = it.Expires, ownerOf(it.Owner), it.Version
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if !sh.unindexed {
-		sh.unindexed, sh.index = true, index{} // until BuildIndex
+	if !sh.untreed {
+		// The index holds every entry, so the tree can be dropped and
+		// rebuilt from it.
+		sh.untreed, sh.tree = true, nil
 	}
-	// One tree descent: insert, and in the rare case the old entry was
-	// newer (a journal replayed over a later snapshot), put it back.
-	old, found := sh.tree.ReplaceOrInsert(e)
+	old := sh.index.find(it.Key, h)
 	switch {
-	case !found:
+	case old == nil:
+		sh.index.add(e, h, s.seed)
 		s.count.Add(1)
 		s.bytes.Add(int64(len(it.Key) + len(it.Value)))
-	case old.version >= it.Version:
-		sh.tree.ReplaceOrInsert(old)
-	default:
+	case old.version < it.Version:
+		sh.index.replace(old, e, h)
 		s.bytes.Add(int64(len(it.Value)) - int64(old.vlen))
 	}
 }
@@ -155,7 +155,7 @@ func (c *cursor) fill(now int64) bool {
 	c.items, c.pos = c.items[:0], 0
 	var last string
 	more := false
-	c.sh.mu.RLock()
+	c.sh.rlockTreed()
 	c.pivot.setProbe(c.from)
 	c.sh.tree.AscendGreaterOrEqual(&c.pivot, func(e *entry) bool {
 		if c.end != "" && e.key() >= c.end {

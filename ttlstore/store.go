@@ -50,23 +50,25 @@ type Store struct {
 	seqMu       sync.Mutex // orders version assignment with OnChange calls
 }
 
-// shard holds its entries twice over: in a B-tree ordered by key, for range
-// scans, and in a chained hash index, for point lookups (see index). A
-// lookup in the tree alone compares the key with about a dozen others,
-// each behind two pointers, and under load those are cache misses: a
-// profile of GETs and overwrites over new connections showed the tree
-// search at 6% of the server's time. Expired entries are found by a sweep
-// that walks the tree from a cursor, a bounded batch at a time, so no
-// per-entry expiry index is needed.
+// shard holds its entries twice over: in a chained hash index, for point
+// lookups (see index), and in a B-tree ordered by key, for range scans and
+// the expiry sweep. A lookup in the tree alone compares the key with about
+// a dozen others, each behind two pointers, and under load those are cache
+// misses: a profile of GETs and overwrites over new connections showed the
+// tree search at 6% of the server's time. Expired entries are found by a
+// sweep that walks the tree from a cursor, a bounded batch at a time, so
+// no per-entry expiry index is needed.
 type shard struct {
 	mu    sync.RWMutex
+	index index // every entry, always
 	tree  *btree.BTreeG[*entry]
-	index index
-	// unindexed is set by Restore: bulk loading skips the index, which
-	// would otherwise grow (and rehash) as keys arrive and make start-up
-	// slower, and lookups use the tree until BuildIndex runs.
-	unindexed bool
-	sweep     string // key where the next expiry sweep of this shard resumes
+	// untreed is set by Restore: bulk loading fills only the index, and
+	// the tree is built later in one sorted pass (buildTreeLocked), by
+	// BuildTrees or by the first scan that needs it. Inserting a million
+	// keys one by one in random order, each descent comparing with keys
+	// that are cache misses, took most of start-up.
+	untreed bool
+	sweep   string // key where the next expiry sweep of this shard resumes
 	// lastReclaim is when a full shard was last swept for room (Unix ns),
 	// so a store that is genuinely full does not sweep on every create.
 	lastReclaim int64
@@ -94,7 +96,7 @@ func New(opts Options) *Store {
 		s.now = time.Now
 	}
 	for i := range s.shards {
-		s.shards[i].tree = btree.NewG(32, entryLess)
+		s.shards[i].tree = newTree()
 	}
 	return s
 }
@@ -108,17 +110,17 @@ func (s *Store) shardFor(key string) (*shard, uint64) {
 
 // insertLocked adds e, whose key is absent, to sh.
 func (s *Store) insertLocked(sh *shard, e *entry, h uint64) {
-	sh.tree.ReplaceOrInsert(e)
-	if !sh.unindexed {
-		sh.index.add(e, h, s.seed)
+	sh.index.add(e, h, s.seed)
+	if !sh.untreed {
+		sh.tree.ReplaceOrInsert(e)
 	}
 }
 
 // dropLocked takes e out of sh and out of the counts.
 func (s *Store) dropLocked(sh *shard, e *entry) {
-	sh.tree.Delete(e)
-	if !sh.unindexed {
-		sh.index.remove(e, maphash.String(s.seed, e.key()))
+	sh.index.remove(e, maphash.String(s.seed, e.key()))
+	if !sh.untreed {
+		sh.tree.Delete(e)
 	}
 	s.count.Add(-1)
 	s.bytes.Add(-int64(e.klen) - int64(e.vlen))
@@ -126,39 +128,30 @@ func (s *Store) dropLocked(sh *shard, e *entry) {
 
 // find returns the entry for key, whose hash is h, or nil. The caller
 // holds sh.mu.
-func (sh *shard) find(key string, h uint64) *entry {
-	if !sh.unindexed {
-		return sh.index.find(key, h)
-	}
-	p := probes.Get().(*entry)
-	p.setProbe(key)
-	e, _ := sh.tree.Get(p)
-	p.setProbe("")
-	probes.Put(p)
-	return e
-}
+func (sh *shard) find(key string, h uint64) *entry { return sh.index.find(key, h) }
 
-// BuildIndex indexes the shards that Restore left to their trees, one
-// shard lock at a time, each sized for the keys it holds. The server runs
-// it in the background once recovery is done, so start-up does not wait
-// for it; until a shard is indexed, its lookups search its tree.
-func (s *Store) BuildIndex() {
+// BuildTrees builds the ordered index of the shards that Restore loaded,
+// one shard lock at a time. The server runs it in the background once
+// recovery is done, so start-up does not wait for it; a range scan or
+// expiry sweep that reaches a shard first builds that shard's tree itself.
+func (s *Store) BuildTrees() {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		if sh.unindexed {
-			n := 8
-			for n < sh.tree.Len() {
-				n <<= 1
-			}
-			sh.index = index{buckets: make([]*entry, n)}
-			sh.tree.Ascend(func(e *entry) bool {
-				sh.index.add(e, maphash.String(s.seed, e.key()), s.seed)
-				return true
-			})
-			sh.unindexed = false
-		}
+		sh.buildTreeLocked()
 		sh.mu.Unlock()
+	}
+}
+
+// rlockTreed read-locks sh with its tree built.
+func (sh *shard) rlockTreed() {
+	sh.mu.RLock()
+	for sh.untreed {
+		sh.mu.RUnlock()
+		sh.mu.Lock()
+		sh.buildTreeLocked()
+		sh.mu.Unlock()
+		sh.mu.RLock()
 	}
 }
 
@@ -420,8 +413,11 @@ func (s *Store) sweepLocked(sh *shard, now int64, from string, limit int) int {
 
 // scanExpired collects the expired entries among at most limit entries
 // from key from onwards (the tree cannot change during its iteration), and
-// returns where a later scan should resume: "" after the last key.
+// returns where a later scan should resume: "" after the last key. The
+// caller holds sh.mu for writing, since an untreed shard's tree is built
+// first.
 func (sh *shard) scanExpired(now int64, from string, limit int) (expired []*entry, next string) {
+	sh.buildTreeLocked()
 	p := probes.Get().(*entry)
 	p.setProbe(from)
 	seen := 0
