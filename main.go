@@ -78,7 +78,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			"journal_files", rec.JournalFiles, "journal_records", rec.JournalRecords, "duration", rec.Duration)
 		// Loading fills only the hash index; the ordered index is built
 		// while the server starts serving.
-		go store.BuildTrees()
+		go func() {
+			start := time.Now()
+			store.BuildTrees()
+			log.Info("ordered index built", "duration", time.Since(start))
+		}()
 		if journal, err = persist.OpenJournal(cfg.Data, cfg.Fsync); err != nil {
 			log.Error("cannot open journal", "err", err)
 			return 1
