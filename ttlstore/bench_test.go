@@ -3,7 +3,6 @@ package ttlstore_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -245,39 +244,4 @@ func BenchmarkRange100Of1M(b *testing.B) {
 		}
 		i++
 	}
-}
-
-// BenchmarkBuildTrees1M times building the ordered index of 1,000,000
-// restored keys (32-byte random keys), which the server does in the
-// background after start-up, and reports the memory the trees take per
-// key (heap growth across the build, after collection).
-func BenchmarkBuildTrees1M(b *testing.B) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	keys := make([]string, 1_000_000)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64())
-	}
-	var treeBytes float64
-	for b.Loop() {
-		b.StopTimer()
-		s := ttlstore.New(ttlstore.Options{})
-		for i, k := range keys {
-			s.Restore(ttlstore.Item{Key: k, Value: benchValue, Version: uint64(i + 1)})
-		}
-		before := heapAfterGC()
-		b.StartTimer()
-		s.BuildTrees()
-		b.StopTimer()
-		treeBytes = float64(heapAfterGC()-before) / float64(len(keys))
-		runtime.KeepAlive(s)
-		b.StartTimer()
-	}
-	b.ReportMetric(treeBytes, "tree-B/key")
-}
-
-func heapAfterGC() int64 {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc)
 }
