@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"time"
 
@@ -35,6 +36,10 @@ type RecoverStats struct {
 	JournalRecords int
 	// TornTails counts journal files whose incomplete last record was cut.
 	TornTails int
+	// CutAside lists the files that hold what followed a hole of
+	// unwritten pages in the newest journal (see journalHole): the journal
+	// is cut at the hole and the bytes after it are kept there.
+	CutAside []string
 	// MovedAside lists damaged files that --repair renamed out of the way.
 	MovedAside []string
 	Duration   time.Duration
@@ -45,12 +50,15 @@ type RecoverStats struct {
 //
 // A journal that ends inside a record (a write torn by a crash) is cut back
 // to its last whole record and recovery goes on: under SyncAlways that
-// record was never acknowledged. Any other damage, in a journal or in the
-// snapshot, stops recovery with an error naming the file and byte offset,
-// unless repair is set: then the records before the damage are kept, the
-// damaged file is renamed aside (never deleted) and recovery goes on. After
-// a repair the caller should write a snapshot at once, since the kept
-// records now live only in memory.
+// record was never acknowledged. In the newest journal, a record that
+// runs into a page of zeros (a page a power cut left unwritten, see
+// journalHole) is cut the same way, and the bytes from it to the end are
+// kept in a file beside the journal (RecoverStats.CutAside). Any other
+// damage, in a journal or in the snapshot, stops recovery with an error
+// naming the file and byte offset, unless repair is set: then the records
+// before the damage are kept, the damaged file is renamed aside (never
+// deleted) and recovery goes on. After a repair the caller should write a
+// snapshot at once, since the kept records now live only in memory.
 func Recover(path string, into Restorer, repair bool, log *slog.Logger) (RecoverStats, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -95,7 +103,7 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 	if err != nil {
 		return st, err
 	}
-	for _, g := range gens {
+	for i, g := range gens {
 		n, err := replayJournal(g.name, into)
 		st.JournalFiles++
 		st.JournalRecords += n
@@ -108,6 +116,22 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 				var terr error
 				if tail, terr = journalTail(g.name, re); terr != nil {
 					return st, fmt.Errorf("journal %s: %w", g.name, terr)
+				}
+			}
+			if tail == tailDamaged && errors.Is(err, ErrCorrupt) && i == len(gens)-1 {
+				// Only the newest generation can have unwritten pages:
+				// rotation fsyncs a generation before starting the next.
+				hole, herr := journalHole(g.name, re.Offset)
+				if herr != nil {
+					return st, fmt.Errorf("journal %s: %w", g.name, herr)
+				}
+				if hole {
+					aside, cerr := copyTailAside(g.name, re.Offset)
+					if cerr != nil {
+						return st, fmt.Errorf("journal %s: keeping the bytes after byte %d: %w", g.name, re.Offset, cerr)
+					}
+					st.CutAside = append(st.CutAside, aside)
+					tail = tailHole
 				}
 			}
 			if tail != tailDamaged {
@@ -125,6 +149,10 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 			log.Warn("journal ended inside a record (torn write); cut it at the last whole record",
 				"file", g.name, "offset", re.Offset, "records", n)
 			st.TornTails++
+		case tail == tailHole:
+			log.Warn("journal has a page of zeros where records should be, as a power cut leaves pages that were never written back; "+
+				"cut it there and kept the bytes after it aside",
+				"file", g.name, "offset", re.Offset, "records", n, "moved_to", st.CutAside[len(st.CutAside)-1])
 		case !repair:
 			return st, fmt.Errorf("journal %s: %w (start with --repair to keep the records before it and move the file aside)", g.name, err)
 		default:
@@ -145,6 +173,7 @@ const (
 	tailDamaged = iota // bytes that are not a crash's leftovers
 	tailSpare          // only zeros: space a mapped journal preallocated
 	tailTorn           // a record cut short by a crash, then nothing or zeros
+	tailHole           // unwritten pages after a power cut, then more bytes
 )
 
 // journalTail looks at a journal from the frame that failed its checksum
@@ -201,6 +230,106 @@ func journalTail(name string, re *RecordError) (int, error) {
 		return tailTorn, nil
 	}
 	return tailDamaged, nil
+}
+
+// holePage is the unit a power cut can leave unwritten: 4 KiB, the
+// smallest page and filesystem block in use.
+const holePage = 4096
+
+// journalHole reports whether the record that failed at off shows a page
+// the kernel never wrote back before a power cut. With --fsync everysec or
+// no, pages dirtied since the last fsync reach the disk in no set order, so
+// after a power cut the newest journal can read as zeros in places and
+// hold records again after them. Those writes were acknowledged but not
+// yet synced, which is the loss those modes accept; recovery cuts the
+// journal at the hole instead of refusing to start, and keeps the bytes
+// after it aside (copyTailAside).
+//
+// A flipped bit does not zero a page, so this does not excuse ordinary
+// damage. It is a hole when the failing record's header is zeros up to the
+// end of its page (the page was written back before the record was copied
+// into it), or when a whole 4 KiB page that the record reaches into (as far
+// as its length says, or just its header if that is damaged) is zeros. A
+// damaged record whose value holds a page of zeros is taken for a hole
+// too; its bytes are kept aside all the same.
+func journalHole(name string, off int64) (bool, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	var hdr [FrameHeaderSize]byte
+	if _, err := f.ReadAt(hdr[:], off); err != nil {
+		return false, nil // ends inside the header: not a hole
+	}
+	boundary := (off + holePage - 1) &^ (holePage - 1)
+	reach := off + FrameHeaderSize // the record's bytes end before reach
+	switch {
+	case hdr == [FrameHeaderSize]byte{}:
+		if boundary > off {
+			rest := make([]byte, boundary-off)
+			_, err := f.ReadAt(rest, off)
+			return err == nil && allZero(rest), nil
+		}
+		reach = off + 1
+	case crc32.Checksum(hdr[0:8], castagnoli) == binary.BigEndian.Uint32(hdr[8:12]):
+		if length := int64(binary.BigEndian.Uint32(hdr[0:4])); length <= MaxRecord {
+			reach += length
+		}
+	}
+	page := make([]byte, holePage)
+	for b := boundary; b < reach && b+holePage <= info.Size(); b += holePage {
+		if _, err := f.ReadAt(page, b); err != nil {
+			return false, err
+		}
+		if allZero(page) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// copyTailAside copies name from off to its end into a new file beside
+// it and syncs that file, before the journal is cut at off.
+func copyTailAside(name string, off int64) (string, error) {
+	src, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	aside := fmt.Sprintf("%s.cut-%d", name, time.Now().UnixNano())
+	dst, err := os.OpenFile(aside, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(dst, io.NewSectionReader(src, off, 1<<62))
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(aside))
+	}
+	if err != nil {
+		os.Remove(aside)
+		return "", err
+	}
+	return aside, nil
 }
 
 // zerosToEOF reads r to its end and reports how many bytes it held and

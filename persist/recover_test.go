@@ -382,3 +382,82 @@ func TestRecoverJournalReadError(t *testing.T) {
 	assert.Contains(t, err.Error(), name)
 	assert.NotContains(t, err.Error(), "torn")
 }
+
+// TestRecoverPowerCutHole: after a power cut the newest journal can read
+// as zeros where pages were never written back, with records after them.
+// Recovery cuts the journal at the first record the hole spoils, keeps the
+// bytes from there on in a file beside it, and starts. Zeros that are not
+// a page, or a hole in an older generation, are still damage.
+func TestRecoverPowerCutHole(t *testing.T) {
+	const n = 600 // about 6 pages of records
+	changes := jnlChanges(n)
+	body := append([]byte(JournalMagic), jnlBody(t, changes...)...)
+	starts := jnlFrames(t, body, len(JournalMagic))
+	require.Greater(t, len(body), 5*holePage)
+	// frameAt returns the index of the frame holding byte off.
+	frameAt := func(off int64) int {
+		i := 0
+		for i+1 < len(starts) && starts[i+1] <= off {
+			i++
+		}
+		return i
+	}
+	// A record boundary in the middle of page 3.
+	mid := frameAt(3*holePage + holePage/2)
+	require.NotZero(t, starts[mid]%holePage)
+
+	for _, tc := range []struct {
+		name     string
+		from, to int64 // bytes zeroed
+		newest   bool  // the damaged file is the newest generation
+		hole     bool
+		kept     int // records kept when it is a hole
+	}{
+		{"a whole page inside records", 2 * holePage, 3 * holePage, true, true, frameAt(2 * holePage)},
+		{"two pages", 2 * holePage, 4 * holePage, true, true, frameAt(2 * holePage)},
+		{"the rest of a page from a record boundary", starts[mid], 4 * holePage, true, true, mid},
+		{"zeros short of a page", 2*holePage + 10, 3*holePage - 10, true, false, 0},
+		{"a page of zeros in an older generation", 2 * holePage, 3 * holePage, false, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := jnlPath(t)
+			data := bytes.Clone(body)
+			clear(data[tc.from:tc.to])
+			name := journalName(path, 1)
+			require.NoError(t, os.WriteFile(name, data, 0o600))
+			if !tc.newest {
+				jnlWriteJournal(t, path, 2, jnlSet("after", "x", 1000))
+			}
+
+			var logged bytes.Buffer
+			var rec jnlRecorder
+			st, err := Recover(path, &rec, false, slog.New(slog.NewTextHandler(&logged, nil)))
+			if !tc.hole {
+				require.ErrorIs(t, err, ErrCorrupt)
+				assert.Empty(t, st.CutAside)
+				got, rerr := os.ReadFile(name)
+				require.NoError(t, rerr)
+				assert.Equal(t, data, got, "damage is left as it was")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, jnlExpected(changes[:tc.kept]), rec.records)
+			cut := starts[tc.kept]
+			assert.Equal(t, cut, jnlSize(t, name), "the journal ends at the last record before the hole")
+			require.Len(t, st.CutAside, 1)
+			assert.True(t, strings.HasPrefix(st.CutAside[0], name+".cut-"), st.CutAside[0])
+			aside, err := os.ReadFile(st.CutAside[0])
+			require.NoError(t, err)
+			assert.Equal(t, data[cut:], aside, "the bytes after the cut are kept")
+			assert.Contains(t, logged.String(), "power cut")
+			assert.Contains(t, logged.String(), fmt.Sprintf("offset=%d", cut))
+
+			// The cut journal is clean, and the kept bytes are not read.
+			rec = jnlRecorder{}
+			st, err = Recover(path, &rec, false, nil)
+			require.NoError(t, err)
+			assert.Empty(t, st.CutAside)
+			assert.Equal(t, jnlExpected(changes[:tc.kept]), rec.records)
+		})
+	}
+}
