@@ -340,10 +340,8 @@ func zerosToEOF(r io.Reader) (int64, bool, error) {
 	for {
 		n, err := r.Read(buf)
 		total += int64(n)
-		for _, b := range buf[:n] {
-			if b != 0 {
-				return total, false, nil
-			}
+		if !allZero(buf[:n]) {
+			return total, false, nil
 		}
 		if err == io.EOF {
 			return total, true, nil
