@@ -3,11 +3,16 @@ package persist
 import (
 	"errors"
 	"os"
+	"sync"
+	"sync/atomic"
 )
 
 // errNoMmap reports that the journal cannot write through a mapping on
 // this system or filesystem; it then writes with write(2) instead.
 var errNoMmap = errors.New("memory-mapped journal not supported here")
+
+// errNoPopulate reports that pages cannot be faulted in ahead here.
+var errNoPopulate = errors.New("prefaulting not supported here")
 
 // mmapWindow is how much of the journal file is mapped, and preallocated,
 // at a time. Only the window counts towards the process's resident memory;
@@ -39,6 +44,87 @@ type mmapTail struct {
 
 	// allocate reserves [off, off+n) of f; tests make it fail.
 	allocate func(f *os.File, off, n int64) error
+
+	// pf faults pages in ahead of pos, or is nil where the system cannot.
+	pf        *prefaulter
+	populated int64 // file offset up to which pages were handed to pf
+}
+
+// prefaultAhead is how far ahead of the last record pages are faulted in.
+// Each fsync write-protects the dirty pages again, those ahead included,
+// so a longer lead would mostly be faulted twice.
+const prefaultAhead = 256 << 10
+
+// prefaulter faults in pages of the mapped window on its own goroutine.
+// The first store into each page of a shared file mapping takes a page
+// fault of several microseconds (the filesystem finds or allocates the
+// page, zeroes it and marks it dirty). write runs under the journal's
+// lock, so every writer of the server used to wait behind each fault;
+// faulted in ahead, the pages take only the copy.
+type prefaulter struct {
+	reqs chan prefaultReq
+	done chan struct{}
+
+	// mu is held while a range is faulted in, and by unmap, so a range is
+	// never touched after its window is gone and its addresses reused.
+	mu  sync.Mutex
+	gen atomic.Uint64 // the window's generation, bumped under mu at each unmap
+	off atomic.Bool   // set when the kernel cannot prefault
+}
+
+type prefaultReq struct {
+	gen  uint64
+	data []byte
+}
+
+func newPrefaulter() *prefaulter {
+	pf := &prefaulter{reqs: make(chan prefaultReq, 1), done: make(chan struct{})}
+	go pf.run()
+	return pf
+}
+
+func (pf *prefaulter) run() {
+	defer close(pf.done)
+	for r := range pf.reqs {
+		pf.mu.Lock()
+		// Failure only means the faults happen in write instead.
+		if r.gen == pf.gen.Load() && errors.Is(populateWrite(r.data), errNoPopulate) {
+			pf.off.Store(true)
+		}
+		pf.mu.Unlock()
+	}
+}
+
+// unmapping marks every request made so far as stale; the caller holds
+// pf.mu until the window is unmapped.
+func (pf *prefaulter) unmapping() {
+	pf.mu.Lock()
+	pf.gen.Add(1)
+}
+
+func (pf *prefaulter) stop() {
+	close(pf.reqs)
+	<-pf.done
+}
+
+// ahead asks pf to fault in the pages after pos, when the last request
+// is running out. It never blocks: if pf is busy, the writer takes the
+// faults itself.
+func (m *mmapTail) ahead() {
+	if m.pf == nil || m.pos+prefaultAhead/2 <= m.populated || m.pf.off.Load() {
+		return
+	}
+	end := m.start + int64(len(m.data))
+	from := max(m.populated, (m.pos+m.page-1)&^(m.page-1))
+	to := min(from+prefaultAhead, end)
+	if from >= to {
+		return
+	}
+	select {
+	case m.pf.reqs <- prefaultReq{gen: m.pf.gen.Load(), data: m.data[from-m.start : to-m.start]}:
+		m.populated = to
+	default:
+	}
 }
 
 // write copies a record (its frame header, then its payload) to the end of
@@ -54,6 +140,7 @@ func (m *mmapTail) write(hdr, payload []byte) error {
 	copy(m.data[off:], hdr)
 	copy(m.data[off+int64(len(hdr)):], payload)
 	m.pos += n
+	m.ahead()
 	return nil
 }
 
@@ -70,18 +157,31 @@ func (m *mmapTail) remap(n int64) error {
 		return err
 	}
 	if m.data != nil {
-		_ = unmapFile(m.data)
+		_ = m.unmap()
 	}
-	m.data, m.start = data, start
+	m.data, m.start, m.populated = data, start, start
 	return nil
+}
+
+// unmap unmaps the window once no prefault is running in it.
+func (m *mmapTail) unmap() error {
+	if m.pf != nil {
+		m.pf.unmapping()
+		defer m.pf.mu.Unlock()
+	}
+	return unmapFile(m.data)
 }
 
 // finish unmaps the window and cuts the file at the end of its last
 // record, dropping the preallocated rest. The file stays open.
 func (m *mmapTail) finish() error {
 	var err error
+	if m.pf != nil {
+		m.pf.stop()
+		m.pf = nil
+	}
 	if m.data != nil {
-		err = unmapFile(m.data)
+		err = m.unmap()
 		m.data = nil
 	}
 	if terr := m.f.Truncate(m.pos); err == nil {
@@ -97,6 +197,9 @@ func newMmapTail(f *os.File, size int64) (*mmapTail, error) {
 	m := &mmapTail{f: f, pos: size, page: int64(os.Getpagesize()), window: mmapWindow, allocate: allocateFile}
 	if err := m.remap(0); err != nil {
 		return nil, err
+	}
+	if canPopulate {
+		m.pf = newPrefaulter()
 	}
 	return m, nil
 }

@@ -37,3 +37,20 @@ func mapFile(f *os.File, off, n int64) ([]byte, error) {
 }
 
 func unmapFile(data []byte) error { return syscall.Munmap(data) }
+
+// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14): fault the pages
+// of a range in as if written, without changing their contents.
+const madvPopulateWrite = 23
+
+// canPopulate says whether populateWrite may work here.
+const canPopulate = true
+
+// populateWrite faults data in for writing. Kernels before 5.14 answer
+// errNoPopulate.
+func populateWrite(data []byte) error {
+	err := syscall.Madvise(data, madvPopulateWrite)
+	if err == syscall.EINVAL {
+		return errNoPopulate
+	}
+	return err
+}

@@ -11,3 +11,7 @@ func allocateFile(*os.File, int64, int64) error { return errNoMmap }
 func mapFile(*os.File, int64, int64) ([]byte, error) { return nil, errNoMmap }
 
 func unmapFile([]byte) error { return nil }
+
+const canPopulate = false
+
+func populateWrite([]byte) error { return errNoPopulate }
