@@ -66,6 +66,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		changes.Publish(c)
 		return nil
+	}, Prepare: func(c ttlstore.Change) any {
+		if journal != nil {
+			return journal.Prepare(c)
+		}
+		return nil
 	}})
 	var saver *persist.Saver
 	if cfg.Data != "" {

@@ -72,8 +72,14 @@ func corruptAt(off int64, format string, args ...any) *RecordError {
 // reader past the end of the file, where it would look like a torn write and
 // could be silently cut off by journal recovery.
 func putFrameHeader(hdr *[FrameHeaderSize]byte, payload []byte) {
-	binary.BigEndian.PutUint32(hdr[0:4], uint32(len(payload)))
-	binary.BigEndian.PutUint32(hdr[4:8], crc32.Checksum(payload, castagnoli))
+	putFrameHeaderCRC(hdr, len(payload), crc32.Checksum(payload, castagnoli))
+}
+
+// putFrameHeaderCRC fills hdr for a payload of n bytes whose CRC-32C is
+// already known.
+func putFrameHeaderCRC(hdr *[FrameHeaderSize]byte, n int, crc uint32) {
+	binary.BigEndian.PutUint32(hdr[0:4], uint32(n))
+	binary.BigEndian.PutUint32(hdr[4:8], crc)
 	binary.BigEndian.PutUint32(hdr[8:12], crc32.Checksum(hdr[0:8], castagnoli))
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sort"
@@ -114,9 +115,6 @@ type Journal struct {
 	flushing bool
 	err      error // sticky: set by a failed write, cleared by a rotation
 
-	enc    *msgpack.Encoder
-	encBuf bytes.Buffer
-	frame  [FrameHeaderSize]byte
 }
 
 // OpenJournal starts a new journal generation after the highest one found
@@ -124,7 +122,6 @@ type Journal struct {
 func OpenJournal(path string, mode SyncMode) (*Journal, error) {
 	j := &Journal{path: path, mode: mode, open: openJournalFile}
 	j.cond = sync.NewCond(&j.mu)
-	j.enc = msgpack.NewEncoder(&j.encBuf)
 	gens, err := journalGenerations(path)
 	if err != nil {
 		return nil, err
@@ -214,53 +211,111 @@ func (j *Journal) startGeneration(gen uint64) error {
 	return nil
 }
 
-// Append records c. Expiry removals are not recorded: replay drops expired
-// entries by their own expiry. It returns the sticky write error, if any,
-// so the store refuses the mutation instead of applying an unrecorded one.
-func (j *Journal) Append(c ttlstore.Change) error {
-	var op uint64
-	switch c.Op {
-	case ttlstore.OpSet:
-		op = 1
-	case ttlstore.OpDelete:
-		op = 2
-	default:
+// Prepare encodes the record for c up to its version, outside the store's
+// ordering lock (ttlstore.Options.Prepare), so that Append, which runs
+// under it, has only the version to add before the copy: that lock is
+// taken by every write of the server, so the shorter its sections the
+// fewer writers queue behind one that is descheduled. The result is for
+// Append, as c.Prepared; nil for a change the journal does not record.
+func (j *Journal) Prepare(c ttlstore.Change) any {
+	if journalOp(c.Op) == 0 {
 		return nil
 	}
+	return prepareRecord(c)
+}
+
+func journalOp(op ttlstore.Op) uint64 {
+	switch op {
+	case ttlstore.OpSet:
+		return 1
+	case ttlstore.OpDelete:
+		return 2
+	}
+	return 0
+}
+
+func prepareRecord(c ttlstore.Change) *recordBuf {
+	it := c.Item
+	if c.Op == ttlstore.OpDelete {
+		it.Value, it.Owner, it.Expires = nil, "", 0
+	}
+	rb := recordBufs.Get().(*recordBuf)
+	rb.buf.Reset()
+	_ = rb.enc.EncodeArrayLen(journalFields)
+	_ = rb.enc.EncodeUint(journalOp(c.Op))
+	rb.err = encodeItemHead(rb.enc, &rb.buf, it)
+	rb.head = rb.buf.Len()
+	rb.crc = crc32.Update(0, castagnoli, rb.buf.Bytes())
+	return rb
+}
+
+// Append records c, with c.Prepared from Prepare when the store has one.
+// Expiry removals are not recorded: replay drops expired entries by their
+// own expiry. It returns the sticky write error, if any, so the store
+// refuses the mutation instead of applying an unrecorded one.
+func (j *Journal) Append(c ttlstore.Change) error {
+	if journalOp(c.Op) == 0 {
+		return nil
+	}
+	rb, ok := c.Prepared.(*recordBuf)
+	if !ok {
+		rb = prepareRecord(c)
+	}
+	defer rb.release()
+	if rb.err != nil {
+		return rb.err
+	}
+	_ = rb.enc.EncodeUint(c.Item.Version)
+	payload := rb.buf.Bytes()
+	crc := crc32.Update(rb.crc, castagnoli, payload[rb.head:])
+	putFrameHeaderCRC(&rb.hdr, len(payload), crc)
+
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.err != nil {
 		return j.err
 	}
-	it := c.Item
-	if c.Op == ttlstore.OpDelete {
-		it.Value, it.Owner, it.Expires = nil, "", 0
-	}
-	j.encBuf.Reset()
-	_ = j.enc.EncodeArrayLen(journalFields)
-	_ = j.enc.EncodeUint(op)
-	if err := encodeItemFields(j.enc, &j.encBuf, it); err != nil {
-		return err
-	}
-	payload := j.encBuf.Bytes()
-	putFrameHeader(&j.frame, payload)
+	n := int64(FrameHeaderSize + len(payload))
 	if j.mm != nil {
-		if err := j.mm.write(j.frame[:], payload); err != nil {
+		if err := j.mm.write(rb.hdr[:], payload); err != nil {
 			// Nothing was copied, but keep refusing until a rotation, as
 			// after a failed write: the disk is full or failing.
 			j.err = fmt.Errorf("journal write failed: %w", err)
 			return j.err
 		}
-		n := int64(FrameHeaderSize + len(payload))
 		j.fileSize += n
 		j.appended += n
 		j.written = j.appended
 		return nil
 	}
-	j.buf = append(j.buf, j.frame[:]...)
+	j.buf = append(j.buf, rb.hdr[:]...)
 	j.buf = append(j.buf, payload...)
-	j.appended += int64(FrameHeaderSize + len(payload))
+	j.appended += n
 	return nil
+}
+
+// recordBuf holds one record from Prepare to Append.
+type recordBuf struct {
+	buf  bytes.Buffer
+	enc  *msgpack.Encoder
+	hdr  [FrameHeaderSize]byte
+	head int    // bytes before the version
+	crc  uint32 // CRC-32C of those
+	err  error  // from encoding them
+}
+
+// recordBufs keeps recordBufs for reuse, since Append runs for every write.
+var recordBufs = sync.Pool{New: func() any {
+	rb := new(recordBuf)
+	rb.enc = msgpack.NewEncoder(&rb.buf)
+	return rb
+}}
+
+// release returns rb to the pool, unless a large value made it large.
+func (rb *recordBuf) release() {
+	if rb.buf.Cap() <= 64<<10 {
+		recordBufs.Put(rb)
+	}
 }
 
 // Commit returns once every record appended before the call is written to

@@ -146,7 +146,7 @@ func jnlFrames(t *testing.T, data []byte, magicLen int) []int64 {
 // jnlStoreWithJournal returns a store whose mutations go to j, as main
 // wires them.
 func jnlStoreWithJournal(j *Journal) *ttlstore.Store {
-	return ttlstore.New(ttlstore.Options{OnChange: j.Append})
+	return ttlstore.New(ttlstore.Options{OnChange: j.Append, Prepare: j.Prepare})
 }
 
 // jnlFile wraps the real journal file, counting calls and failing or
@@ -429,6 +429,57 @@ func TestJournalAppendRefusesUnwritableItem(t *testing.T) {
 	_, err = replayJournal(journalName(path, 1), &rec)
 	require.NoError(t, err)
 	assert.Equal(t, jnlExpected([]ttlstore.Change{jnlSet("good", "v", 2)}), rec.records)
+}
+
+// TestJournalPrepareEncodesTheSameRecord: a record prepared before its
+// version is known (as the store does) is byte for byte the record Append
+// encodes alone, and a prepared item that cannot be written is refused by
+// Append, which is where the store learns of it.
+func TestJournalPrepareEncodesTheSameRecord(t *testing.T) {
+	owner := jnlOwner("alice")
+	changes := []ttlstore.Change{
+		jnlSet("k", "v", 1),
+		{Op: ttlstore.OpSet, Item: ttlstore.Item{Key: "owned", Value: bytes.Repeat([]byte("x"), 300), Owner: owner, Expires: 1 << 40, Version: 1 << 20}},
+		{Op: ttlstore.OpSet, Item: ttlstore.Item{Key: "empty", Value: nil, Version: 1<<32 + 5}},
+		{Op: ttlstore.OpDelete, Item: ttlstore.Item{Key: "owned", Value: []byte("gone"), Owner: owner, Expires: 7, Version: 1<<20 + 1}},
+	}
+	// Encoded here the way a snapshot encodes items, in one go.
+	var plain []byte
+	for _, c := range changes {
+		it := c.Item
+		op := uint64(1)
+		if c.Op == ttlstore.OpDelete {
+			op, it.Value, it.Owner, it.Expires = 2, nil, "", 0
+		}
+		var buf bytes.Buffer
+		enc := msgpack.NewEncoder(&buf)
+		require.NoError(t, enc.EncodeArrayLen(journalFields))
+		require.NoError(t, enc.EncodeUint(op))
+		require.NoError(t, encodeItemFields(enc, &buf, it))
+		var hdr [FrameHeaderSize]byte
+		putFrameHeader(&hdr, buf.Bytes())
+		plain = append(append(plain, hdr[:]...), buf.Bytes()...)
+	}
+	require.Equal(t, plain, jnlBody(t, changes...), "Append alone")
+
+	j := jnlMemJournal()
+	for _, c := range changes {
+		unversioned := c
+		unversioned.Item.Version = 0
+		c.Prepared = j.Prepare(unversioned)
+		require.NotNil(t, c.Prepared)
+		require.NoError(t, j.Append(c))
+	}
+	assert.Equal(t, plain, j.buf, "Prepare, then Append")
+
+	expire := ttlstore.Change{Op: ttlstore.OpExpire, Item: ttlstore.Item{Key: "k", Version: 9}}
+	assert.Nil(t, j.Prepare(expire), "expiries are not recorded")
+
+	bad := ttlstore.Change{Op: ttlstore.OpSet, Item: ttlstore.Item{Key: "bad", Value: []byte("v"), Owner: "short"}}
+	bad.Prepared = j.Prepare(bad)
+	bad.Item.Version = 10
+	require.Error(t, j.Append(bad))
+	assert.Equal(t, plain, j.buf, "nothing appended for the refused item")
 }
 
 func TestOpenJournalStartsAfterExistingGenerations(t *testing.T) {
@@ -1038,7 +1089,6 @@ func TestSaverSkipsSnapshotWhenRotationFails(t *testing.T) {
 func jnlMemJournal() *Journal {
 	j := &Journal{mode: SyncNo}
 	j.cond = sync.NewCond(&j.mu)
-	j.enc = msgpack.NewEncoder(&j.encBuf)
 	return j
 }
 

@@ -191,6 +191,16 @@ func encodeItem(enc *msgpack.Encoder, buf *bytes.Buffer, it ttlstore.Item) error
 // encodeItemFields writes the five item fields; a journal record puts its
 // operation in front of the same fields.
 func encodeItemFields(enc *msgpack.Encoder, buf *bytes.Buffer, it ttlstore.Item) error {
+	if err := encodeItemHead(enc, buf, it); err != nil {
+		return err
+	}
+	_ = enc.EncodeUint(it.Version)
+	return nil
+}
+
+// encodeItemHead writes the item fields before the version, which comes
+// last so that a journal record can be encoded before its version is known.
+func encodeItemHead(enc *msgpack.Encoder, buf *bytes.Buffer, it ttlstore.Item) error {
 	if len(it.Owner) != 0 && len(it.Owner) != ownerLen {
 		return fmt.Errorf("key %.64q: owner is %d bytes, want 0 or %d", it.Key, len(it.Owner), ownerLen)
 	}
@@ -210,7 +220,6 @@ func encodeItemFields(enc *msgpack.Encoder, buf *bytes.Buffer, it ttlstore.Item)
 	_ = enc.EncodeInt(it.Expires)
 	_ = enc.EncodeBytesLen(len(it.Owner))
 	buf.WriteString(string(it.Owner))
-	_ = enc.EncodeUint(it.Version)
 	return nil
 }
 

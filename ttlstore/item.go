@@ -101,6 +101,8 @@ func (op Op) String() string {
 type Change struct {
 	Op   Op
 	Item Item
+	// Prepared is what Options.Prepare returned for this change, if set.
+	Prepared any
 }
 
 // Errors returned by the store. ErrMismatch and ErrExists come with the

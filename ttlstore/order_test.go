@@ -79,3 +79,62 @@ func TestBytesTracksPayload(t *testing.T) {
 	s.RestoreDelete("cd", 101)
 	require.EqualValues(t, 0, s.Bytes())
 }
+
+// Prepare sees each change before it has a version, and what it returns
+// reaches OnChange with that same change; a change OnChange refuses is
+// not applied, prepared or not.
+func TestPrepareReachesOnChange(t *testing.T) {
+	type prepared struct {
+		op    Op
+		key   string
+		value string
+	}
+	var mu sync.Mutex
+	var mismatches, calls int
+	var refuse bool
+	s := New(Options{
+		Prepare: func(c Change) any {
+			if c.Item.Version != 0 {
+				t.Errorf("Prepare saw version %d, want 0", c.Item.Version)
+			}
+			return &prepared{c.Op, c.Item.Key, string(c.Item.Value)}
+		},
+		OnChange: func(c Change) error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			p, ok := c.Prepared.(*prepared)
+			if !ok || p.op != c.Op || p.key != c.Item.Key || p.value != string(c.Item.Value) {
+				mismatches++
+			}
+			if refuse {
+				return fmt.Errorf("refused")
+			}
+			return nil
+		},
+	})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				key := fmt.Sprintf("g%d/k%d", g, i%20)
+				if i%5 == 0 {
+					s.Delete(key, "")
+				} else {
+					s.Set(key, Write{Value: []byte(fmt.Sprint(i))})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Greater(t, calls, 600)
+	require.Zero(t, mismatches)
+
+	refuse = true
+	_, err := s.Set("new", Write{Value: []byte("v")})
+	require.Error(t, err)
+	_, found := s.Get("new")
+	require.False(t, found, "a refused set is not applied")
+}

@@ -30,6 +30,13 @@ type Options struct {
 	// journal refuse writes it could not record. It must not block for long
 	// and must not call back into the Store.
 	OnChange func(Change) error
+	// Prepare, when set with OnChange, is called for every mutation just
+	// before OnChange, under the shard lock but outside the store-wide
+	// lock that orders OnChange calls, with the change's Version still 0.
+	// Its result reaches OnChange as Change.Prepared. Work that does not
+	// need the version (encoding a journal record) belongs here: every
+	// write of the store passes through OnChange one at a time.
+	Prepare func(Change) any
 }
 
 // Store is a sharded in-memory key-value map with per-key expiry.
@@ -44,6 +51,7 @@ type Store struct {
 	version  atomic.Uint64
 	now      func() time.Time
 	onChange func(Change) error
+	prepare  func(Change) any
 	reapNext atomic.Uint32 // shard where the next reaper pass starts
 	// lastReclaim is when a full store last swept every shard (Unix ns).
 	lastReclaim atomic.Int64
@@ -91,6 +99,7 @@ func New(opts Options) *Store {
 		maxKeys:  int64(opts.MaxKeys),
 		now:      opts.Now,
 		onChange: opts.OnChange,
+		prepare:  opts.Prepare,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -348,10 +357,14 @@ func (s *Store) stamp(op Op, it *Item) error {
 		it.Version = s.version.Add(1)
 		return nil
 	}
+	var prepared any
+	if s.prepare != nil {
+		prepared = s.prepare(Change{Op: op, Item: *it})
+	}
 	s.seqMu.Lock()
 	defer s.seqMu.Unlock()
 	it.Version = s.version.Load() + 1
-	if err := s.onChange(Change{Op: op, Item: *it}); err != nil {
+	if err := s.onChange(Change{Op: op, Item: *it, Prepared: prepared}); err != nil {
 		return err
 	}
 	s.version.Store(it.Version)
