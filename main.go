@@ -22,6 +22,7 @@ import (
 	"github.com/rendezvous-kv/rendezvous/gcpace"
 	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/limiter"
+	"github.com/rendezvous-kv/rendezvous/listener"
 	"github.com/rendezvous-kv/rendezvous/metrics"
 	"github.com/rendezvous-kv/rendezvous/persist"
 	"github.com/rendezvous-kv/rendezvous/policy"
@@ -169,6 +170,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Error("cannot listen", "addr", cfg.Addr, "err", err)
 		return 1
 	}
+	ln = listener.New(ln)
 	if cfg.PprofAddr != "" {
 		pln, err := net.Listen("tcp", cfg.PprofAddr)
 		if err != nil {
