@@ -94,6 +94,20 @@ run_wrk() {
 }
 
 
+# Warm-up: the first runs after preloading were the slowest of a whole
+# invocation (row a once went 24k, 33k, 37k, 52k req/s over its four
+# runs), which alternation does not cancel, so every instance first takes
+# a short discarded run.
+for name in ours base ours_rl ours_norl ours_es; do
+  addr_var="ADDR_$name"
+  if ! run timeout --kill-after=5 30 wrk -t"$THREADS" -c"$CONNS" -d2s --timeout 5s \
+    -s bench/lua/get_existing.lua "http://${!addr_var}" -- "$KEYS" >"$tmp/warmup-$name.out" 2>&1; then
+    cat "$tmp/warmup-$name.out" >&2
+    die "warm-up of $name failed"
+  fi
+done
+log "warmed up every instance (2 s of GETs each, not counted)"
+
 # scenario rows: label | lua script | ours instance | baseline instance | expect
 # expect: ok = every answer 2xx; 404 = every answer 404 (wrk counts them
 # as status errors).
