@@ -136,7 +136,11 @@ for sc in "${scenarios[@]}"; do
     if [[ $conn == close ]]; then mode="Connection: close"; else mode="keep-alive"; fi
     declare -A sum=()
     for k in a_rps a_p50 a_p99 b_rps b_p50 b_p99; do sum[$k]=0; done
-    for side in a b a b; do
+    # a b b a: both sides then have the same mean position in the row, so
+    # a steady drift of the machine (the runs of a row often rise or fall
+    # by 10% from first to last) cancels out. With a b a b the first side
+    # always ran one slot earlier on average.
+    for side in a b b a; do
       inst=${!side}
       addr_var="ADDR_$inst"
       run_id=$((run_id + 1))
@@ -192,7 +196,7 @@ report() {
   echo "- machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(uname -sr), $(go version | sed 's/^go version //')"
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); load average before the runs $load_before, after $load_after (1-min, 5-min, 15-min; wrk and the server under test account for about 3 of it, much more means other work shared the machine)"
   echo "- wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'): $THREADS threads, $CONNS connections, $DURATION per run, on the same machine as the servers (loopback)"
-  echo "- each row: 4 runs alternating ours, baseline, ours, baseline; figures are the mean of the 2 runs of each side"
+  echo "- each row: 4 runs in the order ours, baseline, baseline, ours (a steady drift of the machine cancels out); figures are the mean of the 2 runs of each side"
   echo "- data: $KEYS keys preloaded into every instance (200-byte values); ours: \`--data '' --rate off --max-keys 2000000\` (memory only: no journal or snapshot work); baseline: bench/baseline (net/http, map + RWMutex)"
   echo "- row c': ours with \`--data FILE --fsync everysec\` (journal and snapshots on, the default durability), against the same baseline"
   echo "- row f: the \"ours\" columns are ours with \`--rate 1000000/1s --trusted-proxy 127.0.0.1\` (limiter on, never refuses), the \"baseline\" columns ours with \`--rate off --trusted-proxy 127.0.0.1\`"
