@@ -114,7 +114,6 @@ type Journal struct {
 	synced   int64 // of those, fsynced
 	flushing bool
 	err      error // sticky: set by a failed write, cleared by a rotation
-
 }
 
 // OpenJournal starts a new journal generation after the highest one found
