@@ -359,7 +359,10 @@ func (s *Store) stamp(op Op, it *Item) error {
 	}
 	var prepared any
 	if s.prepare != nil {
-		prepared = s.prepare(Change{Op: op, Item: *it})
+		// A removal carries the removed item's version until stamped.
+		c := Change{Op: op, Item: *it}
+		c.Item.Version = 0
+		prepared = s.prepare(c)
 	}
 	s.seqMu.Lock()
 	defer s.seqMu.Unlock()
