@@ -128,7 +128,22 @@ func BenchmarkSetOverwrite(b *testing.B) {
 func BenchmarkSetNew(b *testing.B) {
 	// Keys are made up front so the figure is the store's cost, not
 	// fmt's; when they run out the store is replaced off the clock.
+	benchSetNew(b, benchKeys("new/", 1<<20))
+}
+
+// BenchmarkSetNewShuffled is BenchmarkSetNew with the keys in random
+// order, as keys arrive at a server: each create lands somewhere in the
+// ordered index rather than after the last key.
+func BenchmarkSetNewShuffled(b *testing.B) {
 	keys := benchKeys("new/", 1<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	rng.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	benchSetNew(b, keys)
+}
+
+// benchSetNew creates keys in order, starting over in a new store when
+// they run out.
+func benchSetNew(b *testing.B, keys []string) {
 	s := ttlstore.New(ttlstore.Options{})
 	w := ttlstore.Write{Value: benchValue}
 	b.ReportAllocs()

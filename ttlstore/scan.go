@@ -61,7 +61,7 @@ func (s *Store) Restore(it Item) {
 	if !sh.untreed {
 		// The index holds every entry, so the tree can be dropped and
 		// rebuilt from it.
-		sh.untreed, sh.tree = true, nil
+		sh.untreed, sh.tree, sh.pending = true, nil, nil
 	}
 	old := sh.index.find(it.Key, h)
 	switch {

@@ -65,5 +65,52 @@ func (sh *shard) buildTreeLocked() {
 	for i := 1; i < len(all); i += 2 {
 		t.ReplaceOrInsert(all[i].e)
 	}
-	sh.tree, sh.untreed = t, false
+	sh.tree, sh.untreed, sh.pending = t, false, sh.pending[:0]
+}
+
+// pendingMax is how many created entries a shard holds back from its tree
+// before inserting them as one sorted batch. The larger the batch, the
+// more of each insert's comparisons hit keys a neighbour's insert just
+// read (BenchmarkSetNewShuffled, 1M keys, in one session: 3.8 to 4.2 µs
+// per create with one insert each; 3.3 to 4.5 with batches of 64, 2.3 to
+// 2.5 with 512, 1.9 with 1024); but a batch is
+// inserted under the shard's write lock, by the create that fills it or
+// by the next reader of the tree, so it is kept to about half a
+// millisecond of work.
+const pendingMax = 512
+
+// syncTreeLocked brings sh's tree up to date with its index: it builds an
+// untreed shard's tree, or inserts the pending entries. The caller holds
+// sh.mu for writing.
+func (sh *shard) syncTreeLocked() {
+	if sh.untreed {
+		sh.buildTreeLocked()
+		return
+	}
+	if len(sh.pending) == 0 {
+		return
+	}
+	slices.SortFunc(sh.pending, func(a, b *entry) int { return strings.Compare(a.key(), b.key()) })
+	for _, e := range sh.pending {
+		sh.tree.ReplaceOrInsert(e)
+	}
+	clear(sh.pending) // the entries may be dropped later; do not pin them
+	sh.pending = sh.pending[:0]
+}
+
+// untree takes e out of sh's ordered index: out of the tree, or, when it
+// is not there, out of the pending entries.
+func (sh *shard) untree(e *entry) {
+	if _, found := sh.tree.Delete(e); found {
+		return
+	}
+	for i, p := range sh.pending {
+		if p == e {
+			last := len(sh.pending) - 1
+			sh.pending[i] = sh.pending[last]
+			sh.pending[last] = nil
+			sh.pending = sh.pending[:last]
+			return
+		}
+	}
 }

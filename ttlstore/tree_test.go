@@ -84,3 +84,101 @@ func heapAfterGC() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
 }
+
+// TestPendingEntriesReachTheTree creates and deletes keys in one shard in
+// random order, so that deletes hit both entries still pending and entries
+// already in the tree, and checks after each step that the tree and the
+// pending batch together hold exactly the index's entries, and that Range
+// lists exactly the keys a map says are live, in order.
+func TestPendingEntriesReachTheTree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	s := New(Options{Shards: 1})
+	sh := &s.shards[0]
+	live := map[string]bool{}
+	check := func(step int) {
+		t.Helper()
+		inIndex := map[*entry]bool{}
+		for _, e := range sh.index.buckets {
+			for ; e != nil; e = e.next {
+				inIndex[e] = true
+			}
+		}
+		if len(sh.pending) >= pendingMax {
+			t.Fatalf("step %d: %d entries pending, the batch is %d", step, len(sh.pending), pendingMax)
+		}
+		seen := map[*entry]bool{}
+		sh.tree.Ascend(func(e *entry) bool {
+			seen[e] = true
+			return true
+		})
+		for _, e := range sh.pending {
+			if seen[e] {
+				t.Fatalf("step %d: %q is both pending and in the tree", step, e.key())
+			}
+			seen[e] = true
+		}
+		if len(seen) != len(inIndex) {
+			t.Fatalf("step %d: tree and pending hold %d entries, the index %d", step, len(seen), len(inIndex))
+		}
+		for e := range inIndex {
+			if !seen[e] {
+				t.Fatalf("step %d: %q is in the index only", step, e.key())
+			}
+		}
+	}
+	checkRange := func(step int) {
+		t.Helper()
+		var want []string
+		for k := range live {
+			want = append(want, k)
+		}
+		slices.Sort(want)
+		var got []string
+		for _, it := range s.Range("", "", len(live)+1) {
+			got = append(got, it.Key)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("step %d: Range lists %d keys, want %d", step, len(got), len(want))
+		}
+		if len(sh.pending) != 0 {
+			t.Fatalf("step %d: %d entries still pending after a Range", step, len(sh.pending))
+		}
+	}
+	var keys []string
+	created := 0
+	for step := range 10_000 {
+		// Ranges are rare, so that pending batches also fill up and are
+		// inserted by the create that fills them.
+		switch r := rng.IntN(1000); {
+		case step%2500 == 2499:
+			checkRange(step)
+		case r < 650 || len(keys) == 0:
+			k := fmt.Sprintf("k%06d", rng.IntN(1_000_000))
+			if _, err := s.Set(k, Write{Value: []byte("v")}); err != nil {
+				t.Fatal(err)
+			}
+			if !live[k] {
+				keys = append(keys, k)
+				created++
+			}
+			live[k] = true
+		default:
+			i := rng.IntN(len(keys))
+			k := keys[i]
+			keys[i] = keys[len(keys)-1]
+			keys = keys[:len(keys)-1]
+			if _, err := s.Delete(k, ""); err != nil {
+				t.Fatalf("step %d: delete %q: %v", step, k, err)
+			}
+			delete(live, k)
+		}
+		if step%25 == 0 || len(sh.pending) == pendingMax-1 {
+			check(step)
+		}
+	}
+	check(-1)
+	checkRange(-1)
+	if created < 4*pendingMax {
+		t.Fatalf("only %d creates: too few to fill a pending batch", created)
+	}
+}
