@@ -2,11 +2,12 @@
 # Load benchmark of the whole rendezvous server against a minimal net/http
 # baseline (bench/baseline), with wrk on loopback. See bench/README.md.
 #
-#   bench/run.sh          # full run: 5 s per wrk run, about 5 minutes
-#   bench/run.sh quick    # sanity run: 2 s per wrk run, about 3 minutes
+#   bench/run.sh          # full run: 8 runs of 3 s per row, about 7 minutes
+#   bench/run.sh quick    # sanity run: 4 runs of 2 s per row, about 3 minutes
 #
-# Environment: DURATION (wrk -d, default 5s; 2s for quick), THREADS (2),
-# CONNS (64), KEYS (preloaded keys, 100000).
+# Environment: DURATION (wrk -d, default 3s; 2s for quick), BLOCKS (blocks
+# of four runs per row, 2; 1 for quick), THREADS (2), CONNS (64), KEYS
+# (preloaded keys, 100000).
 #
 # It prints the machine and one markdown table, and writes both to
 # bench/results/latest.md. Every process it starts is stopped on exit.
@@ -17,11 +18,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 
 case "${1:-}" in
-  quick) DURATION=${DURATION:-2s} ;;
+  quick)
+    DURATION=${DURATION:-2s}
+    BLOCKS=${BLOCKS:-1}
+    ;;
   "" | full) ;;
   *) echo "usage: bench/run.sh [quick]" >&2; exit 2 ;;
 esac
-DURATION=${DURATION:-5s}
+DURATION=${DURATION:-3s}
+BLOCKS=${BLOCKS:-2}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
 KEYS=${KEYS:-100000}
@@ -33,6 +38,7 @@ source bench/lib.sh
 
 dur_s=$(duration_secs "$DURATION")
 [[ $dur_s =~ ^[0-9]+$ ]] || die "DURATION=$DURATION: want a wrk duration like 5s or 1m"
+[[ $BLOCKS =~ ^[0-9]+$ && $BLOCKS -gt 0 && $BLOCKS -le 10 ]] || die "BLOCKS=$BLOCKS: want 1..10"
 
 command -v go >/dev/null || die "go is not on PATH (the module needs Go $(sed -n 's/^go //p' go.mod))"
 need_tools
@@ -123,7 +129,15 @@ scenarios=(
 conn_modes=(keepalive close)
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
-total=$((${#scenarios[@]} * ${#conn_modes[@]} * 4))
+total=$((${#scenarios[@]} * ${#conn_modes[@]} * 4 * BLOCKS))
+# a b b a, BLOCKS times: both sides then have the same mean position in a
+# row, so a steady drift of the machine (the runs of a row often rise or
+# fall by 10% from first to last) cancels out. With a b a b the first side
+# always ran one slot earlier on average. More blocks average out the
+# short swings that one block of four runs left in a row (a row moved by
+# up to ±0.08 between invocations).
+sides=()
+for ((i = 0; i < BLOCKS; i++)); do sides+=(a b b a); done
 step=0
 run_id=0
 rows=()
@@ -136,11 +150,7 @@ for sc in "${scenarios[@]}"; do
     if [[ $conn == close ]]; then mode="Connection: close"; else mode="keep-alive"; fi
     declare -A sum=()
     for k in a_rps a_p50 a_p99 b_rps b_p50 b_p99; do sum[$k]=0; done
-    # a b b a: both sides then have the same mean position in the row, so
-    # a steady drift of the machine (the runs of a row often rise or fall
-    # by 10% from first to last) cancels out. With a b a b the first side
-    # always ran one slot earlier on average.
-    for side in a b b a; do
+    for side in "${sides[@]}"; do
       inst=${!side}
       addr_var="ADDR_$inst"
       run_id=$((run_id + 1))
@@ -175,13 +185,13 @@ for sc in "${scenarios[@]}"; do
       sum[${side}_p50]=$(awk -v s="${sum[${side}_p50]}" -v x="$p50" 'BEGIN{printf "%.3f", s + x}')
       sum[${side}_p99]=$(awk -v s="${sum[${side}_p99]}" -v x="$p99" 'BEGIN{printf "%.3f", s + x}')
     done
-    rows+=("$(awk -v label="$label · $mode" \
+    rows+=("$(awk -v label="$label · $mode" -v n="$((2 * BLOCKS))" \
       -v ar="${sum[a_rps]}" -v a50="${sum[a_p50]}" -v a99="${sum[a_p99]}" \
       -v br="${sum[b_rps]}" -v b50="${sum[b_p50]}" -v b99="${sum[b_p99]}" 'BEGIN {
-        # sums of two runs: halve for the mean; latencies in us -> ms
+        # sums of n runs per side: divide for the mean; latencies in us -> ms
         printf "| %s | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %.2f ms | %.2f ms |",
-          label, ar / 2, br / 2, (br > 0 ? ar / br : 0),
-          a50 / 2000, a99 / 2000, b50 / 2000, b99 / 2000
+          label, ar / n, br / n, (br > 0 ? ar / br : 0),
+          a50 / (n * 1000), a99 / (n * 1000), b50 / (n * 1000), b99 / (n * 1000)
       }')")
     unset sum
   done
@@ -196,7 +206,7 @@ report() {
   echo "- machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(uname -sr), $(go version | sed 's/^go version //')"
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); load average before the runs $load_before, after $load_after (1-min, 5-min, 15-min; wrk and the server under test account for about 3 of it, much more means other work shared the machine)"
   echo "- wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'): $THREADS threads, $CONNS connections, $DURATION per run, on the same machine as the servers (loopback)"
-  echo "- each row: 4 runs in the order ours, baseline, baseline, ours (a steady drift of the machine cancels out); figures are the mean of the 2 runs of each side"
+  echo "- each row: $((4 * BLOCKS)) runs, in the order ours, baseline, baseline, ours repeated $BLOCKS time(s) (a steady drift of the machine cancels out); figures are the mean of the $((2 * BLOCKS)) runs of each side"
   echo "- data: $KEYS keys preloaded into every instance (200-byte values); ours: \`--data '' --rate off --max-keys 2000000\` (memory only: no journal or snapshot work); baseline: bench/baseline (net/http, map + RWMutex)"
   echo "- row c': ours with \`--data FILE --fsync everysec\` (journal and snapshots on, the default durability), against the same baseline"
   echo "- row f: the \"ours\" columns are ours with \`--rate 1000000/1s --trusted-proxy 127.0.0.1\` (limiter on, never refuses), the \"baseline\" columns ours with \`--rate off --trusted-proxy 127.0.0.1\`"
