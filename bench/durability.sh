@@ -95,9 +95,9 @@ mode_flags() {
   esac
 }
 
-declare -A rps_list=() p50_sum=() p99_sum=() snap_sum=() disk_sum=()
+declare -A rps_list=() p50_list=() p99_list=() snap_sum=() disk_sum=()
 for m in "${modes[@]}"; do
-  rps_list[$m]=""; p50_sum[$m]=0; p99_sum[$m]=0; snap_sum[$m]=0; disk_sum[$m]=0
+  rps_list[$m]=""; p50_list[$m]=""; p99_list[$m]=""; snap_sum[$m]=0; disk_sum[$m]=0
 done
 warnings=()
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
@@ -156,8 +156,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
       warnings+=("${label[$m]} (round $round): $sockerr socket errors ($line)")
     fi
     rps_list[$m]+="${rps_list[$m]:+ }$rps"
-    p50_sum[$m]=$(awk -v s="${p50_sum[$m]}" -v x="$p50" 'BEGIN{printf "%.3f", s + x}')
-    p99_sum[$m]=$(awk -v s="${p99_sum[$m]}" -v x="$p99" 'BEGIN{printf "%.3f", s + x}')
+    p50_list[$m]+=" $p50"
+    p99_list[$m]+=" $p99"
     snap_sum[$m]=$((snap_sum[$m] + snaps))
     disk_sum[$m]=$((disk_sum[$m] + disk))
     rm -rf "$dir"
@@ -165,23 +165,24 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
-mean() { awk '{s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.1f", (NF ? s / NF : 0)}' <<<"$1"; }
+mem_median=$(median "${rps_list[memory]}")
 mem_mean=$(mean "${rps_list[memory]}")
 
 rows=()
 for m in "${modes[@]}"; do
-  rows+=("$(awk -v label="${label[$m]}" -v runs="${rps_list[$m]}" -v mem="$mem_mean" \
-    -v p50="${p50_sum[$m]}" -v p99="${p99_sum[$m]}" -v n="$ROUNDS" \
+  rows+=("$(awk -v label="${label[$m]}" -v runs="${rps_list[$m]}" -v mem="$mem_median" -v memmean="$mem_mean" \
+    -v med="$(median "${rps_list[$m]}")" -v p50="$(median "${p50_list[$m]}")" -v p99="$(median "${p99_list[$m]}")" -v n="$ROUNDS" \
     -v snaps="${snap_sum[$m]}" -v disk="${disk_sum[$m]}" -v tgt="${target[$m]:-}" -v ismem="$([[ $m == memory ]] && echo 1 || echo 0)" 'BEGIN {
       k = split(runs, r, " "); s = 0; list = ""
       for (i = 1; i <= k; i++) { s += r[i]; list = list (i > 1 ? ", " : "") sprintf("%.0f", r[i]) }
       mean = s / k
-      ratio = mem > 0 ? mean / mem : 0
+      ratio = mem > 0 ? med / mem : 0
+      mratio = memmean > 0 ? mean / memmean : 0
       t = "—"
       if (tgt != "") t = sprintf("≥ %.1f: %s (%.3f)", tgt, ratio >= tgt ? "met" : "**missed**", ratio)
       d = ismem ? "—" : sprintf("%.1f MiB", disk / n / 1048576)
-      printf "| %s | %.0f | %s | %.2f | %s | %.2f ms | %.2f ms | %.1f | %s |",
-        label, mean, list, ratio, t, p50 / n / 1000, p99 / n / 1000, snaps / n, d
+      printf "| %s | %.0f | %s | %.2f | %s | %.2f | %.2f ms | %.2f ms | %.1f | %s |",
+        label, med, list, ratio, t, mratio, p50 / 1000, p99 / 1000, snaps / n, d
     }')")
 done
 
@@ -196,10 +197,10 @@ report() {
   echo "- wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'): $THREADS threads, $CONNS connections, $DURATION per run, \`bench/lua/set_new.lua\` (POST of a key never written before, 200-byte value), on the same machine (loopback)"
   echo "- servers: \`rendezvous ${common[*]}\` plus \`--data ''\` (memory only) or \`--data \$dir/X.db --fsync MODE\`; default --save-interval (1m), so snapshots during a run are the ones the journal size triggers"
   echo "- $ROUNDS round(s) of 4 runs; round 1 in the order memory, no, everysec, always, and each later round starting one mode further on (round 2: no, everysec, always, memory), so that over 4 rounds each mode runs once in each position; every run on a fresh server and an empty data folder"
-  echo "- req/s: mean of the runs (each run listed); ratio: mean / mean of memory only in this invocation; p50, p99: mean of the runs' wrk percentiles; snapshots: written during a run (mean); on disk: snapshot plus journal bytes at the end of a run, before shutdown (mean; on Linux the open journal file includes up to 4 MiB preallocated after its last record)"
+  echo "- req/s: median of the runs (each run listed; other work on this shared machine only ever slows a run, so one slowed run moves a mean, not a median); ratio: median / median of memory only in this invocation; ratio of means: the same from means, for comparison; p50, p99: median of the runs' wrk percentiles; snapshots: written during a run (mean); on disk: snapshot plus journal bytes at the end of a run, before shutdown (mean; on Linux the open journal file includes up to 4 MiB preallocated after its last record)"
   echo
-  echo "| mode | req/s | runs | ratio to memory | target | p50 | p99 | snapshots | on disk |"
-  echo "|---|---:|---|---:|---|---:|---:|---:|---:|"
+  echo "| mode | req/s | runs | ratio to memory | target | ratio of means | p50 | p99 | snapshots | on disk |"
+  echo "|---|---:|---|---:|---|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
   if [[ ${#warnings[@]} -gt 0 ]]; then
     echo

@@ -20,6 +20,16 @@ duration_secs() {
   esac
 }
 
+# median LIST, mean LIST: of space-separated numbers (0 for none). The
+# scripts compare medians: on this shared machine other work only ever
+# slows a run, and one run at 60% of its neighbours moved a row's ratio
+# by 0.10 (see bench/README.md).
+median() {
+  tr ' ' '\n' <<<"$1" | grep . | sort -g |
+    awk '{a[NR] = $1} END {if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
+mean() { awk '{s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.3f\n", (NF ? s / NF : 0)}' <<<"$1"; }
+
 # need_tools: wrk, installed from Debian when missing, and timeout(1).
 need_tools() {
   if ! command -v wrk >/dev/null; then

@@ -148,8 +148,8 @@ for sc in "${scenarios[@]}"; do
   IFS='|' read -r label script a b expect <<<"$sc"
   for conn in "${conn_modes[@]}"; do
     if [[ $conn == close ]]; then mode="Connection: close"; else mode="keep-alive"; fi
-    declare -A sum=()
-    for k in a_rps a_p50 a_p99 b_rps b_p50 b_p99; do sum[$k]=0; done
+    declare -A runs=()
+    for k in a_rps a_p50 a_p99 b_rps b_p50 b_p99; do runs[$k]=""; done
     for side in "${sides[@]}"; do
       inst=${!side}
       addr_var="ADDR_$inst"
@@ -181,19 +181,20 @@ for sc in "${scenarios[@]}"; do
       if [[ $sockerr -ne 0 ]]; then
         warnings+=("$label ($mode) on $inst: $sockerr socket errors ($line)")
       fi
-      sum[${side}_rps]=$(awk -v s="${sum[${side}_rps]}" -v x="$rps" 'BEGIN{printf "%.3f", s + x}')
-      sum[${side}_p50]=$(awk -v s="${sum[${side}_p50]}" -v x="$p50" 'BEGIN{printf "%.3f", s + x}')
-      sum[${side}_p99]=$(awk -v s="${sum[${side}_p99]}" -v x="$p99" 'BEGIN{printf "%.3f", s + x}')
+      runs[${side}_rps]+=" $rps"
+      runs[${side}_p50]+=" $p50"
+      runs[${side}_p99]+=" $p99"
     done
-    rows+=("$(awk -v label="$label · $mode" -v n="$((2 * BLOCKS))" \
-      -v ar="${sum[a_rps]}" -v a50="${sum[a_p50]}" -v a99="${sum[a_p99]}" \
-      -v br="${sum[b_rps]}" -v b50="${sum[b_p50]}" -v b99="${sum[b_p99]}" 'BEGIN {
-        # sums of n runs per side: divide for the mean; latencies in us -> ms
-        printf "| %s | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %.2f ms | %.2f ms |",
-          label, ar / n, br / n, (br > 0 ? ar / br : 0),
-          a50 / (n * 1000), a99 / (n * 1000), b50 / (n * 1000), b99 / (n * 1000)
+    rows+=("$(awk -v label="$label · $mode" \
+      -v ar="$(median "${runs[a_rps]}")" -v a50="$(median "${runs[a_p50]}")" -v a99="$(median "${runs[a_p99]}")" \
+      -v br="$(median "${runs[b_rps]}")" -v b50="$(median "${runs[b_p50]}")" -v b99="$(median "${runs[b_p99]}")" \
+      -v am="$(mean "${runs[a_rps]}")" -v bm="$(mean "${runs[b_rps]}")" 'BEGIN {
+        # medians of the runs of each side; latencies in us -> ms
+        printf "| %s | %.0f | %.0f | %.2f | %.2f | %.2f ms | %.2f ms | %.2f ms | %.2f ms |",
+          label, ar, br, (br > 0 ? ar / br : 0), (bm > 0 ? am / bm : 0),
+          a50 / 1000, a99 / 1000, b50 / 1000, b99 / 1000
       }')")
-    unset sum
+    unset runs
   done
 done
 
@@ -206,14 +207,14 @@ report() {
   echo "- machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(uname -sr), $(go version | sed 's/^go version //')"
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); load average before the runs $load_before, after $load_after (1-min, 5-min, 15-min; wrk and the server under test account for about 3 of it, much more means other work shared the machine)"
   echo "- wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'): $THREADS threads, $CONNS connections, $DURATION per run, on the same machine as the servers (loopback)"
-  echo "- each row: $((4 * BLOCKS)) runs, in the order ours, baseline, baseline, ours repeated $BLOCKS time(s) (a steady drift of the machine cancels out); figures are the mean of the $((2 * BLOCKS)) runs of each side"
+  echo "- each row: $((4 * BLOCKS)) runs, in the order ours, baseline, baseline, ours repeated $BLOCKS time(s) (a steady drift of the machine cancels out); req/s, p50 and p99 are the median of the $((2 * BLOCKS)) runs of each side (other work on this shared machine only ever slows a run, and one slowed run moved a row's ratio of means by 0.10)"
   echo "- data: $KEYS keys preloaded into every instance (200-byte values); ours: \`--data '' --rate off --max-keys 2000000\` (memory only: no journal or snapshot work); baseline: bench/baseline (net/http, map + RWMutex)"
   echo "- row c': ours with \`--data FILE --fsync everysec\` (journal and snapshots on, the default durability), against the same baseline"
   echo "- row f: the \"ours\" columns are ours with \`--rate 1000000/1s --trusted-proxy 127.0.0.1\` (limiter on, never refuses), the \"baseline\" columns ours with \`--rate off --trusted-proxy 127.0.0.1\`"
-  echo "- ratio = ours req/s / baseline req/s"
+  echo "- ratio = ours req/s / baseline req/s (medians); ratio of means: the same from each side's mean req/s, for comparison"
   echo
-  echo "| scenario | ours req/s | baseline req/s | ratio | ours p50 | ours p99 | baseline p50 | baseline p99 |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| scenario | ours req/s | baseline req/s | ratio | ratio of means | ours p50 | ours p99 | baseline p50 | baseline p99 |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
   if [[ ${#warnings[@]} -gt 0 ]]; then
     echo
