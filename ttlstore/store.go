@@ -83,6 +83,7 @@ type shard struct {
 	// insert per create missed the cache on most comparisons; a profile of
 	// SETs of new keys over fresh connections showed those inserts at 5%
 	// of the server's time. Everything that reads the tree syncs it first.
+	// An untreed shard has none: its tree will be built from the index.
 	pending []*entry
 	sweep   string // key where the next expiry sweep of this shard resumes
 	// lastReclaim is when a full shard was last swept for room (Unix ns),

@@ -65,7 +65,7 @@ func (sh *shard) buildTreeLocked() {
 	for i := 1; i < len(all); i += 2 {
 		t.ReplaceOrInsert(all[i].e)
 	}
-	sh.tree, sh.untreed, sh.pending = t, false, sh.pending[:0]
+	sh.tree, sh.untreed = t, false
 }
 
 // pendingMax is how many created entries a shard holds back from its tree
@@ -73,10 +73,9 @@ func (sh *shard) buildTreeLocked() {
 // more of each insert's comparisons hit keys a neighbour's insert just
 // read (BenchmarkSetNewShuffled, 1M keys, in one session: 3.8 to 4.2 µs
 // per create with one insert each; 3.3 to 4.5 with batches of 64, 2.3 to
-// 2.5 with 512, 1.9 with 1024); but a batch is
-// inserted under the shard's write lock, by the create that fills it or
-// by the next reader of the tree, so it is kept to about half a
-// millisecond of work.
+// 2.5 with 512, 1.9 with 1024); but a batch is inserted under the shard's
+// write lock, by the create that fills it or by the next reader of the
+// tree, so it is kept to about half a millisecond of work.
 const pendingMax = 512
 
 // syncTreeLocked brings sh's tree up to date with its index: it builds an
