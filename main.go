@@ -165,12 +165,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Ready:          readyFunc(journal),
 	})
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := listener.Listen(cfg.Addr)
 	if err != nil {
 		log.Error("cannot listen", "addr", cfg.Addr, "err", err)
 		return 1
 	}
-	ln = listener.New(ln)
 	if cfg.PprofAddr != "" {
 		pln, err := net.Listen("tcp", cfg.PprofAddr)
 		if err != nil {
