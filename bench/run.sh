@@ -7,7 +7,8 @@
 #
 # Environment: DURATION (wrk -d, default 3s; 2s for quick), BLOCKS (blocks
 # of four runs per row, 2; 1 for quick), THREADS (2), CONNS (64), KEYS
-# (preloaded keys, 100000).
+# (preloaded keys, 100000), ROWS (the scenarios to run, by letter, e.g.
+# ROWS="a f" to look again at two rows with more blocks; all by default).
 #
 # It prints the machine and one markdown table, and writes both to
 # bench/results/latest.md. Every process it starts is stopped on exit.
@@ -42,6 +43,31 @@ dur_s=$(duration_secs "$DURATION")
 
 command -v go >/dev/null || die "go is not on PATH (the module needs Go $(sed -n 's/^go //p' go.mod))"
 need_tools
+
+# scenario rows: label | lua script | ours instance | baseline instance | expect
+# expect: ok = every answer 2xx; 404 = every answer 404 (wrk counts them
+# as status errors).
+scenarios=(
+  "a) GET existing keys|get_existing.lua|ours|base|ok"
+  "b) GET missing keys|get_missing.lua|ours|base|404"
+  "c) SET new keys|set_new.lua|ours|base|ok"
+  "c') SET new keys, ours durable (--fsync everysec)|set_new.lua|ours_es|base|ok"
+  "d) SET overwriting keys|set_overwrite.lua|ours|base|ok"
+  "e) 90% GET / 10% SET|mix.lua|ours|base|ok"
+  "f) GET, ${CLIENTS} XFF clients, limiter on vs off|get_xff.lua|ours_rl|ours_norl|ok"
+)
+conn_modes=(keepalive close)
+if [[ -n ${ROWS:-} ]]; then
+  picked=()
+  for letter in $ROWS; do
+    found=""
+    for sc in "${scenarios[@]}"; do
+      if [[ ${sc%%)*} == "$letter" ]]; then picked+=("$sc"); found=1; fi
+    done
+    [[ -n $found ]] || die "ROWS=$ROWS: no scenario $letter (want letters among a b c c' d e f)"
+  done
+  scenarios=("${picked[@]}")
+fi
 
 log "building rendezvous, baseline and loader into $tmp"
 go build -o "$tmp/rendezvous" .
@@ -113,20 +139,6 @@ for name in ours base ours_rl ours_norl ours_es; do
   fi
 done
 log "warmed up every instance (2 s of GETs each, not counted)"
-
-# scenario rows: label | lua script | ours instance | baseline instance | expect
-# expect: ok = every answer 2xx; 404 = every answer 404 (wrk counts them
-# as status errors).
-scenarios=(
-  "a) GET existing keys|get_existing.lua|ours|base|ok"
-  "b) GET missing keys|get_missing.lua|ours|base|404"
-  "c) SET new keys|set_new.lua|ours|base|ok"
-  "c') SET new keys, ours durable (--fsync everysec)|set_new.lua|ours_es|base|ok"
-  "d) SET overwriting keys|set_overwrite.lua|ours|base|ok"
-  "e) 90% GET / 10% SET|mix.lua|ours|base|ok"
-  "f) GET, ${CLIENTS} XFF clients, limiter on vs off|get_xff.lua|ours_rl|ours_norl|ok"
-)
-conn_modes=(keepalive close)
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 total=$((${#scenarios[@]} * ${#conn_modes[@]} * 4 * BLOCKS))
@@ -208,6 +220,7 @@ report() {
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); load average before the runs $load_before, after $load_after (1-min, 5-min, 15-min; wrk and the server under test account for about 3 of it, much more means other work shared the machine)"
   echo "- wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'): $THREADS threads, $CONNS connections, $DURATION per run, on the same machine as the servers (loopback)"
   echo "- each row: $((4 * BLOCKS)) runs, in the order ours, baseline, baseline, ours repeated $BLOCKS time(s) (a steady drift of the machine cancels out); req/s, p50 and p99 are the median of the $((2 * BLOCKS)) runs of each side (other work on this shared machine only ever slows a run, and one slowed run moved a row's ratio of means by 0.10)"
+  if [[ -n ${ROWS:-} ]]; then echo "- rows: only $ROWS (ROWS)"; fi
   echo "- data: $KEYS keys preloaded into every instance (200-byte values); ours: \`--data '' --rate off --max-keys 2000000\` (memory only: no journal or snapshot work); baseline: bench/baseline (net/http, map + RWMutex)"
   echo "- row c': ours with \`--data FILE --fsync everysec\` (journal and snapshots on, the default durability), against the same baseline"
   echo "- row f: the \"ours\" columns are ours with \`--rate 1000000/1s --trusted-proxy 127.0.0.1\` (limiter on, never refuses), the \"baseline\" columns ours with \`--rate off --trusted-proxy 127.0.0.1\`"
