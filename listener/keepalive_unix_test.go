@@ -6,7 +6,6 @@ import (
 	"net"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -30,30 +29,18 @@ func keepAlive(t *testing.T, c net.Conn) bool {
 	return v != 0
 }
 
-// accepted returns the server end of a new loopback connection to ln.
-func accepted(t *testing.T, ln net.Listener) net.Conn {
-	t.Helper()
-	t.Cleanup(func() { ln.Close() })
-	client, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { client.Close() })
-	server, err := ln.Accept()
-	require.NoError(t, err)
-	t.Cleanup(func() { server.Close() })
-	return server
-}
-
 // TestListenTurnsKeepAliveProbesOff: connections accepted through Listen
 // have no TCP keep-alive, while a plain net.Listen (the check's control)
 // turns it on, so the check can tell the two apart.
 func TestListenTurnsKeepAliveProbesOff(t *testing.T) {
 	plain, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	assert.True(t, keepAlive(t, accepted(t, plain)), "control: net.Listen")
+	server, _ := connect(t, plain)
+	assert.True(t, keepAlive(t, server), "control: net.Listen")
 
 	ln, err := Listen("127.0.0.1:0")
 	require.NoError(t, err)
-	c := accepted(t, ln)
+	c, _ := connect(t, ln)
 	assert.IsType(t, &conn{}, c, "Listen wraps the listener")
 	assert.False(t, keepAlive(t, c))
 }

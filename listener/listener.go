@@ -5,9 +5,8 @@
 // accepted connection, which takes four setsockopt(2) calls; with
 // `Connection: close` that was 4% of the server's CPU time. The server
 // does not need the probes: its read, idle and write timeouts close every
-// connection that stays silent, and a watch stream writes a comment line
-// every 25 s, and while data is unacknowledged Linux does not send probes
-// anyway.
+// connection that stays silent, a watch stream writes a comment line every
+// 25 s, and while data is unacknowledged Linux sends no probes anyway.
 //
 // Second, the API server speaks HTTP/1.1 and, on the same port, HTTP/2
 // without TLS (Deno's KV client speaks only HTTP/2). To tell them apart

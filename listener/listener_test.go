@@ -21,17 +21,25 @@ func pair(t *testing.T, wrap bool) (server, client net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
 	if wrap {
 		ln = New(ln)
 	}
-	client, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	server, client = connect(t, ln)
+	require.NoError(t, server.SetDeadline(time.Now().Add(5*time.Second)))
+	return server, client
+}
+
+// connect dials ln over loopback and returns the accepted server end and
+// the client end; both, and ln, are closed when the test ends.
+func connect(t *testing.T, ln net.Listener) (server, client net.Conn) {
+	t.Helper()
+	t.Cleanup(func() { ln.Close() })
+	client, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
 	require.NoError(t, err)
 	t.Cleanup(func() { client.Close() })
 	server, err = ln.Accept()
 	require.NoError(t, err)
 	t.Cleanup(func() { server.Close() })
-	require.NoError(t, server.SetDeadline(time.Now().Add(5*time.Second)))
 	return server, client
 }
 
