@@ -309,6 +309,14 @@ func (c *config) validate() error {
 	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
 		return fmt.Errorf("invalid value %q for flag --pprof-addr: profiling is only served on a loopback address", c.PprofAddr)
 	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("invalid value %q for flag --metrics-addr: %v", c.MetricsAddr, err)
+		}
+		if !c.Insecure && !loopbackAddr(c.MetricsAddr) {
+			return fmt.Errorf("invalid value %q for flag --metrics-addr: /metrics would be served in plaintext on an address that is not loopback; listen on 127.0.0.1, or pass --insecure to expose it", c.MetricsAddr)
+		}
+	}
 	if !c.Insecure && !loopbackAddr(c.Addr) {
 		return fmt.Errorf("refusing to serve plaintext HTTP on %s, which is not a loopback address: put a TLS proxy in front and pass --insecure (with --trusted-proxy), or listen on 127.0.0.1", c.Addr)
 	}

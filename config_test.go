@@ -94,3 +94,22 @@ func TestConfigPprofOnlyOnLoopback(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.1:6060", c.PprofAddr)
 }
+
+func TestConfigMetricsAddrCheckedUpFront(t *testing.T) {
+	for _, args := range [][]string{
+		{"--metrics-addr", "0.0.0.0:9090"},
+		{"--metrics-addr", "[::]:9090"},
+		{"--metrics-addr", "9090"},
+	} {
+		_, err := parseConfig(args, env(nil), io.Discard)
+		require.Error(t, err, "%v", args)
+		assert.Contains(t, err.Error(), "metrics-addr")
+	}
+	_, err := parseConfig(nil, env(map[string]string{"RENDEZVOUS_METRICS_ADDR": "0.0.0.0:9090"}), io.Discard)
+	require.Error(t, err, "the environment is checked the same way")
+	c, err := parseConfig([]string{"--metrics-addr", "0.0.0.0:9090", "--insecure"}, env(nil), io.Discard)
+	require.NoError(t, err, "--insecure exposes it on purpose")
+	assert.Equal(t, "0.0.0.0:9090", c.MetricsAddr)
+	_, err = parseConfig([]string{"--metrics-addr", "localhost:9090"}, env(nil), io.Discard)
+	assert.NoError(t, err)
+}
