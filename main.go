@@ -52,6 +52,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if cfg.Data != "" {
+		// Before anything is read: a second server on the same files would
+		// cut the journal the first one has mapped.
+		lock, err := persist.AcquireLock(cfg.Data)
+		var held *persist.LockedError
+		switch {
+		case errors.As(err, &held):
+			log.Error("another rendezvous server is using this data file; stop it or give this one its own --data",
+				"file", cfg.Data, "lock_file", held.LockFile, "pid", held.PID)
+			return 1
+		case err != nil:
+			log.Error("cannot lock the data file", "file", cfg.Data, "err", err)
+			return 1
+		}
+		defer lock.Release()
+	}
 
 	// The journal is opened after recovery, so the store reaches it through
 	// this variable; nothing mutates the store before it is set.

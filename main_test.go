@@ -322,3 +322,33 @@ func TestEndToEndETagSurvivesRestart(t *testing.T) {
 	assert.Equal(t, 412, resp.StatusCode)
 	require.Equal(t, 0, s2.stop(t))
 }
+
+func TestEndToEndSecondServerOnOneDataFileIsRefused(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "rendezvous.db")
+	first := startServer(t, "--data", data, "--rate", "off")
+	resp, body := do(t, "POST", first.base+"/set/kept", "v1")
+	require.Equal(t, 200, resp.StatusCode, body)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, binary, "--addr", "127.0.0.1:0", "--data", data).CombinedOutput()
+	require.Error(t, err, "a second server on the same data file must not start")
+	assert.Equal(t, 1, exitCode(err), string(out))
+	assert.Less(t, time.Since(start), 10*time.Second, "it exits at once instead of waiting for the lock")
+	assert.Contains(t, string(out), data+".lock", "the message names the lock file")
+	assert.Contains(t, string(out), "pid="+strconv.Itoa(first.cmd.Process.Pid), "and the process holding it")
+	assert.NotContains(t, string(out), "msg=listening")
+
+	// The first server was not disturbed: its writes go on and survive.
+	resp, body = do(t, "POST", first.base+"/set/after", "v2")
+	require.Equal(t, 200, resp.StatusCode, body)
+	require.Equal(t, 0, first.stop(t), first.log.String())
+	again := startServer(t, "--data", data, "--rate", "off")
+	for key, want := range map[string]string{"kept": "v1", "after": "v2"} {
+		resp, body = do(t, "GET", again.base+"/get/"+key, "")
+		assert.Equal(t, 200, resp.StatusCode, key)
+		assert.Equal(t, want, body, key)
+	}
+	require.Equal(t, 0, again.stop(t))
+}
