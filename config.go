@@ -39,6 +39,9 @@ type config struct {
 	MaxWait       time.Duration
 	MaxWatchers   int
 	WatchersPerIP int
+	WatchersNet   int
+	WatchNetV4    int
+	WatchNetV6    int
 	MetricsAddr   string
 	PprofAddr     string
 }
@@ -152,6 +155,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		MaxWait:       time.Minute,
 		MaxWatchers:   1000,
 		WatchersPerIP: 10,
+		WatchersNet:   100,
+		WatchNetV4:    24,
+		WatchNetV6:    48,
 	}
 	fs := flag.NewFlagSet("rendezvous", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -181,6 +187,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.DurationVar(&c.MaxWait, "max-wait", c.MaxWait, "longest a long-poll (?wait=) may hold a request")
 	fs.IntVar(&c.MaxWatchers, "max-watchers", c.MaxWatchers, "watch streams and long-polls open at once, in all")
 	fs.IntVar(&c.WatchersPerIP, "max-watchers-per-ip", c.WatchersPerIP, "watch streams and long-polls open at once per client")
+	fs.IntVar(&c.WatchersNet, "max-watchers-per-net", c.WatchersNet, "watch streams and long-polls open at once per network (see --watch-net-ipv4-prefix)")
+	fs.IntVar(&c.WatchNetV4, "watch-net-ipv4-prefix", c.WatchNetV4, "IPv4 prefix length of a network for --max-watchers-per-net")
+	fs.IntVar(&c.WatchNetV6, "watch-net-ipv6-prefix", c.WatchNetV6, "IPv6 prefix length of a network for --max-watchers-per-net")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9090)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof and expvar on this loopback address (off by default)")
 	fs.BoolVar(&c.Repair, "repair", false, "start despite a damaged snapshot or journal: keep the records before the damage, move the file aside")
@@ -273,6 +282,7 @@ func (c *config) validate() error {
 		{"max-scan-limit", c.MaxScanLimit},
 		{"max-watchers", c.MaxWatchers},
 		{"max-watchers-per-ip", c.WatchersPerIP},
+		{"max-watchers-per-net", c.WatchersNet},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {
@@ -296,6 +306,12 @@ func (c *config) validate() error {
 	}
 	if c.IPv6Prefix < 1 || c.IPv6Prefix > 128 {
 		return fmt.Errorf("invalid value %d for flag --rate-ipv6-prefix: must be 1..128", c.IPv6Prefix)
+	}
+	if c.WatchNetV4 < 1 || c.WatchNetV4 > 32 {
+		return fmt.Errorf("invalid value %d for flag --watch-net-ipv4-prefix: must be 1..32", c.WatchNetV4)
+	}
+	if c.WatchNetV6 < 1 || c.WatchNetV6 > 128 {
+		return fmt.Errorf("invalid value %d for flag --watch-net-ipv6-prefix: must be 1..128", c.WatchNetV6)
 	}
 	if !c.Rate.Off {
 		burst := c.burst()

@@ -73,6 +73,9 @@ func TestConfigRejects(t *testing.T) {
 		{args: []string{"--addr", "0.0.0.0:8080"}, want: "--insecure"},
 		{args: []string{"--addr", ":8080"}, want: "--insecure"},
 		{args: []string{"stray"}, want: "stray"},
+		{args: []string{"--max-watchers-per-net", "0"}, want: "max-watchers-per-net"},
+		{args: []string{"--watch-net-ipv4-prefix", "33"}, want: "watch-net-ipv4-prefix"},
+		{args: []string{"--watch-net-ipv6-prefix", "0"}, want: "watch-net-ipv6-prefix"},
 		{env: map[string]string{"RENDEZVOUS_MAX_KEYS": "many"}, want: "RENDEZVOUS_MAX_KEYS"},
 	}
 	for _, c := range cases {

@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// The journal is opened after recovery, so the store reaches it through
 	// this variable; nothing mutates the store before it is set.
 	var journal *persist.Journal
-	changes := feed.New(feed.Options{MaxPerClient: cfg.WatchersPerIP, MaxTotal: cfg.MaxWatchers})
+	changes := feed.New(feed.Options{MaxPerClient: cfg.WatchersPerIP, MaxPerNetwork: cfg.WatchersNet, MaxTotal: cfg.MaxWatchers})
 	store := ttlstore.New(ttlstore.Options{MaxKeys: cfg.MaxKeys, OnChange: func(c ttlstore.Change) error {
 		// The journal first: a change it refuses is not applied, so it
 		// must never reach watchers.
@@ -151,6 +151,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Feed:         changes,
 		IPv4Prefix:   cfg.IPv4Prefix,
 		IPv6Prefix:   cfg.IPv6Prefix,
+		// A network holds whole clients: never narrower than the grouping
+		// of --rate-ipv4-prefix and --rate-ipv6-prefix.
+		NetIPv4Prefix: min(cfg.WatchNetV4, cfg.IPv4Prefix),
+		NetIPv6Prefix: min(cfg.WatchNetV6, cfg.IPv6Prefix),
 	}, nil)
 	src := metrics.Sources{
 		Keys:            func() float64 { return float64(store.Len()) },

@@ -352,3 +352,25 @@ func TestEndToEndSecondServerOnOneDataFileIsRefused(t *testing.T) {
 	}
 	require.Equal(t, 0, again.stop(t))
 }
+
+func TestEndToEndWatchersPerNetwork(t *testing.T) {
+	s := startServer(t, "--data", "", "--rate", "off", "--trusted-proxy", "127.0.0.1",
+		"--max-watchers-per-ip", "1", "--max-watchers-per-net", "2", "--watch-net-ipv6-prefix", "56")
+	open := func(ip string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest("GET", s.base+"/watch/", nil)
+		require.NoError(t, err)
+		req.Header.Set("X-Forwarded-For", ip)
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	assert.Equal(t, 200, open("2001:db8:0:100::1").StatusCode)
+	assert.Equal(t, 200, open("2001:db8:0:1ff::1").StatusCode, "another /64 of the same /56")
+	refused := open("2001:db8:0:180::1")
+	assert.Equal(t, 429, refused.StatusCode, "a third /64 of that /56")
+	body, _ := io.ReadAll(refused.Body)
+	assert.Contains(t, string(body), "from your network")
+	assert.Equal(t, 200, open("2001:db8:0:200::1").StatusCode, "the next /56 is a network of its own")
+}

@@ -25,10 +25,11 @@ type Event struct {
 
 // Defaults applied by New for zero Options fields.
 const (
-	DefaultHistory      = 10000
-	DefaultHistoryBytes = 16 << 20
-	DefaultMaxPerClient = 10
-	DefaultMaxTotal     = 1000
+	DefaultHistory       = 10000
+	DefaultHistoryBytes  = 16 << 20
+	DefaultMaxPerClient  = 10
+	DefaultMaxPerNetwork = 100
+	DefaultMaxTotal      = 1000
 )
 
 const (
@@ -55,6 +56,11 @@ type Options struct {
 	HistoryBytes int
 	// MaxPerClient caps the subscribers of one client group. Default 10.
 	MaxPerClient int
+	// MaxPerNetwork caps the subscribers of one network, a group of
+	// client groups (SubOptions.Network), so that one allocation of many
+	// client groups, such as an IPv6 /48 of /64s, cannot take the whole
+	// MaxTotal. Default 100.
+	MaxPerNetwork int
 	// MaxTotal caps all subscribers. Default 1000.
 	MaxTotal int
 }
@@ -68,6 +74,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxPerClient <= 0 {
 		o.MaxPerClient = DefaultMaxPerClient
+	}
+	if o.MaxPerNetwork <= 0 {
+		o.MaxPerNetwork = DefaultMaxPerNetwork
 	}
 	if o.MaxTotal <= 0 {
 		o.MaxTotal = DefaultMaxTotal
@@ -87,6 +96,9 @@ var (
 	// ErrTooManyForClient means the client group has Options.MaxPerClient
 	// subscribers.
 	ErrTooManyForClient = errors.New("feed: too many subscribers for this client")
+	// ErrTooManyForNetwork means the network has Options.MaxPerNetwork
+	// subscribers.
+	ErrTooManyForNetwork = errors.New("feed: too many subscribers for this network")
 )
 
 // Feed is a bounded history of changes with cursor-based subscribers. It is
@@ -114,15 +126,15 @@ type Feed struct {
 	floorEvery uint64
 
 	// subMu guards the subscriber registry. Publish never takes it.
-	subMu        sync.Mutex
-	all          map[*Sub]struct{}
-	exact        map[string]map[*Sub]struct{}
-	prefix       map[string]map[*Sub]struct{}
-	lenCount     map[int]int // prefix subscribers per prefix length
-	lens         []int       // the keys of lenCount, sorted
-	perClient    map[netip.Prefix]int
-	maxPerClient int
-	maxTotal     int
+	subMu      sync.Mutex
+	all        map[*Sub]struct{}
+	exact      map[string]map[*Sub]struct{}
+	prefix     map[string]map[*Sub]struct{}
+	lenCount   map[int]int // prefix subscribers per prefix length
+	lens       []int       // the keys of lenCount, sorted
+	perClient  map[netip.Prefix]int
+	perNetwork map[netip.Prefix]int
+	limits     Limits
 }
 
 // New returns an empty Feed and starts its dispatcher goroutine, which
@@ -130,18 +142,18 @@ type Feed struct {
 func New(opts Options) *Feed {
 	opts = opts.withDefaults()
 	f := &Feed{
-		ring:         make([]Event, opts.History),
-		maxBytes:     opts.HistoryBytes,
-		kick:         make(chan struct{}, 1),
-		done:         make(chan struct{}),
-		floorEvery:   uint64(max(1, opts.History/8)),
-		all:          make(map[*Sub]struct{}),
-		exact:        make(map[string]map[*Sub]struct{}),
-		prefix:       make(map[string]map[*Sub]struct{}),
-		lenCount:     make(map[int]int),
-		perClient:    make(map[netip.Prefix]int),
-		maxPerClient: opts.MaxPerClient,
-		maxTotal:     opts.MaxTotal,
+		ring:       make([]Event, opts.History),
+		maxBytes:   opts.HistoryBytes,
+		kick:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		floorEvery: uint64(max(1, opts.History/8)),
+		all:        make(map[*Sub]struct{}),
+		exact:      make(map[string]map[*Sub]struct{}),
+		prefix:     make(map[string]map[*Sub]struct{}),
+		lenCount:   make(map[int]int),
+		perClient:  make(map[netip.Prefix]int),
+		perNetwork: make(map[netip.Prefix]int),
+		limits:     Limits{PerClient: opts.MaxPerClient, PerNetwork: opts.MaxPerNetwork, Total: opts.MaxTotal},
 	}
 	go f.dispatch()
 	return f
@@ -264,8 +276,13 @@ func (f *Feed) Active() int { return int(f.nsubs.Load()) }
 // Resumes from a point already out of history are not counted.
 func (f *Feed) Dropped() uint64 { return f.dropped.Load() }
 
-// Limits returns the per-client and total subscriber caps in force.
-func (f *Feed) Limits() (perClient, total int) { return f.maxPerClient, f.maxTotal }
+// Limits are the subscriber caps a Feed enforces.
+type Limits struct {
+	PerClient, PerNetwork, Total int
+}
+
+// Limits returns the subscriber caps in force.
+func (f *Feed) Limits() Limits { return f.limits }
 
 // Close ends every Next with ErrClosed and refuses new subscribers, so that
 // streams end cleanly at shutdown. Later Publish calls are ignored. Close
@@ -292,6 +309,9 @@ type SubOptions struct {
 	Since uint64
 	// Client is the cap group the subscriber counts against.
 	Client netip.Prefix
+	// Network is the larger group that Client belongs to, counted against
+	// Options.MaxPerNetwork; the zero Prefix counts against no network.
+	Network netip.Prefix
 }
 
 // Sub is one subscriber. Next, Reset and Cursor must be called from one
@@ -301,6 +321,7 @@ type Sub struct {
 	prefix    string
 	exact     bool
 	client    netip.Prefix
+	network   netip.Prefix
 	wake      chan struct{} // capacity 1; the dispatcher signals matches
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -325,10 +346,10 @@ type Sub struct {
 type floor struct{ at, match uint64 }
 
 // Subscribe adds a subscriber, or refuses with ErrTooManyForClient,
-// ErrTooMany or ErrClosed. The subscriber must be closed.
+// ErrTooManyForNetwork, ErrTooMany or ErrClosed. The subscriber must be closed.
 func (f *Feed) Subscribe(o SubOptions) (*Sub, error) {
 	s := &Sub{
-		f: f, prefix: o.Prefix, exact: o.Exact, client: o.Client,
+		f: f, prefix: o.Prefix, exact: o.Exact, client: o.Client, network: o.Network,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	f.subMu.Lock()
@@ -338,15 +359,22 @@ func (f *Feed) Subscribe(o SubOptions) (*Sub, error) {
 		return nil, ErrClosed
 	default:
 	}
-	if f.perClient[o.Client] >= f.maxPerClient {
+	if f.perClient[o.Client] >= f.limits.PerClient {
 		f.subMu.Unlock()
 		return nil, ErrTooManyForClient
 	}
-	if len(f.all) >= f.maxTotal {
+	if o.Network.IsValid() && f.perNetwork[o.Network] >= f.limits.PerNetwork {
+		f.subMu.Unlock()
+		return nil, ErrTooManyForNetwork
+	}
+	if len(f.all) >= f.limits.Total {
 		f.subMu.Unlock()
 		return nil, ErrTooMany
 	}
 	f.perClient[o.Client]++
+	if o.Network.IsValid() {
+		f.perNetwork[o.Network]++
+	}
 	f.all[s] = struct{}{}
 	if o.Exact {
 		addSub(f.exact, o.Prefix, s)
@@ -413,6 +441,11 @@ func (s *Sub) Close() {
 		}
 		if f.perClient[s.client]--; f.perClient[s.client] == 0 {
 			delete(f.perClient, s.client)
+		}
+		if s.network.IsValid() {
+			if f.perNetwork[s.network]--; f.perNetwork[s.network] == 0 {
+				delete(f.perNetwork, s.network)
+			}
 		}
 		f.nsubs.Add(-1)
 		f.subMu.Unlock()

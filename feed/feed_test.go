@@ -383,16 +383,43 @@ func TestCaps(t *testing.T) {
 	subscribe(t, f, SubOptions{Client: c})
 	_, err = f.Subscribe(SubOptions{Client: clientA})
 	assert.ErrorIs(t, err, ErrTooMany)
-	per, total := f.Limits()
-	assert.Equal(t, 2, per)
-	assert.Equal(t, 3, total)
+	assert.Equal(t, Limits{PerClient: 2, PerNetwork: DefaultMaxPerNetwork, Total: 3}, f.Limits())
+}
+
+// One network of many client groups, such as an IPv6 /48 of /64s, fills
+// its own cap and not the whole feed: other networks still subscribe.
+func TestNetworkCap(t *testing.T) {
+	f := newFeed(t, Options{MaxPerClient: 2, MaxPerNetwork: 5, MaxTotal: 100})
+	net48 := netip.MustParsePrefix("2001:db8:1::/48")
+	var subs []*Sub
+	for i := range 3 {
+		client := netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, byte(i)}), 64)
+		for range 2 {
+			s, err := f.Subscribe(SubOptions{Client: client, Network: net48})
+			if len(subs) == 5 {
+				assert.ErrorIs(t, err, ErrTooManyForNetwork, "the sixth from the /48")
+				continue
+			}
+			require.NoError(t, err)
+			subs = append(subs, s)
+		}
+	}
+	assert.Equal(t, 5, f.Active())
+
+	other := netip.MustParsePrefix("2001:db8:2::/48")
+	subscribe(t, f, SubOptions{Client: netip.MustParsePrefix("2001:db8:2::/64"), Network: other})
+	subscribe(t, f, SubOptions{Client: clientA}) // no network: only the client and total caps apply
+
+	subs[0].Close()
+	subs[0].Close() // idempotent: releases one place only
+	subscribe(t, f, SubOptions{Client: netip.MustParsePrefix("2001:db8:1:9::/64"), Network: net48})
+	_, err := f.Subscribe(SubOptions{Client: netip.MustParsePrefix("2001:db8:1:a::/64"), Network: net48})
+	assert.ErrorIs(t, err, ErrTooManyForNetwork)
 }
 
 func TestDefaults(t *testing.T) {
 	f := newFeed(t, Options{})
-	per, total := f.Limits()
-	assert.Equal(t, DefaultMaxPerClient, per)
-	assert.Equal(t, DefaultMaxTotal, total)
+	assert.Equal(t, Limits{PerClient: DefaultMaxPerClient, PerNetwork: DefaultMaxPerNetwork, Total: DefaultMaxTotal}, f.Limits())
 	assert.Len(t, f.ring, DefaultHistory)
 	assert.Equal(t, DefaultHistoryBytes, f.maxBytes)
 }

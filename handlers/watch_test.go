@@ -560,6 +560,38 @@ func TestWatchCaps(t *testing.T) {
 	e.watch("/watch/", from("203.0.113.3")...)
 }
 
+// One allocation of many client groups (an IPv6 /48 of /64s, an IPv4 /24
+// of addresses) fills its own network's cap, not the server's: watches
+// and long-polls from elsewhere still get in.
+func TestWatchCapsPerNetwork(t *testing.T) {
+	e := newWEnv(t, wOpts{feed: feed.Options{MaxPerClient: 2, MaxPerNetwork: 4, MaxTotal: 20}})
+	from := func(ip string) []string { return []string{"X-Forwarded-For", ip} }
+	for _, ip := range []string{"2001:db8:1:0::1", "2001:db8:1:1::1"} {
+		e.watch("/watch/", from(ip)...)
+		e.watch("/watch/", from(ip)...)
+	}
+	// Refusals come at once; a stream let in by mistake ends the test
+	// with a time-out instead of holding it.
+	bounded := &http.Client{Transport: e.tr, Timeout: 3 * time.Second}
+	for _, path := range []string{"/watch/", "/get/k?wait=5s"} {
+		r := e.do(bounded, http.MethodGet, path, "", from("2001:db8:1:2::1")...)
+		assert.Equal(t, http.StatusTooManyRequests, r.status, path)
+		assert.Contains(t, r.body, "from your network", path)
+		assert.Contains(t, r.body, "at most 4", path)
+	}
+	e.watch("/watch/", from("2001:db8:2::1")...)
+
+	e.watch("/watch/", from("198.51.100.1")...)
+	e.watch("/watch/", from("198.51.100.1")...)
+	e.watch("/watch/", from("198.51.100.2")...)
+	e.watch("/watch/", from("198.51.100.3")...)
+	r := e.do(bounded, http.MethodGet, "/watch/", "", from("198.51.100.200")...)
+	assert.Equal(t, http.StatusTooManyRequests, r.status, "IPv4 is grouped by /24")
+	assert.Contains(t, r.body, "from your network")
+	e.watch("/watch/", from("198.51.101.1")...)
+	assert.Equal(t, 10, e.feed.Active())
+}
+
 func TestWatchFeedCloseEndsStreamsCleanly(t *testing.T) {
 	e := newWEnv(t, wOpts{})
 	s1 := e.watch("/watch/")
@@ -713,7 +745,7 @@ func TestLongPollFloodFromOneAddress(t *testing.T) {
 			answers <- answer{r.status, time.Since(start)}
 		}()
 	}
-	perClient, _ := e.feed.Limits()
+	perClient := e.feed.Limits().PerClient
 	refused := 0
 	for range n - perClient {
 		a := <-answers

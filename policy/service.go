@@ -41,7 +41,19 @@ type Config struct {
 	// (0: the limiter's defaults, /32 and /64); main sets them to the rate
 	// limiter's grouping.
 	IPv4Prefix, IPv6Prefix int
+	// NetIPv4Prefix and NetIPv6Prefix group client addresses into the
+	// networks whose watches and long-polls share the feed's per-network
+	// cap (0: DefaultNetIPv4Prefix and DefaultNetIPv6Prefix).
+	NetIPv4Prefix, NetIPv6Prefix int
 }
+
+// The default networks of the per-network watcher cap: an IPv4 /24 and an
+// IPv6 /48, the smallest blocks commonly routed on their own, so what one
+// site or customer holds counts as one network.
+const (
+	DefaultNetIPv4Prefix = 24
+	DefaultNetIPv6Prefix = 48
+)
 
 // Service applies the rules in Config to operations on a store.
 type Service struct {

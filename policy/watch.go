@@ -28,6 +28,31 @@ func (s *Service) watchClient(c Caller) netip.Prefix {
 	return limiter.ClientKey(c.IP, s.cfg.IPv4Prefix, s.cfg.IPv6Prefix)
 }
 
+// watchNetwork is the larger group whose watches share the per-network
+// cap: without it one IPv6 /48 holds 65536 /64s, each with its own
+// per-client allowance, and fills the total cap for everyone.
+func (s *Service) watchNetwork(c Caller) netip.Prefix {
+	v4, v6 := s.cfg.NetIPv4Prefix, s.cfg.NetIPv6Prefix
+	if v4 <= 0 {
+		v4 = DefaultNetIPv4Prefix
+	}
+	if v6 <= 0 {
+		v6 = DefaultNetIPv6Prefix
+	}
+	return limiter.ClientKey(c.IP, v4, v6)
+}
+
+// subscribe opens a subscription for c, counted against c's client and
+// network caps.
+func (s *Service) subscribe(c Caller, o feed.SubOptions) (*feed.Sub, error) {
+	o.Client, o.Network = s.watchClient(c), s.watchNetwork(c)
+	sub, err := s.cfg.Feed.Subscribe(o)
+	if err != nil {
+		return nil, s.fromFeed(err)
+	}
+	return sub, nil
+}
+
 // Watch subscribes c to the changes (sets, deletes and expiries) of the
 // keys starting with prefix, or of the key prefix alone when exact, after
 // version since (0: from now). The caller reads the subscriber with Next
@@ -55,23 +80,22 @@ func (s *Service) Watch(c Caller, prefix string, since uint64, exact bool) (*fee
 	if f == nil {
 		return nil, errNoFeed
 	}
-	sub, err := f.Subscribe(feed.SubOptions{Prefix: prefix, Exact: exact, Since: since, Client: s.watchClient(c)})
-	if err != nil {
-		return nil, s.fromFeed(err)
-	}
-	return sub, nil
+	return s.subscribe(c, feed.SubOptions{Prefix: prefix, Exact: exact, Since: since})
 }
 
 // fromFeed turns a feed error into an Error.
 func (s *Service) fromFeed(err error) error {
-	perClient, total := s.cfg.Feed.Limits()
+	limits := s.cfg.Feed.Limits()
 	switch {
 	case errors.Is(err, feed.ErrTooManyForClient):
 		return &Error{Kind: KindRateLimited, Message: "too many open watches and long-polls from your address: at most " +
-			strconv.Itoa(perClient) + " at once; close one first"}
+			strconv.Itoa(limits.PerClient) + " at once; close one first"}
+	case errors.Is(err, feed.ErrTooManyForNetwork):
+		return &Error{Kind: KindRateLimited, Message: "too many open watches and long-polls from your network: at most " +
+			strconv.Itoa(limits.PerNetwork) + " at once; retry later"}
 	case errors.Is(err, feed.ErrTooMany):
 		return &Error{Kind: KindRateLimited, Message: "the server has as many open watches and long-polls as it allows (" +
-			strconv.Itoa(total) + "); retry later"}
+			strconv.Itoa(limits.Total) + "); retry later"}
 	case errors.Is(err, feed.ErrClosed):
 		return errClosed
 	}
@@ -115,9 +139,9 @@ func (s *Service) WaitKey(ctx context.Context, c Caller, key string, etag uint64
 	// its writer held the key's shard lock until the write was applied, so
 	// the second read sees it; every later write is delivered by Next. A
 	// write between the first read and Subscribe is therefore never lost.
-	sub, err := f.Subscribe(feed.SubOptions{Prefix: key, Exact: true, Client: s.watchClient(c)})
+	sub, err := s.subscribe(c, feed.SubOptions{Prefix: key, Exact: true})
 	if err != nil {
-		return ttlstore.Item{}, false, s.fromFeed(err)
+		return ttlstore.Item{}, false, err
 	}
 	defer sub.Close()
 	if it, ok := s.changed(key, etag); ok {
