@@ -467,6 +467,11 @@ func TestTTL(t *testing.T) {
 		{ttl: "7201", want: maxTTL},
 		{ttl: "99999999999999999999999", want: maxTTL},
 		{ttl: "2562047h", want: maxTTL},
+		{ttl: "9999999999999", want: maxTTL},
+		{ttl: "2562048h", want: maxTTL}, // beyond time.Duration: capped like the seconds above
+		{ttl: "99999999999999999999m", want: maxTTL},
+		{ttl: "2562048hours"},
+		{ttl: "99999999999999999999999x"},
 		{ttl: "0"},
 		{ttl: "0s"},
 		{ttl: "-5s"},

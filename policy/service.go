@@ -341,23 +341,14 @@ func (s *Service) checkKey(key string) error {
 }
 
 // ParseTTL parses a TTL given as a Go duration ("90s", "1h30m") or as plain
-// seconds ("600"). Zero, negative and unparsable TTLs are errors; a huge
-// number of seconds saturates, and Write caps it to MaxTTL.
+// seconds ("600"). Zero, negative and unparsable TTLs are errors; a TTL too
+// long for a time.Duration saturates, and Write caps it to MaxTTL.
 func ParseTTL(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, Errorf(KindBadRequest, "ttl is empty")
 	}
-	if n, err := strconv.ParseUint(s, 10, 64); err == nil || isRange(err) {
-		if err != nil || n > uint64(1<<63-1)/uint64(time.Second) {
-			return 1<<63 - 1, nil
-		}
-		if n == 0 {
-			return 0, Errorf(KindBadRequest, "ttl must be positive")
-		}
-		return time.Duration(n) * time.Second, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
+	d, ok := parseLength(s)
+	if !ok {
 		return 0, Errorf(KindBadRequest, "ttl %q is not a duration (like 90s, 30m, 1h30m) or a number of seconds", s)
 	}
 	if d <= 0 {
@@ -366,7 +357,77 @@ func ParseTTL(s string) (time.Duration, error) {
 	return d, nil
 }
 
-func isRange(err error) bool {
-	ne, ok := err.(*strconv.NumError)
-	return ok && ne.Err == strconv.ErrRange
+// parseLength reads a Go duration or a plain number of seconds, as TTLs
+// and waits are given. One too long for a time.Duration saturates (to the
+// most negative one when negative): it is well formed, only beyond any
+// cap. ok is false when s is neither form.
+func parseLength(s string) (d time.Duration, ok bool) {
+	const maxDuration = 1<<63 - 1
+	if s != "" && digits(s) == len(s) {
+		// Only digits, so ParseUint can fail only by overflow. (Its range
+		// error comes before it sees a stray letter, so its error alone
+		// cannot tell "99999999999999999999x" from a number.)
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil || n > maxDuration/uint64(time.Second) {
+			return maxDuration, true
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	d, err := time.ParseDuration(s)
+	if err == nil {
+		return d, true
+	}
+	// ParseDuration refuses a duration beyond about 292 years with the
+	// same error as garbage.
+	if !durationSyntax(s) {
+		return 0, false
+	}
+	if s[0] == '-' {
+		return -maxDuration - 1, true
+	}
+	return maxDuration, true
+}
+
+// durationSyntax reports whether s is written the way time.ParseDuration
+// reads a duration, whatever its size: an optional sign, then one or more
+// numbers (with an optional fraction), each followed by a unit.
+func durationSyntax(s string) bool {
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		s = s[1:]
+	}
+	if s == "" {
+		return false
+	}
+	for s != "" {
+		i := digits(s)
+		whole := i > 0
+		if i < len(s) && s[i] == '.' {
+			n := digits(s[i+1:])
+			whole = whole || n > 0
+			i += 1 + n
+		}
+		if !whole {
+			return false
+		}
+		j := i
+		for j < len(s) && s[j] != '.' && (s[j] < '0' || s[j] > '9') {
+			j++
+		}
+		switch s[i:j] {
+		case "ns", "us", "\u00b5s", "\u03bcs", "ms", "s", "m", "h":
+		default:
+			return false
+		}
+		s = s[j:]
+	}
+	return true
+}
+
+// digits returns the length of the run of ASCII digits that starts s.
+func digits(s string) int {
+	i := 0
+	for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+		i++
+	}
+	return i
 }

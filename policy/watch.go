@@ -211,14 +211,8 @@ func (s *Service) unchanged(key string, etag uint64) (ttlstore.Item, bool, error
 // unparsable waits are errors; a huge wait saturates, and WaitKey caps it
 // to MaxWait.
 func ParseWait(s string) (time.Duration, error) {
-	if n, err := strconv.ParseUint(s, 10, 64); err == nil || isRange(err) {
-		if err != nil || n > uint64(1<<63-1)/uint64(time.Second) {
-			return 1<<63 - 1, nil
-		}
-		return time.Duration(n) * time.Second, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
+	d, ok := parseLength(s)
+	if !ok {
 		return 0, Errorf(KindBadRequest, "wait %q is not a duration (like 30s, 1m) or a number of seconds", s)
 	}
 	if d < 0 {
