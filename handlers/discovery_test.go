@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rendezvous-kv/rendezvous/handlers"
+	"github.com/rendezvous-kv/rendezvous/metrics"
 	"github.com/rendezvous-kv/rendezvous/policy"
 	"github.com/rendezvous-kv/rendezvous/static"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
@@ -264,5 +265,50 @@ func TestHealthIsNotRateLimited(t *testing.T) {
 	e := newEnvWith(t, options{rate: defaultRate()})
 	for range 40 {
 		require.Equal(t, http.StatusOK, e.get("/healthz").Code)
+	}
+}
+
+// The service routes answer HEAD as GET and other methods with 405 and
+// their Allow list, like every other route; OPTIONS from a page is the
+// CORS preflight there too. /metrics exists only when it is served here.
+func TestServiceRoutesMethods(t *testing.T) {
+	store := ttlstore.New(ttlstore.Options{})
+	svc := policy.New(store, nil, policy.Config{MaxKeySize: 100, MaxValueSize: 1000, MaxTTL: maxTTL, CostRead: 1, CostWrite: 3}, nil)
+	met := metrics.New(metrics.Sources{})
+	srv := handlers.New(svc, handlers.Config{CORSOrigin: "*", Metrics: met, MetricsHandler: met.Handler()})
+	noMetrics := newCORSServer(t, "*", nil)
+	serve := func(h http.Handler, method, path string, header ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, path, nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			r.Header.Set(header[i], header[i+1])
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/ip", "/metrics"} {
+		t.Run(path, func(t *testing.T) {
+			get := serve(srv, http.MethodGet, path)
+			require.Equal(t, http.StatusOK, get.Code)
+			head := serve(srv, http.MethodHead, path)
+			assert.Equal(t, http.StatusOK, head.Code, head.Body.String())
+			assert.Equal(t, get.Header().Get("Content-Type"), head.Header().Get("Content-Type"))
+
+			for _, method := range []string{http.MethodOptions, http.MethodPost, http.MethodDelete} {
+				rec := serve(srv, method, path)
+				assertError(t, rec, http.StatusMethodNotAllowed, "method not allowed")
+				assert.Equal(t, "GET, HEAD", rec.Header().Get("Allow"), method)
+			}
+
+			pre := serve(srv, http.MethodOptions, path, "Origin", "https://example.org", "Access-Control-Request-Method", "GET")
+			assert.Equal(t, http.StatusNoContent, pre.Code)
+			assert.Equal(t, "*", pre.Header().Get("Access-Control-Allow-Origin"))
+			assert.Contains(t, pre.Header().Get("Access-Control-Allow-Methods"), "GET")
+		})
+	}
+	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodOptions} {
+		rec := serve(noMetrics, method, "/metrics")
+		assert.Equal(t, http.StatusNotFound, rec.Code, "%s /metrics when it is served elsewhere", method)
+		assert.Empty(t, rec.Header().Get("Allow"))
 	}
 }

@@ -67,7 +67,7 @@ func New(svc *policy.Service, cfg Config) *Server {
 	r.MethodNotAllowed(s.wrap("unknown", func(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
 		// chi also lands here for methods it does not know, on any path;
 		// route on the escaped path as chi does.
-		allow := allowed(r.URL.EscapedPath())
+		allow := s.allowed(r.URL.EscapedPath())
 		if allow == "" {
 			return errUnknownPath
 		}
@@ -89,14 +89,20 @@ func New(svc *policy.Service, cfg Config) *Server {
 	r.Delete("/get/*", s.wrap("del", s.deleteHandler("/get/")))
 	r.Get("/list/*", s.wrap("list", s.handleList))
 	r.Get("/watch/*", s.wrap("watch", s.handleWatch))
-	r.Get("/ip", s.wrap("ip", s.handleIP))
-	r.Get("/healthz", s.wrap("health", s.handleHealth))
-	r.Get("/readyz", s.wrap("health", s.handleReady))
+	ip, health, ready := s.wrap("ip", s.handleIP), s.wrap("health", s.handleHealth), s.wrap("health", s.handleReady)
+	r.Get("/ip", ip)
+	r.Head("/ip", ip)
+	r.Get("/healthz", health)
+	r.Head("/healthz", health)
+	r.Get("/readyz", ready)
+	r.Head("/readyz", ready)
 	if cfg.MetricsHandler != nil {
-		r.Get("/metrics", s.wrap("metrics", func(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
+		metrics := s.wrap("metrics", func(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
 			cfg.MetricsHandler.ServeHTTP(w, r)
 			return nil
-		}))
+		})
+		r.Get("/metrics", metrics)
+		r.Head("/metrics", metrics)
 	}
 	s.router = r
 	return s
@@ -129,9 +135,10 @@ var (
 
 // allowed lists the methods a path accepts, for the Allow header of a 405,
 // or "" when no route serves the path.
-func allowed(path string) string {
+func (s *Server) allowed(path string) string {
 	switch {
-	case path == "/":
+	case path == "/", path == "/ip", path == "/healthz", path == "/readyz",
+		path == "/metrics" && s.cfg.MetricsHandler != nil:
 		return "GET, HEAD"
 	case strings.HasPrefix(path, "/get/"):
 		return "GET, HEAD, DELETE"
