@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ type config struct {
 	Fsync         persist.SyncMode
 	Repair        bool
 	CORSOrigin    string
+	IPWriteOrigin originList
 	MaxScanLimit  int
 	MaxWait       time.Duration
 	MaxWatchers   int
@@ -120,6 +122,28 @@ func (p *prefixList) Set(s string) error {
 	return nil
 }
 
+// originList collects web origins (scheme://host[:port]), repeatable and
+// comma-separated, in the lower case browsers send them in.
+type originList []string
+
+func (o *originList) String() string { return strings.Join(*o, ",") }
+
+func (o *originList) Set(s string) error {
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		u, err := url.Parse(part)
+		if err != nil || u.Scheme == "" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") ||
+			u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+			return fmt.Errorf("%q is not an origin like https://app.example", part)
+		}
+		*o = append(*o, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+	return nil
+}
+
 // unmapPrefix turns ::ffff:a.b.c.d/N into a.b.c.d/(N-96), because client
 // addresses are compared in unmapped form.
 func unmapPrefix(p netip.Prefix) netip.Prefix {
@@ -183,6 +207,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		return err
 	})
 	fs.StringVar(&c.CORSOrigin, "cors-origin", c.CORSOrigin, `Access-Control-Allow-Origin for browsers; "" disables CORS`)
+	fs.Var(&c.IPWriteOrigin, "ip-write-origins", "web origins (like https://app.example) whose pages may write ip/ keys, besides this server's own (comma-separated)")
 	fs.IntVar(&c.MaxScanLimit, "max-scan-limit", c.MaxScanLimit, "most keys one /list page returns")
 	fs.DurationVar(&c.MaxWait, "max-wait", c.MaxWait, "longest a long-poll (?wait=) may hold a request")
 	fs.IntVar(&c.MaxWatchers, "max-watchers", c.MaxWatchers, "watch streams and long-polls open at once, in all")

@@ -116,3 +116,24 @@ func TestConfigMetricsAddrCheckedUpFront(t *testing.T) {
 	_, err = parseConfig([]string{"--metrics-addr", "localhost:9090"}, env(nil), io.Discard)
 	assert.NoError(t, err)
 }
+
+func TestConfigIPWriteOrigins(t *testing.T) {
+	c, err := parseConfig(nil, env(nil), io.Discard)
+	require.NoError(t, err)
+	assert.Empty(t, c.IPWriteOrigin, "no other site's pages by default")
+
+	c, err = parseConfig([]string{"--ip-write-origins", "https://App.Example, http://localhost:3000/", "--ip-write-origins", "https://b.example"}, env(nil), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, originList{"https://app.example", "http://localhost:3000", "https://b.example"}, c.IPWriteOrigin)
+
+	c, err = parseConfig(nil, env(map[string]string{"RENDEZVOUS_IP_WRITE_ORIGINS": "https://a.example,https://b.example"}), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, originList{"https://a.example", "https://b.example"}, c.IPWriteOrigin)
+
+	for _, bad := range []string{"*", "null", "app.example", "https://app.example/path", "https://app.example?x", "https://u@app.example", "https://"} {
+		_, err := parseConfig([]string{"--ip-write-origins", bad}, env(nil), io.Discard)
+		require.Error(t, err, bad)
+		assert.Contains(t, err.Error(), "ip-write-origins")
+		assert.NotContains(t, err.Error(), "\n")
+	}
+}

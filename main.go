@@ -180,6 +180,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		},
 		Log:            log,
 		CORSOrigin:     cfg.CORSOrigin,
+		IPWriteOrigins: cfg.IPWriteOrigin,
 		Metrics:        met,
 		MetricsHandler: metricsOnMain,
 		Ready:          readyFunc(journal),

@@ -96,10 +96,18 @@ var (
 // extra headers), and answers a preflight. It reports whether it answered.
 func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 	h := w.Header()
-	h["Access-Control-Allow-Origin"] = []string{s.cfg.CORSOrigin}
 	if s.cfg.CORSOrigin != "*" {
 		h["Vary"] = []string{"Origin"}
 	}
+	if r.Method == http.MethodOptions {
+		if err := s.preflightRefusal(r); err != nil {
+			// No Access-Control-Allow-* header: the browser does not send
+			// the request, and the page sees a network error.
+			s.writeError(w, r, err)
+			return true
+		}
+	}
+	h["Access-Control-Allow-Origin"] = []string{s.cfg.CORSOrigin}
 	if r.Method == http.MethodOptions {
 		h["Access-Control-Allow-Methods"] = corsMethods
 		h["Access-Control-Allow-Headers"] = corsHeaders
@@ -108,5 +116,85 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	h["Access-Control-Expose-Headers"] = corsExpose
+	return false
+}
+
+// preflightRefusal returns the refusal that the request announced by the
+// preflight r would get for who sends it (see policy.WriteAllowed), or
+// nil. The request would be refused anyway; refusing its preflight keeps
+// the browser from sending it at all.
+func (s *Server) preflightRefusal(r *http.Request) error {
+	prefix := writePrefix(r.Header.Get("Access-Control-Request-Method"), r.URL.EscapedPath())
+	if prefix == "" {
+		return nil
+	}
+	key, err := keyFrom(r, prefix)
+	if err != nil {
+		return nil // the request itself is refused for its key
+	}
+	return policy.WriteAllowed(policy.Caller{CrossSite: s.crossSite(r)}, key)
+}
+
+// writePrefix returns the route prefix under which method on path writes
+// or deletes a key, or "" when it does neither.
+func writePrefix(method, path string) string {
+	switch method {
+	case http.MethodPost:
+		for _, p := range [...]string{"/set/", "/los/", "/cas/", "/casoc/", "/del/"} {
+			if strings.HasPrefix(path, p) {
+				return p
+			}
+		}
+	case http.MethodPut:
+		if strings.HasPrefix(path, "/set/") {
+			return "/set/"
+		}
+	case http.MethodDelete:
+		if strings.HasPrefix(path, "/get/") {
+			return "/get/"
+		}
+	}
+	return ""
+}
+
+// crossSite reports whether r was made by a web page of another site than
+// this server's own and the ones in IPWriteOrigins. Browsers send Origin
+// with a page's writes (any method but GET and HEAD), same-origin or not,
+// and other clients send none, so a write without one is nobody's page.
+//
+// A page this server served has the server's name in its Origin: its host
+// and port equal the request's Host. The scheme is not compared, since
+// behind a TLS proxy an https page's requests arrive as plain HTTP. A page
+// cannot make a browser send another site's name as Host; DNS rebinding
+// can (a page whose name is pointed at this server's address), but only
+// over plain HTTP, as TLS refuses this server's certificate for that name.
+func (s *Server) crossSite(r *http.Request) bool {
+	origins := r.Header["Origin"]
+	if origins == nil {
+		return false
+	}
+	for _, o := range origins {
+		if !s.trustedOrigin(o, r.Host) {
+			return true
+		}
+	}
+	return false
+}
+
+// trustedOrigin reports whether a page of origin may write ip/ keys with a
+// request to host.
+func (s *Server) trustedOrigin(origin, host string) bool {
+	hostPort, ok := strings.CutPrefix(origin, "https://")
+	if !ok {
+		hostPort, ok = strings.CutPrefix(origin, "http://")
+	}
+	if ok && host != "" && strings.EqualFold(hostPort, host) {
+		return true
+	}
+	for _, t := range s.cfg.IPWriteOrigins {
+		if strings.EqualFold(origin, t) {
+			return true
+		}
+	}
 	return false
 }

@@ -30,6 +30,10 @@ type Config struct {
 	Log *slog.Logger
 	// CORSOrigin is sent as Access-Control-Allow-Origin; empty disables CORS.
 	CORSOrigin string
+	// IPWriteOrigins lists the web origins ("https://app.example") whose
+	// pages may write and delete ip/ keys, besides this server's own
+	// pages; a page of any other origin may not (see policy.Caller).
+	IPWriteOrigins []string
 	// Metrics observes every request; nil observes nothing.
 	Metrics Observer
 	// MetricsHandler, when set, is served at /metrics (free of rate limits).
@@ -168,7 +172,7 @@ func (s *Server) wrap(route string, h handlerFunc) http.HandlerFunc {
 		if s.cfg.Metrics != nil {
 			start = time.Now()
 		}
-		c := policy.Caller{IP: s.cfg.ClientIP.Resolve(r)}
+		c := policy.Caller{IP: s.cfg.ClientIP.Resolve(r), CrossSite: s.crossSite(r)}
 		w.Header()["X-Client-Ip"] = []string{c.IP.String()}
 		status := http.StatusOK
 		if err := h(w, r, c); err != nil {

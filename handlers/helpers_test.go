@@ -55,6 +55,8 @@ type options struct {
 	rate     *limiter.Config // nil: rate limiting off
 	trusted  handlers.ClientIP
 	onChange func(ttlstore.Change) error
+	cors     string   // Config.CORSOrigin
+	origins  []string // Config.IPWriteOrigins
 }
 
 func newEnv(t testing.TB) *env { return newEnvWith(t, options{}) }
@@ -77,7 +79,9 @@ func newEnvWith(t testing.TB, o options) *env {
 		CostWrite:    3,
 	}, clk.Now)
 	srv := handlers.New(svc, handlers.Config{
-		ClientIP: o.trusted,
+		ClientIP:       o.trusted,
+		CORSOrigin:     o.cors,
+		IPWriteOrigins: o.origins,
 		Landing: static.Vars{
 			MaxKey: maxKey, MaxValue: maxValue, MaxKeys: o.maxKeys,
 			MaxTTL: "2h", Rate: "17 tokens per 1m, burst 17", CostRead: 1, CostWrite: 3,

@@ -16,7 +16,7 @@ type Kind uint8
 // The kinds of refusal a caller can get.
 const (
 	KindBadRequest   Kind = iota + 1 // malformed key, value, TTL or header
-	KindForbidden                    // owned key, wrong or missing secret
+	KindForbidden                    // owned key, wrong or missing secret; ip/ key written cross-site
 	KindNotFound                     // missing or expired key
 	KindConflict                     // load-or-store or compare-and-swap lost; Current is set
 	KindRateLimited                  // over the caller's token budget; Limit is set
@@ -75,6 +75,7 @@ var (
 	errForbidden    = &Error{Kind: KindForbidden, Message: "key is owned: wrong or missing owner secret"}
 	errFull         = &Error{Kind: KindFull, Message: "store is full"}
 	errPrecondition = &Error{Kind: KindPrecondition, Message: "precondition failed: the key changed or does not exist"}
+	errCrossSite    = &Error{Kind: KindForbidden, Message: "ip/ keys cannot be written or deleted by a page of another web site, which acts from its visitor's address"}
 )
 
 // fromStore turns a ttlstore error into an Error.

@@ -81,6 +81,12 @@ type Caller struct {
 	// IP is the caller's address as the front end established it (the TCP
 	// peer, or a trusted proxy's forwarded address).
 	IP netip.Addr
+	// CrossSite is set when the request was made by a web page of another
+	// site than the service's own (or the ones its operator trusts). A
+	// browser sends any page's requests from its visitor's address, so for
+	// such a request IP says where the visitor is, not that the visitor
+	// meant the write: ip/ keys refuse its writes and deletes.
+	CrossSite bool
 }
 
 // CanonicalIP returns ip unmapped from IPv4-in-IPv6 and without a zone, the
@@ -303,11 +309,25 @@ func (s *Service) commit() error {
 	return nil
 }
 
+// WriteAllowed returns nil when c may write or delete key as far as who c
+// is goes, or the refusal Write and Delete give it otherwise (secrets,
+// limits and the key's syntax are checked there). A front end asks before
+// it has a whole request, to refuse a CORS preflight for it.
+func WriteAllowed(c Caller, key string) error {
+	if c.CrossSite && strings.HasPrefix(key, "ip/") {
+		return errCrossSite
+	}
+	return nil
+}
+
 // scopeKey validates key and applies ip/ scoping for a write.
 func (s *Service) scopeKey(c Caller, key string) (string, bool, error) {
 	name, scoped := strings.CutPrefix(key, "ip/")
 	if !scoped {
 		return key, false, s.checkKey(key)
+	}
+	if err := WriteAllowed(c, key); err != nil {
+		return "", false, err
 	}
 	if name == "" {
 		return "", false, Errorf(KindBadRequest, "ip/ key needs a name after ip/")

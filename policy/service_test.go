@@ -291,6 +291,40 @@ func TestIPScopingErrors(t *testing.T) {
 	assert.Equal(t, 1, f.store.Len())
 }
 
+// A cross-site caller (a web page of another site, acting from its
+// visitor's address) may read anything and write ordinary keys, but may
+// neither write nor delete ip/ keys, with any operation.
+func TestIPScopingRefusesCrossSite(t *testing.T) {
+	f := newFixture(t, ttlstore.Options{}, nil)
+	_, err := f.svc.Write(v4, policy.OpSet, policy.WriteRequest{Key: "ip/ssh", Value: []byte("mine")})
+	require.NoError(t, err)
+	page := v4
+	page.CrossSite = true
+	for _, op := range []policy.WriteOp{policy.OpSet, policy.OpLoadOrStore, policy.OpCAS, policy.OpCASOrCreate} {
+		for _, key := range []string{"ip/ssh", "ip/new"} {
+			_, err := f.svc.Write(page, op, policy.WriteRequest{Key: key, Value: []byte("evil"), Expected: []byte("mine")})
+			pe := policyErr(t, err, policy.KindForbidden)
+			assert.Equal(t, http.StatusForbidden, pe.HTTPStatus())
+			assert.Contains(t, pe.Message, "ip/")
+		}
+	}
+	_, err = f.svc.Delete(page, "ip/ssh", "")
+	policyErr(t, err, policy.KindForbidden)
+	policyErr(t, policy.WriteAllowed(page, "ip/ssh"), policy.KindForbidden)
+	require.NoError(t, policy.WriteAllowed(page, "room/a"))
+	require.NoError(t, policy.WriteAllowed(v4, "ip/ssh"))
+
+	it, err := f.svc.Get(page, "ip/198.51.100.7/ssh")
+	require.NoError(t, err)
+	assert.Equal(t, "mine", string(it.Value), "nothing was overwritten")
+	assert.Equal(t, 1, f.store.Len(), "nothing was created")
+
+	_, err = f.svc.Write(page, policy.OpSet, policy.WriteRequest{Key: "room/a", Value: []byte("v")})
+	require.NoError(t, err)
+	_, err = f.svc.Delete(page, "room/a", "")
+	require.NoError(t, err)
+}
+
 func TestKeyChecks(t *testing.T) {
 	tests := []struct {
 		name string
