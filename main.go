@@ -229,6 +229,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
+		ConnContext:       listener.ConnContext, // for handlers to see a head framed two ways
 		Protocols:         new(http.Protocols),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/rendezvous-kv/rendezvous/listener"
 	"github.com/rendezvous-kv/rendezvous/policy"
 	"github.com/rendezvous-kv/rendezvous/static"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
@@ -114,6 +115,14 @@ func New(svc *policy.Service, cfg Config) *Server {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.TransferEncoding != nil && listener.FramingConflict(r.Context()) {
+		// A proxy in front may have read this request by its
+		// Content-Length, and the bytes after it as another request of
+		// its own, which must not run (RFC 9112 §6.1).
+		w.Header()["Connection"] = []string{"close"}
+		s.writeError(w, r, errFraming)
+		return
+	}
 	if s.cfg.CORSOrigin != "" && r.Header["Origin"] != nil && s.cors(w, r) {
 		return // a preflight, answered
 	}
@@ -135,6 +144,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var (
 	errUnknownPath = policy.Errorf(policy.KindNotFound, "no such endpoint; see / for usage")
 	errMethod      = &methodError{}
+	errFraming     = policy.Errorf(policy.KindBadRequest, "request has both Transfer-Encoding and Content-Length; the connection is closed")
 )
 
 // allowed lists the methods a path accepts, for the Allow header of a 405,

@@ -17,6 +17,10 @@
 // was 6% above that of a server without HTTP/2. Here the first read fills
 // a buffer of its own, and the reads after it are served from that buffer
 // until it is drained.
+//
+// The connections also watch for request heads framed two ways, to close
+// a connection that could smuggle a request past a proxy (see
+// FramingConflict).
 package listener
 
 import (
@@ -24,6 +28,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // readAhead is the size of the first read. It matches net/http's read
@@ -73,10 +78,24 @@ type conn struct {
 	first bool             // no read has been made yet
 	buf   *[readAhead]byte // read ahead; nil once drained
 	r, w  int              // buf[r:w] is not yet returned
+	heads framing          // the scan of what Read returned
+	// conflict is set once a head with both Transfer-Encoding and
+	// Content-Length was read. Handlers read it while net/http's
+	// background read of the next request may be scanning.
+	conflict atomic.Bool
 }
 
-// Read reads from the buffered bytes first, then from the connection.
+// Read reads from the buffered bytes first, then from the connection, and
+// scans what it returns for request heads.
 func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.read(p)
+	if !c.heads.off && c.heads.scan(p[:n]) {
+		c.conflict.Store(true)
+	}
+	return n, err
+}
+
+func (c *conn) read(p []byte) (int, error) {
 	if c.first {
 		c.first = false
 		if len(p) < readAhead {
@@ -117,6 +136,8 @@ func (c *conn) WriteTo(w io.Writer) (int64, error) {
 		c.buf = nil
 	}
 	c.first = false
+	// Copied out whole, the connection is no longer read as requests.
+	c.heads.off = true
 	n, err := c.TCPConn.WriteTo(w)
 	return written + n, err
 }

@@ -31,7 +31,7 @@ func pair(t *testing.T, wrap bool) (server, client net.Conn) {
 
 // connect dials ln over loopback and returns the accepted server end and
 // the client end; both, and ln, are closed when the test ends.
-func connect(t *testing.T, ln net.Listener) (server, client net.Conn) {
+func connect(t testing.TB, ln net.Listener) (server, client net.Conn) {
 	t.Helper()
 	t.Cleanup(func() { ln.Close() })
 	client, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
