@@ -455,12 +455,21 @@ func (j *Journal) Run(ctx context.Context) {
 // after Rotate is in place, that generation and older ones are redundant.
 // A successful rotation clears an earlier write error, since the records
 // that failed are in memory and the snapshot about to be taken saves them.
+//
+// A current generation that holds no record yet is kept, and the one
+// before it returned: a new one would only leave it behind, empty, each
+// time the snapshot after the rotation failed, as on a full disk. Every
+// record appended so far is in the older generations, and the snapshot
+// covers those.
 func (j *Journal) Rotate() (uint64, error) {
 	j.syncMu.Lock()
 	defer j.syncMu.Unlock()
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.drainLocked()
+	if j.err == nil && len(j.buf) == 0 && j.fileSize == int64(len(JournalMagic)) {
+		return j.gen - 1, nil
+	}
 	old, f, mm := j.gen, j.f, j.mm
 	if err := f.Sync(); err != nil && j.err == nil {
 		return 0, fmt.Errorf("journal fsync: %w", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -274,16 +275,23 @@ func (o *jnlOpener) setFailOpen(err error) {
 
 // jnlOpenWrapped opens a journal whose current file is a jnlFile: OpenJournal
 // opens the first generation with the real opener, so the test opener is
-// installed and the journal rotated once. Generation 1 stays behind, empty.
+// installed and generation 2 started in its place. (Rotate would keep the
+// first, which holds no record.) Generation 1 stays behind, empty.
 func jnlOpenWrapped(t testing.TB, path string, mode SyncMode) (*Journal, *jnlOpener) {
 	t.Helper()
 	j, err := OpenJournal(path, mode)
 	require.NoError(t, err)
 	o := &jnlOpener{}
+	j.mu.Lock()
 	j.open = o.open
-	gen, err := j.Rotate()
+	first, mm := j.f, j.mm
+	err = j.startGeneration(2)
+	j.mu.Unlock()
 	require.NoError(t, err)
-	require.Equal(t, uint64(1), gen)
+	if mm != nil {
+		require.NoError(t, mm.finish())
+	}
+	require.NoError(t, first.Close())
 	t.Cleanup(func() { _ = j.Close() })
 	return j, o
 }
@@ -1082,6 +1090,61 @@ func TestSaverSkipsSnapshotWhenRotationFails(t *testing.T) {
 	o.setFailOpen(nil)
 	require.NoError(t, sv.Save())
 	assert.Equal(t, []uint64{3}, jnlGenerations(t, path))
+}
+
+// TestSaverFailuresLeaveNoEmptyGenerations: a snapshot that fails after its
+// rotation (the disk has room for a journal window, not for the snapshot)
+// leaves one new generation, and the failures after it add none, since a
+// rotation keeps a generation that holds no record yet. The snapshot that
+// finally succeeds still covers every older generation.
+func TestSaverFailuresLeaveNoEmptyGenerations(t *testing.T) {
+	path := jnlPath(t)
+	j, err := OpenJournal(path, SyncAlways)
+	require.NoError(t, err)
+	s := jnlStoreWithJournal(j)
+	for i := range 5 {
+		_, err := s.Set(fmt.Sprintf("k%d", i), ttlstore.Write{Value: []byte("v")})
+		require.NoError(t, err)
+	}
+	require.NoError(t, j.Commit())
+	full := errors.New("no room for the snapshot")
+	var failing atomic.Bool
+	failing.Store(true)
+	sv := &Saver{Path: path, Version: s.Version, Journal: j, Source: func(yield func(ttlstore.Item) error) error {
+		if failing.Load() {
+			return full
+		}
+		return s.Snapshot(yield)
+	}}
+	for range 4 {
+		require.ErrorIs(t, sv.Save(), full)
+	}
+	assert.Equal(t, []uint64{1, 2}, jnlGenerations(t, path))
+
+	// A record written between two rotations is covered by the second.
+	_, err = s.Set("between", ttlstore.Write{Value: []byte("v")})
+	require.NoError(t, err)
+	require.NoError(t, j.Commit())
+	require.ErrorIs(t, sv.Save(), full)
+	require.ErrorIs(t, sv.Save(), full)
+	assert.Equal(t, []uint64{1, 2, 3}, jnlGenerations(t, path))
+
+	failing.Store(false)
+	require.NoError(t, sv.Save())
+	assert.Equal(t, []uint64{3}, jnlGenerations(t, path))
+	_, err = s.Set("after", ttlstore.Write{Value: []byte("v")})
+	require.NoError(t, err)
+	_, err = s.Delete("k0", "")
+	require.NoError(t, err)
+	require.NoError(t, j.Commit())
+	want, version := jnlState(t, s), s.Version()
+	require.NoError(t, j.Close())
+
+	got, st := jnlRecover(t, path)
+	assert.Equal(t, want, jnlState(t, got))
+	assert.Equal(t, version, got.Version())
+	assert.Equal(t, 6, st.SnapshotKeys)
+	assert.Equal(t, 2, st.JournalRecords)
 }
 
 // jnlMemJournal returns a Journal that is only ever appended to, for
