@@ -114,10 +114,17 @@ type Journal struct {
 	synced   int64 // of those, fsynced
 	flushing bool
 	err      error // sticky: set by a failed write, cleared by a rotation
+	closed   bool  // set by Close; a stalled journal then stays without a file
+
+	// runEvery is Run's period, a second; tests shorten it.
+	runEvery time.Duration
 }
 
 // OpenJournal starts a new journal generation after the highest one found
-// beside path. Older generations stay until a snapshot covers them.
+// beside path. Older generations stay until a snapshot covers them. When the
+// disk is too full to start it, the journal opens stalled instead of
+// failing: it refuses records (Err says why) until Run or Rotate manages to
+// start the generation.
 func OpenJournal(path string, mode SyncMode) (*Journal, error) {
 	j := &Journal{path: path, mode: mode, open: openJournalFile}
 	j.cond = sync.NewCond(&j.mu)
@@ -130,7 +137,10 @@ func OpenJournal(path string, mode SyncMode) (*Journal, error) {
 		next = gens[len(gens)-1].gen + 1
 	}
 	if err := j.startGeneration(next); err != nil {
-		return nil, err
+		if !noSpace(err) {
+			return nil, err
+		}
+		j.stall(next-1, err)
 	}
 	return j, nil
 }
@@ -433,19 +443,29 @@ func (j *Journal) Sync() error {
 	return nil
 }
 
-// Run fsyncs once a second in SyncEverySec mode until ctx is done.
+// Run fsyncs once a second in SyncEverySec mode until ctx is done. While
+// the journal is stalled for want of disk space, it instead tries once a
+// second to start the journal's generation, so that writes are taken again
+// soon after space is freed, without a restart. In the other modes it
+// returns once the journal is not stalled.
 func (j *Journal) Run(ctx context.Context) {
-	if j.mode != SyncEverySec {
-		return
+	every := j.runEvery
+	if every <= 0 {
+		every = time.Second
 	}
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		if j.mode != SyncEverySec && !j.stalled() {
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_ = j.Sync()
+			if !j.resume() && j.mode == SyncEverySec {
+				_ = j.Sync()
+			}
 		}
 	}
 }
@@ -460,12 +480,23 @@ func (j *Journal) Run(ctx context.Context) {
 // before it returned: a new one would only leave it behind, empty, each
 // time the snapshot after the rotation failed, as on a full disk. Every
 // record appended so far is in the older generations, and the snapshot
-// covers those.
+// covers those. A stalled journal starts its generation instead, or
+// fails.
 func (j *Journal) Rotate() (uint64, error) {
 	j.syncMu.Lock()
 	defer j.syncMu.Unlock()
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.f == nil {
+		if j.closed {
+			return 0, j.err
+		}
+		// Stalled: no record was taken, the older generations hold them all.
+		if err := j.resumeLocked(); err != nil {
+			return 0, err
+		}
+		return j.gen - 1, nil
+	}
 	j.drainLocked()
 	if j.err == nil && len(j.buf) == 0 && j.fileSize == int64(len(JournalMagic)) {
 		return j.gen - 1, nil
@@ -528,6 +559,12 @@ func (j *Journal) Close() error {
 	defer j.syncMu.Unlock()
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.closed = true
+	if j.f == nil {
+		// Stalled: no file, and nothing was taken that could be pending.
+		j.err = errors.New("journal is closed")
+		return nil
+	}
 	j.drainLocked()
 	err := j.err
 	if serr := j.f.Sync(); err == nil {

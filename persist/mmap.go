@@ -19,6 +19,10 @@ var errNoPopulate = errors.New("prefaulting not supported here")
 // a record larger than it gets a larger window of its own.
 const mmapWindow = 4 << 20
 
+// allocateJournal reserves the windows of new journal files; tests make it
+// fail to start a journal on a full disk.
+var allocateJournal = allocateFile
+
 // mmapTail appends records to a journal file through a shared memory
 // mapping of its tail. A store into a shared file mapping lands in the
 // kernel's page cache, the same place a write(2) puts data, so a record is
@@ -194,7 +198,7 @@ func (m *mmapTail) finish() error {
 // through a mapping. It returns errNoMmap when the system or the
 // filesystem cannot preallocate or map the file.
 func newMmapTail(f *os.File, size int64) (*mmapTail, error) {
-	m := &mmapTail{f: f, pos: size, page: int64(os.Getpagesize()), window: mmapWindow, allocate: allocateFile}
+	m := &mmapTail{f: f, pos: size, page: int64(os.Getpagesize()), window: mmapWindow, allocate: allocateJournal}
 	if err := m.remap(0); err != nil {
 		return nil, err
 	}

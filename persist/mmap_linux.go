@@ -25,6 +25,12 @@ func allocateFile(f *os.File, off, n int64) error {
 	}
 }
 
+// noSpace reports whether err says the disk or the user's quota is full,
+// which passes once space is freed, unlike a permission or I/O error.
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
 func mapFile(f *os.File, off, n int64) ([]byte, error) {
 	data, err := syscall.Mmap(int(f.Fd()), off, int(n), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
 	if err != nil {
