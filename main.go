@@ -109,6 +109,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			log.Error("cannot open journal", "err", err)
 			return 1
 		}
+		if err := journal.Err(); err != nil {
+			log.Warn("disk full: serving reads, refusing writes until there is room", "err", err)
+		}
 		saver = &persist.Saver{Path: cfg.Data, Source: store.Snapshot, Version: store.Version, Journal: journal, Log: log}
 		switch {
 		case len(rec.MovedAside) > 0:
@@ -303,7 +306,8 @@ func commitFunc(j *persist.Journal) func() error {
 }
 
 // readyFunc reports the journal's write error, if any: until the next
-// snapshot clears it, writes are refused and a load balancer should know.
+// snapshot clears it (or, after a start on a full disk, until the journal
+// finds room), writes are refused and a load balancer should know.
 func readyFunc(j *persist.Journal) func() error {
 	if j == nil {
 		return nil
