@@ -26,13 +26,23 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
+	return aptInstalled(t, "chromium", "chromium")
+}
+
+// aptInstalled returns the path of the program name, installing the
+// Debian package pkg first when it is missing.
+func aptInstalled(t *testing.T, name, pkg string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	t.Log("chromium is missing; installing Debian's package")
-	install := exec.CommandContext(ctx, "sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium")
+	t.Logf("%s is missing; installing Debian's package %s", name, pkg)
+	install := exec.CommandContext(ctx, "sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "+pkg)
 	out, err := install.CombinedOutput()
-	require.NoError(t, err, "installing chromium: %s", out)
-	p, err := exec.LookPath("chromium")
+	require.NoError(t, err, "installing %s: %s", pkg, out)
+	p, err := exec.LookPath(name)
 	require.NoError(t, err)
 	return p
 }

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The README's walk-through, typed as a newcomer types it: the shell
+// blocks of "Using it" and of "Discovery and coordination", run by bash
+// with curl against the server started as README says, each command's
+// answer checked against what its comment promises.
+func TestReadmeWalkthrough(t *testing.T) {
+	curl := aptInstalled(t, "curl", "curl")
+	bash := aptInstalled(t, "bash", "bash")
+	raw, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	readme := string(raw)
+	block := func(after string) string {
+		t.Helper()
+		i := strings.Index(readme, after)
+		require.GreaterOrEqual(t, i, 0, "README has %q", after)
+		m := regexp.MustCompile("(?s)```sh\n(.*?)```").FindStringSubmatch(readme[i:])
+		require.NotNil(t, m, "a shell block after %q", after)
+		return m[1]
+	}
+	script := block("## Using it") + block("### Discovery and coordination")
+	require.True(t, strings.Contains(readme, "go run . --rate off"), "README says how to run the walk-through")
+
+	s := startServer(t, "--data", "", "--rate", "off")
+	// Each command's output on a line of its own, after a marker.
+	var run strings.Builder
+	run.WriteString("set -m\n")
+	for _, line := range strings.Split(script, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		run.WriteString("echo '>>>'\n")
+		run.WriteString(strings.ReplaceAll(line, "localhost:8080", strings.TrimPrefix(s.base, "http://")) + "\n")
+		run.WriteString("echo; sleep 0.2\n") // lets a background stream print first
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bash, "-c", run.String())
+	cmd.Env = append(os.Environ(), "PATH="+strings.TrimSuffix(curl, "/curl")+":"+os.Getenv("PATH"))
+	// A command that never ends (a stream left in the foreground) must not
+	// hold the test: on time-out the whole process group goes.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	got := strings.Split(string(out), ">>>\n")[1:]
+	want := []string{
+		"OK", "10.0.0.7:9000", "OK", "OK", "OK", "key is owned", "127.0.0.1", "addr",
+		"", // the stream, in the background
+		"event: set", "mesh42/leader\nmesh42/node-a\nmesh42/node-b", "", "",
+		"node-b", "", "OK", "", "OK", "precondition failed", "OK",
+	}
+	require.Len(t, got, len(want), "one answer per command:\n%s", out)
+	for i, w := range want {
+		assert.Contains(t, got[i], w, "command %d of the walk-through", i+1)
+		assert.NotContains(t, got[i], "too many", "command %d ran out of tokens", i+1)
+	}
+	assert.Contains(t, got[9], `"key":"mesh42/node-b"`, "the stream shows the write")
+}
