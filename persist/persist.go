@@ -18,7 +18,8 @@
 //
 // Each payload is one msgpack array:
 //
-//	header   [format version (uint, currently 1), created (int, Unix ns)]
+//	header   [format version (uint, currently 2), created (int, Unix ns),
+//	          covered (uint, the journal generation the snapshot covers)]
 //	item     [key (str), value (bin), expires (int, Unix ns, 0 = never),
 //	          owner (bin, 0 or 32 bytes), version (uint)]
 //	trailer  [count (uint), max version (uint)]
@@ -29,6 +30,13 @@
 // header, so a later version may change the header's shape freely. The
 // header carries no item count: the snapshot is streamed from a store that
 // keeps serving, so the count is only known at the end.
+//
+// Covered is the newest journal generation whose records the snapshot
+// holds (Saver rotates the journal to a new generation first), or 0 for
+// a snapshot written without a journal. Recovery uses it to notice
+// journal generations that are missing between the snapshot and the
+// oldest journal file left (see Recover). Version 1 files, whose header
+// is [1, created], are still read; their covered generation is unknown.
 //
 // The trailer exists so that a file cut exactly at a frame boundary is
 // detected: without it such a file would decode cleanly, with keys missing.
@@ -61,9 +69,10 @@ import (
 // text file that happens to start with the same letters from matching.
 const Magic = "RDVSNAP\x00"
 
-// FormatVersion is the snapshot format version this package writes and the
-// only one it reads.
-const FormatVersion = 1
+// FormatVersion is the snapshot format version this package writes. It
+// also reads version 1, which did not record the covered journal
+// generation.
+const FormatVersion = 2
 
 // ownerLen is the size of a SHA-256 hash, the only non-empty Owner the store
 // creates.
@@ -75,7 +84,8 @@ const ioBufSize = 256 << 10
 
 // Field counts double as record types; see the package comment.
 const (
-	headerFields  = 2
+	headerFields  = 3
+	header1Fields = 2 // format version 1
 	itemFields    = 5
 	trailerFields = 2
 )
@@ -103,6 +113,12 @@ type Stats struct {
 	// Created is when the snapshot was started, as recorded in its header,
 	// so a restart can log how old the restored state is.
 	Created time.Time
+	// FormatVersion is the format version of the file read, or of the one
+	// written. It is 0 when reading failed before the header was decoded.
+	FormatVersion int
+	// Covered is the journal generation the snapshot covers, as recorded
+	// in its header (see the package comment); 0 in a version 1 file.
+	Covered uint64
 }
 
 // Encode writes a snapshot of the items produced by iterate to w.
@@ -123,8 +139,16 @@ func Encode(w io.Writer, iterate func(yield func(ttlstore.Item) error) error) (S
 // Without it, deleting the newest keys before a snapshot would let versions
 // restart below ones clients have already seen.
 func EncodeVersion(w io.Writer, version uint64, iterate func(yield func(ttlstore.Item) error) error) (Stats, error) {
+	return EncodeCovering(w, version, 0, iterate)
+}
+
+// EncodeCovering is EncodeVersion that also records covered, the newest
+// journal generation whose records the items include, so that recovery
+// can tell whether the journal generations it finds continue from the
+// snapshot.
+func EncodeCovering(w io.Writer, version, covered uint64, iterate func(yield func(ttlstore.Item) error) error) (Stats, error) {
 	start := time.Now()
-	st := Stats{Created: start, MaxVersion: version}
+	st := Stats{Created: start, MaxVersion: version, FormatVersion: FormatVersion, Covered: covered}
 	bw := bufio.NewWriterSize(w, ioBufSize)
 	if _, err := bw.WriteString(Magic); err != nil {
 		return st, err
@@ -138,6 +162,7 @@ func EncodeVersion(w io.Writer, version uint64, iterate func(yield func(ttlstore
 	_ = enc.EncodeArrayLen(headerFields)
 	_ = enc.EncodeUint(FormatVersion)
 	_ = enc.EncodeInt(start.UnixNano())
+	_ = enc.EncodeUint(covered)
 	if err := fw.WriteFrame(buf.Bytes()); err != nil {
 		return st, err
 	}
@@ -267,11 +292,9 @@ func Decode(r io.Reader, fn func(ttlstore.Item) error) (Stats, error) {
 	if err != nil {
 		return st, eofIsTruncation(err, fr)
 	}
-	created, err := d.header(payload, off)
-	if err != nil {
+	if err := d.header(payload, off, &st); err != nil {
 		return st, err
 	}
-	st.Created = time.Unix(0, created)
 
 	var maxItemVersion uint64
 	for {
@@ -373,28 +396,46 @@ func (d *recordDecoder) end(off int64, what string) error {
 	return nil
 }
 
-func (d *recordDecoder) header(payload []byte, off int64) (created int64, err error) {
+// header decodes the header record into st's Created, FormatVersion and
+// Covered.
+func (d *recordDecoder) header(payload []byte, off int64, st *Stats) error {
 	n, err := d.begin(payload, off)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if n < 1 {
-		return 0, corruptAt(off, "bad header: no format version")
+		return corruptAt(off, "bad header: no format version")
 	}
 	version, err := d.readUint()
 	if err != nil {
-		return 0, corruptAt(off, "bad header: format version: %v", err)
+		return corruptAt(off, "bad header: format version: %v", err)
 	}
-	if version != FormatVersion {
-		return 0, fmt.Errorf("%w %d", ErrUnsupportedVersion, version)
+	want := headerFields
+	switch version {
+	case FormatVersion:
+	case 1:
+		want = header1Fields
+	default:
+		return fmt.Errorf("%w %d", ErrUnsupportedVersion, version)
 	}
-	if n != headerFields {
-		return 0, corruptAt(off, "bad header: %d fields, want %d", n, headerFields)
+	if n != want {
+		return corruptAt(off, "bad header: %d fields, want %d", n, want)
 	}
-	if created, err = d.readInt(); err != nil {
-		return 0, corruptAt(off, "bad header: created: %v", err)
+	created, err := d.readInt()
+	if err != nil {
+		return corruptAt(off, "bad header: created: %v", err)
 	}
-	return created, d.end(off, "header")
+	var covered uint64
+	if version >= 2 {
+		if covered, err = d.readUint(); err != nil {
+			return corruptAt(off, "bad header: covered generation: %v", err)
+		}
+	}
+	if err := d.end(off, "header"); err != nil {
+		return err
+	}
+	st.Created, st.FormatVersion, st.Covered = time.Unix(0, created), int(version), covered
+	return nil
 }
 
 // item decodes the fields of an item record after begin.
@@ -571,6 +612,12 @@ func WriteFile(path string, iterate func(yield func(ttlstore.Item) error) error)
 // EncodeVersion does. It also removes temporary files that an earlier
 // process left behind when it died in the middle of a write.
 func WriteFileVersion(path string, version uint64, iterate func(yield func(ttlstore.Item) error) error) (st Stats, err error) {
+	return WriteFileCovering(path, version, 0, iterate)
+}
+
+// WriteFileCovering is WriteFileVersion that also records covered, the
+// journal generation the snapshot covers, as EncodeCovering does.
+func WriteFileCovering(path string, version, covered uint64, iterate func(yield func(ttlstore.Item) error) error) (st Stats, err error) {
 	start := time.Now()
 	dir := filepath.Dir(path)
 	pattern := "." + filepath.Base(path) + ".tmp-*"
@@ -595,7 +642,7 @@ func WriteFileVersion(path string, version uint64, iterate func(yield func(ttlst
 		_ = os.Remove(tmp)
 	}()
 
-	if st, err = EncodeVersion(f, version, iterate); err != nil {
+	if st, err = EncodeCovering(f, version, covered, iterate); err != nil {
 		return st, fmt.Errorf("snapshot %s: %w", path, err)
 	}
 	if err = f.Sync(); err != nil {

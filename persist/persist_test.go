@@ -287,7 +287,7 @@ func itemPayload(key, value, expires, owner, version any) []byte {
 
 func TestUnsupportedVersion(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rendezvous.db")
-	for _, v := range []uint64{0, 2, 7, math.MaxUint64} {
+	for _, v := range []uint64{0, 3, 7, math.MaxUint64} {
 		require.NoError(t, os.WriteFile(path, snapshot(t, header(v), trailer(0, 0)), 0o600))
 		_, err := ReadFile(path, func(ttlstore.Item) error { return nil })
 		require.ErrorIs(t, err, ErrUnsupportedVersion)
@@ -298,11 +298,62 @@ func TestUnsupportedVersion(t *testing.T) {
 	// format may reshape it.
 	future := mp(func(e *msgpack.Encoder) {
 		_ = e.EncodeArrayLen(4)
-		_ = e.EncodeUint(2)
+		_ = e.EncodeUint(3)
 		_ = e.EncodeString("something new")
 	})
 	_, err := Decode(bytes.NewReader(snapshot(t, future)), nil)
-	assert.EqualError(t, err, "unsupported snapshot format version 2")
+	assert.EqualError(t, err, "unsupported snapshot format version 3")
+}
+
+// TestSnapshotVersions: version 2 files carry the covered generation;
+// version 1 files, which have none, are still read.
+func TestSnapshotVersions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rendezvous.db")
+	items := []ttlstore.Item{{Key: "snap", Value: []byte("s"), Version: 1}}
+	_, err := WriteFileCovering(path, 9, 41, iterateOver(items))
+	require.NoError(t, err)
+	var got []ttlstore.Item
+	st, err := ReadFile(path, collect(&got))
+	require.NoError(t, err)
+	assert.Equal(t, 2, st.FormatVersion)
+	assert.Equal(t, uint64(41), st.Covered)
+	assert.Equal(t, uint64(9), st.MaxVersion)
+	assert.Equal(t, items, got)
+
+	v1 := snapshot(t, header(1), itemPayload("snap", []byte("s"), 0, []byte{}, 1), trailer(1, 9))
+	got = nil
+	st, err = Decode(bytes.NewReader(v1), collect(&got))
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.FormatVersion)
+	assert.Zero(t, st.Covered)
+	assert.Equal(t, uint64(9), st.MaxVersion)
+	assert.Equal(t, items, got)
+
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		want    string
+	}{
+		{"version 2 without covered", header(2), "bad header: 2 fields, want 3"},
+		{"version 1 with covered", mp(func(e *msgpack.Encoder) {
+			_ = e.EncodeArrayLen(3)
+			_ = e.EncodeUint(1)
+			_ = e.EncodeInt(5)
+			_ = e.EncodeUint(5)
+		}), "bad header: 3 fields, want 2"},
+		{"covered is a string", mp(func(e *msgpack.Encoder) {
+			_ = e.EncodeArrayLen(3)
+			_ = e.EncodeUint(2)
+			_ = e.EncodeInt(5)
+			_ = e.EncodeString("5")
+		}), "bad header: covered generation: not an integer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode(bytes.NewReader(snapshot(t, tc.payload, trailer(0, 0))), nil)
+			require.ErrorIs(t, err, ErrCorrupt)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
 }
 
 func TestTrailerMismatch(t *testing.T) {

@@ -22,8 +22,9 @@ type Saver struct {
 	// before Source runs and recorded so versions never repeat after a
 	// restart.
 	Version func() uint64
-	// Journal, when set, is rotated before each snapshot and its covered
-	// generations removed after it.
+	// Journal, when set, is rotated before each snapshot, which records
+	// the generation rotated away from as the one it covers, and the
+	// covered generations are removed after it.
 	Journal *Journal
 	// JournalFloor overrides DefaultJournalFloor when positive.
 	JournalFloor int64
@@ -86,7 +87,7 @@ func (s *Saver) Save() error {
 	if s.Version != nil {
 		version = s.Version()
 	}
-	stats, err := WriteFileVersion(s.Path, version, s.Source)
+	stats, err := WriteFileCovering(s.Path, version, covered, s.Source)
 	if err != nil {
 		log.Error("snapshot failed", "file", s.Path, "err", err)
 		return err
