@@ -217,7 +217,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.IntVar(&c.WatchNetV6, "watch-net-ipv6-prefix", c.WatchNetV6, "IPv6 prefix length of a network for --max-watchers-per-net")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9090)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof and expvar on this loopback address (off by default)")
-	fs.BoolVar(&c.Repair, "repair", false, "start despite a damaged snapshot or journal: keep the records before the damage, move the file aside")
+	fs.BoolVar(&c.Repair, "repair", false, "start despite a damaged snapshot or journal, or missing journal generations: load what can be read, move the files aside (never delete)")
 
 	// The original server's flags, so existing units keep working.
 	var legacyListen, legacyPort string

@@ -105,7 +105,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			store.BuildTrees()
 			log.Info("ordered index built", "duration", time.Since(start))
 		}()
-		if journal, err = persist.OpenJournal(cfg.Data, cfg.Fsync); err != nil {
+		// Numbering goes on above what the snapshot covers and what a
+		// repair moved aside, so the next start finds them in order.
+		if journal, err = persist.OpenJournalAfter(cfg.Data, cfg.Fsync, rec.LastGeneration); err != nil {
 			log.Error("cannot open journal", "err", err)
 			return 1
 		}

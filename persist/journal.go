@@ -126,15 +126,23 @@ type Journal struct {
 // failing: it refuses records (Err says why) until Run or Rotate manages to
 // start the generation.
 func OpenJournal(path string, mode SyncMode) (*Journal, error) {
+	return OpenJournalAfter(path, mode, 0)
+}
+
+// OpenJournalAfter is OpenJournal that also starts above after, such as
+// RecoverStats.LastGeneration: numbering must not restart below the
+// generation a snapshot says it covers, or below files that recovery
+// moved aside, even when no journal file is left beside path.
+func OpenJournalAfter(path string, mode SyncMode, after uint64) (*Journal, error) {
 	j := &Journal{path: path, mode: mode, open: openJournalFile}
 	j.cond = sync.NewCond(&j.mu)
 	gens, err := journalGenerations(path)
 	if err != nil {
 		return nil, err
 	}
-	next := uint64(1)
+	next := after + 1
 	if len(gens) > 0 {
-		next = gens[len(gens)-1].gen + 1
+		next = max(next, gens[len(gens)-1].gen+1)
 	}
 	if err := j.startGeneration(next); err != nil {
 		if !noSpace(err) {

@@ -360,7 +360,7 @@ func TestJournalRoundTrip(t *testing.T) {
 
 			// The state of a store recovered from them.
 			s, st := jnlRecover(t, path)
-			assert.Equal(t, RecoverStats{JournalFiles: 1, JournalRecords: 11, Duration: st.Duration}, st)
+			assert.Equal(t, RecoverStats{JournalFiles: 1, JournalRecords: 11, LastGeneration: 1, Duration: st.Duration}, st)
 			get := func(key string) ttlstore.Item {
 				t.Helper()
 				it, ok := s.Get(key)
@@ -752,7 +752,7 @@ func TestJournalRotateRemoveThroughRecover(t *testing.T) {
 			gen, err := j.Rotate()
 			require.NoError(t, err)
 			assert.Equal(t, uint64(1), gen)
-			_, err = WriteFileVersion(path, s.Version(), s.Snapshot)
+			_, err = WriteFileCovering(path, s.Version(), gen, s.Snapshot)
 			require.NoError(t, err)
 
 			for i := 10; i < 30; i++ {

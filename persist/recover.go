@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -40,9 +41,13 @@ type RecoverStats struct {
 	// unwritten pages in the newest journal (see journalHole): the journal
 	// is cut at the hole and the bytes after it are kept there.
 	CutAside []string
-	// MovedAside lists damaged files that --repair renamed out of the way.
+	// MovedAside lists the files that --repair renamed out of the way:
+	// damaged ones, and all of them when journal generations are missing.
 	MovedAside []string
-	Duration   time.Duration
+	// LastGeneration is the highest journal generation found, or covered
+	// by the snapshot if that is higher; OpenJournalAfter starts above it.
+	LastGeneration uint64
+	Duration       time.Duration
 }
 
 // Recover loads the snapshot at path and replays the journal generations
@@ -59,6 +64,18 @@ type RecoverStats struct {
 // before the damage are kept, the damaged file is renamed aside (never
 // deleted) and recovery goes on. After a repair the caller should write a
 // snapshot at once, since the kept records now live only in memory.
+//
+// Journal generations must also follow on from each other and from the
+// snapshot: with a snapshot that covers generation k, the oldest journal
+// file must be k+1 or older (older ones are left when removing them after
+// a snapshot failed part-way; they must then reach up to k), and with no
+// snapshot it must be generation 1, the first of a new data directory.
+// With no journal file at all nothing is missing. A missing generation,
+// or a missing snapshot, would lose the keys written in it, so recovery
+// stops with an error naming what is missing before it changes any file.
+// With repair it loads what is there, leaves every journal file whole (no
+// torn tail is cut) and renames the snapshot and the journal files aside,
+// so that the snapshot written next neither replaces nor deletes them.
 func Recover(path string, into Restorer, repair bool, log *slog.Logger) (RecoverStats, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -83,10 +100,14 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 		return nil
 	})
 	st.SnapshotKeys = snap.Keys
+	loaded := err == nil
+	// What the journal must follow on from; see missingGenerations.
+	anchor := snapshotAnchor{path: path, present: true, covered: snap.Covered, known: snap.FormatVersion >= 2}
 	switch {
 	case err == nil:
 		into.AdvanceVersion(snap.MaxVersion)
 	case errors.Is(err, fs.ErrNotExist):
+		anchor = snapshotAnchor{path: path, known: true}
 	case !repair:
 		return st, err
 	default:
@@ -103,6 +124,18 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 	if err != nil {
 		return st, err
 	}
+	st.LastGeneration = snap.Covered
+	if len(gens) > 0 {
+		st.LastGeneration = max(st.LastGeneration, gens[len(gens)-1].gen)
+	}
+	missing := missingGenerations(anchor, gens)
+	if missing != "" && !repair {
+		return st, fmt.Errorf("%s (start with --repair to start from what is there and keep every file, renamed aside)", missing)
+	}
+	// Files that a repair moves aside whole are not cut: their bytes are
+	// kept as they are for whoever looks into what went missing.
+	keepWhole := missing != ""
+	movedDamaged := make([]bool, len(gens))
 	for i, g := range gens {
 		n, err := replayJournal(g.name, into)
 		st.JournalFiles++
@@ -126,19 +159,28 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 					return st, fmt.Errorf("journal %s: %w", g.name, herr)
 				}
 				if hole {
-					aside, cerr := copyTailAside(g.name, re.Offset)
-					if cerr != nil {
-						return st, fmt.Errorf("journal %s: keeping the bytes after byte %d: %w", g.name, re.Offset, cerr)
-					}
-					st.CutAside = append(st.CutAside, aside)
 					tail = tailHole
+					if !keepWhole {
+						aside, cerr := copyTailAside(g.name, re.Offset)
+						if cerr != nil {
+							return st, fmt.Errorf("journal %s: keeping the bytes after byte %d: %w", g.name, re.Offset, cerr)
+						}
+						st.CutAside = append(st.CutAside, aside)
+					}
 				}
 			}
-			if tail != tailDamaged {
+			if tail != tailDamaged && !keepWhole {
 				if terr := os.Truncate(g.name, re.Offset); terr != nil {
 					return st, fmt.Errorf("journal %s: cutting the tail at byte %d: %w", g.name, re.Offset, terr)
 				}
 			}
+		}
+		// What the log says was done with a tail that is not damage.
+		done := func(cut string) string {
+			if keepWhole {
+				return "kept the records before it and left the file whole, to be moved aside"
+			}
+			return cut
 		}
 		switch {
 		case err == nil:
@@ -146,9 +188,14 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 			log.Debug("journal ends in preallocated space; cut it after the last record",
 				"file", g.name, "offset", re.Offset, "records", n)
 		case tail == tailTorn:
-			log.Warn("journal ended inside a record (torn write); cut it at the last whole record",
+			log.Warn("journal ended inside a record (torn write); "+done("cut it at the last whole record"),
 				"file", g.name, "offset", re.Offset, "records", n)
-			st.TornTails++
+			if !keepWhole {
+				st.TornTails++
+			}
+		case tail == tailHole && keepWhole:
+			log.Warn("journal has a page of zeros where records should be, as a power cut leaves pages that were never written back; "+done(""),
+				"file", g.name, "offset", re.Offset, "records", n)
 		case tail == tailHole:
 			log.Warn("journal has a page of zeros where records should be, as a power cut leaves pages that were never written back; "+
 				"cut it there and kept the bytes after it aside",
@@ -163,9 +210,107 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 			log.Warn("repair: journal damaged; kept the records before the damage and moved the file aside",
 				"file", g.name, "err", err, "moved_to", aside, "kept", n)
 			st.MovedAside = append(st.MovedAside, aside)
+			movedDamaged[i] = true
 		}
 	}
+	if keepWhole {
+		// One time stamp for the set, so the files that belong together
+		// sort together.
+		stamp := time.Now()
+		var names []string
+		if loaded {
+			names = append(names, path)
+		}
+		for i, g := range gens {
+			if !movedDamaged[i] {
+				names = append(names, g.name)
+			}
+		}
+		var moved []string
+		for _, name := range names {
+			aside, merr := renameAside(name, "gap", stamp)
+			if merr != nil {
+				return st, fmt.Errorf("repair: %s; moving %s aside failed: %w", missing, name, merr)
+			}
+			moved = append(moved, aside)
+		}
+		log.Warn("repair: journal generations are missing; loaded what is there and moved the files aside, "+
+			"so the snapshot written next neither replaces nor deletes them",
+			"problem", missing, "moved_to", strings.Join(moved, ", "))
+		st.MovedAside = append(st.MovedAside, moved...)
+	}
 	return st, nil
+}
+
+// snapshotAnchor is what recovery knows of the snapshot that the journal
+// generations must follow on from.
+type snapshotAnchor struct {
+	path    string
+	present bool   // the file exists (it may have been moved aside as damaged)
+	covered uint64 // the generation it covers, when known
+	known   bool   // covered is known: a version 2 header, or no snapshot at all
+}
+
+// missingGenerations returns what is missing from the journal generations
+// gens, found beside the snapshot anchor, as the start of an error
+// message; or "" when they follow on from the snapshot and from each
+// other. Only the first thing missing is described.
+//
+// With no journal file at all nothing is missing: a snapshot copied on
+// its own, to restore a backup or to seed a new server, starts as it is.
+// Generations the snapshot covers need not be there (a snapshot removes
+// them), but those that are must reach up to it: replaying a set without
+// the delete that followed it in a missing generation would bring a
+// deleted key back.
+func missingGenerations(anchor snapshotAnchor, gens []generation) string {
+	if len(gens) == 0 {
+		return ""
+	}
+	first, last := gens[0], gens[len(gens)-1]
+	if anchor.known {
+		k := anchor.covered
+		switch {
+		case !anchor.present && first.gen > 1:
+			return fmt.Sprintf("there is no snapshot %s, but the oldest journal file %s is generation %d, not 1: "+
+				"the snapshot that held the keys written before it is missing, so starting would lose them",
+				anchor.path, first.name, first.gen)
+		case anchor.present && first.gen > k+1:
+			return fmt.Sprintf("%s between snapshot %s, which %s, and %s, so starting would lose the keys written in %s",
+				generationsMissing(k+1, first.gen-1), anchor.path, coversText(k), first.name, them(k+1, first.gen-1))
+		}
+	}
+	for i := 1; i < len(gens); i++ {
+		if a, b := gens[i-1], gens[i]; b.gen != a.gen+1 {
+			return fmt.Sprintf("%s between %s and %s, so starting would lose the keys written in %s",
+				generationsMissing(a.gen+1, b.gen-1), a.name, b.name, them(a.gen+1, b.gen-1))
+		}
+	}
+	if anchor.present && anchor.known && last.gen < anchor.covered {
+		return fmt.Sprintf("%s between %s and snapshot %s, which %s, so starting would bring back keys deleted in %s",
+			generationsMissing(last.gen+1, anchor.covered), last.name, anchor.path, coversText(anchor.covered), them(last.gen+1, anchor.covered))
+	}
+	return ""
+}
+
+func generationsMissing(from, to uint64) string {
+	if from == to {
+		return fmt.Sprintf("journal generation %d is missing", from)
+	}
+	return fmt.Sprintf("journal generations %d to %d are missing", from, to)
+}
+
+func them(from, to uint64) string {
+	if from == to {
+		return "it"
+	}
+	return "them"
+}
+
+func coversText(k uint64) string {
+	if k == 0 {
+		return "covers no journal generation"
+	}
+	return fmt.Sprintf("covers generations up to %d", k)
 }
 
 // What follows the last whole record of a journal.
@@ -354,7 +499,13 @@ func zerosToEOF(r io.Reader) (int64, bool, error) {
 
 // moveAside renames a damaged file to a name recovery will not read again.
 func moveAside(name string) (string, error) {
-	aside := fmt.Sprintf("%s.damaged-%d", name, time.Now().UnixNano())
+	return renameAside(name, "damaged", time.Now())
+}
+
+// renameAside renames name to name.<why>-<at in Unix ns>, which recovery
+// does not read: journalGenerations skips it and it is not the snapshot.
+func renameAside(name, why string, at time.Time) (string, error) {
+	aside := fmt.Sprintf("%s.%s-%d", name, why, at.UnixNano())
 	return aside, os.Rename(name, aside)
 }
 

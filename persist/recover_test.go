@@ -195,7 +195,7 @@ func TestRecoverShortJournals(t *testing.T) {
 		name := journalName(path, 1)
 		require.NoError(t, os.WriteFile(name, nil, 0o600))
 		s, st := jnlRecover(t, path)
-		assert.Equal(t, RecoverStats{JournalFiles: 1, Duration: st.Duration}, st)
+		assert.Equal(t, RecoverStats{JournalFiles: 1, LastGeneration: 1, Duration: st.Duration}, st)
 		assert.Zero(t, s.Len())
 		assert.Zero(t, jnlSize(t, name))
 	})
@@ -203,7 +203,7 @@ func TestRecoverShortJournals(t *testing.T) {
 		path := jnlPath(t)
 		jnlWriteJournal(t, path, 1)
 		_, st := jnlRecover(t, path)
-		assert.Equal(t, RecoverStats{JournalFiles: 1, Duration: st.Duration}, st)
+		assert.Equal(t, RecoverStats{JournalFiles: 1, LastGeneration: 1, Duration: st.Duration}, st)
 	})
 	for k := 1; k < len(JournalMagic); k++ {
 		t.Run(fmt.Sprintf("partial magic %d", k), func(t *testing.T) {
@@ -284,8 +284,11 @@ func TestRecoverCorruptJournal(t *testing.T) {
 			assert.Equal(t, want, jnlState(t, s))
 			assert.Equal(t, uint64(100), s.Version())
 
-			// The moved file is not read again.
+			// The moved file is not read again, once the snapshot that
+			// follows a repair covers its generation.
 			assert.Equal(t, []uint64{2}, jnlGenerations(t, path))
+			_, err = WriteFileCovering(path, s.Version(), 1, s.Snapshot)
+			require.NoError(t, err)
 			_, st = jnlRecover(t, path)
 			assert.Empty(t, st.MovedAside)
 			assert.Equal(t, 1, st.JournalRecords)
