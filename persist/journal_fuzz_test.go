@@ -236,6 +236,9 @@ func FuzzJournalRecover(f *testing.F) {
 	f.Add(append(bytes.Clone(valid[:len(valid)-5]), zeros...))      // a torn copy
 	f.Add(append(append(bytes.Clone(valid), zeros...), valid...))   // records after zeros
 	f.Add(append(append(bytes.Clone(valid), 0, 0, 0, 1), zeros...)) // a stray byte
+	flipped := bytes.Clone(valid)
+	flipped[len(flipped)-2] ^= 0x04
+	f.Add(append(flipped, zeros...)) // a whole last record with a flipped bit
 	f.Fuzz(func(t *testing.T, body []byte) {
 		path := filepath.Join(t.TempDir(), "data.db")
 		name := journalName(path, 1)
@@ -254,6 +257,7 @@ func FuzzJournalRecover(f *testing.F) {
 		st2, err := Recover(path, &again, false, nil)
 		require.NoError(t, err)
 		require.Zero(t, st2.TornTails)
+		require.Zero(t, st2.CorruptTails)
 		require.Equal(t, st.JournalRecords, st2.JournalRecords)
 		require.Equal(t, rec.records, again.records)
 		final, rerr := os.ReadFile(name)

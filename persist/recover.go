@@ -37,6 +37,9 @@ type RecoverStats struct {
 	JournalRecords int
 	// TornTails counts journal files whose incomplete last record was cut.
 	TornTails int
+	// CorruptTails counts journal files whose last record was whole but
+	// failed its checksum, and was cut (see journalTail).
+	CorruptTails int
 	// CutAside lists the files that hold what followed a hole of
 	// unwritten pages in the newest journal (see journalHole): the journal
 	// is cut at the hole and the bytes after it are kept there.
@@ -55,10 +58,12 @@ type RecoverStats struct {
 //
 // A journal that ends inside a record (a write torn by a crash) is cut back
 // to its last whole record and recovery goes on: under SyncAlways that
-// record was never acknowledged. In the newest journal, a record that
-// runs into a page of zeros (a page a power cut left unwritten, see
-// journalHole) is cut the same way, and the bytes from it to the end are
-// kept in a file beside the journal (RecoverStats.CutAside). Any other
+// record was never acknowledged. So is one whose last record is whole but
+// fails its checksum, with only preallocated zeros after it (see
+// journalTail). In the newest journal, a record that runs into a page of
+// zeros (a page a power cut left unwritten, see journalHole) is cut the
+// same way, and the bytes from it to the end are kept in a file beside
+// the journal (RecoverStats.CutAside). Any other
 // damage, in a journal or in the snapshot, stops recovery with an error
 // naming the file and byte offset, unless repair is set: then the records
 // before the damage are kept, the damaged file is renamed aside (never
@@ -141,13 +146,13 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 		st.JournalFiles++
 		st.JournalRecords += n
 		var re *RecordError
-		tail := tailDamaged
+		tail, flipAt := tailDamaged, int64(-1)
 		if errors.As(err, &re) && (errors.Is(err, ErrTruncated) || errors.Is(err, ErrCorrupt)) {
 			if errors.Is(err, ErrTruncated) {
 				tail = tailTorn // ends inside a frame: a write(2) cut short
 			} else if re.Offset >= int64(len(JournalMagic)) {
 				var terr error
-				if tail, terr = journalTail(g.name, re); terr != nil {
+				if tail, flipAt, terr = journalTail(g.name, re); terr != nil {
 					return st, fmt.Errorf("journal %s: %w", g.name, terr)
 				}
 			}
@@ -192,6 +197,16 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 				"file", g.name, "offset", re.Offset, "records", n)
 			if !keepWhole {
 				st.TornTails++
+			}
+		case tail == tailCorrupt:
+			args := []any{"file", g.name, "offset", re.Offset, "records", n}
+			if flipAt >= 0 {
+				args = append(args, "flipped_bit_in_byte", flipAt)
+			}
+			log.Warn("journal's last record is whole but fails its checksum, so its bytes changed after it was written "+
+				"rather than a crash cutting it short; "+done("cut it before that record"), args...)
+			if !keepWhole {
+				st.CorruptTails++
 			}
 		case tail == tailHole && keepWhole:
 			log.Warn("journal has a page of zeros where records should be, as a power cut leaves pages that were never written back; "+done(""),
@@ -318,6 +333,7 @@ const (
 	tailDamaged = iota // bytes that are not a crash's leftovers
 	tailSpare          // only zeros: space a mapped journal preallocated
 	tailTorn           // a record cut short by a crash, then nothing or zeros
+	tailCorrupt        // a whole record failing its checksum, then zeros
 	tailHole           // unwritten pages after a power cut, then more bytes
 )
 
@@ -328,53 +344,114 @@ const (
 // A mapped journal (mmapTail) preallocates ahead, so after a crash its last
 // record is followed by zeros up to the end of the mapped window, and a
 // crash during a copy leaves the start of a record there, header first,
-// with zeros after it. So the failing frame is a torn write when it is
-// followed by zeros, at least one and nothing else, and its checksum fails;
-// and if the frame itself is all zeros nothing was being written. Anything
-// else is damage: a frame whose checksum matches but does not decode, a
-// failing frame that ends the file (a crash of a write(2) journal instead
-// ends inside the frame, which the reader reports as ErrTruncated), or
-// anything non-zero after the frame.
+// with zeros after it. So the failing frame is a crash's leftover when it
+// is followed by zeros, at least one and nothing else, and its checksum
+// fails; and if the frame itself is all zeros nothing was being written.
+// Anything else is damage: a frame whose checksum matches but does not
+// decode, a failing frame that ends the file (a crash of a write(2)
+// journal instead ends inside the frame, which the reader reports as
+// ErrTruncated, and a mapped journal that was closed has its zeros cut),
+// or anything non-zero after the frame.
 //
-// A flipped bit in the last record of a mapped journal, with zeros after
-// it, cannot be told apart from a torn copy, and is taken as one.
-func journalTail(name string, re *RecordError) (int, error) {
+// Before the zeros, a torn copy and a whole record with changed bytes
+// look alike, and both are cut: under --fsync everysec or no, a record
+// still in the page cache at a power cut may not be on the disk whole.
+// They are told apart, for the log, as well as the bytes allow. A frame
+// whose header is incomplete, or whose payload ends in a zero byte, is a
+// torn copy (tailTorn): the zeros are the part never copied. A payload
+// that ends in a non-zero byte was copied to its end, so it is a whole
+// record that changed (tailCorrupt); and so is one where a single flipped
+// bit accounts for the checksum mismatch (the returned offset, in the
+// file, of the byte that holds it, or -1), whatever its last byte.
+// What stays ambiguous: a whole record that ends in a zero byte (a
+// version whose low byte is zero) with more than one bit changed is taken
+// for a torn copy; and since a large copy may store its last bytes before
+// its first ones, a process killed during one can leave a record that is
+// taken for a whole one that changed.
+func journalTail(name string, re *RecordError) (int, int64, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return tailDamaged, err
+		return tailDamaged, -1, err
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(io.NewSectionReader(f, re.Offset, 1<<62), ioBufSize)
 	var hdr [FrameHeaderSize]byte
 	if _, err := io.ReadFull(br, hdr[:]); err != nil {
-		return tailDamaged, err // ErrCorrupt means the header was all there
+		return tailDamaged, -1, err // ErrCorrupt means the header was all there
 	}
 	zeroHeader := hdr == [FrameHeaderSize]byte{}
+	var payload []byte
 	if !zeroHeader && crc32.Checksum(hdr[0:8], castagnoli) == binary.BigEndian.Uint32(hdr[8:12]) {
 		// A whole header: the payload must fail its checksum.
 		length := int64(binary.BigEndian.Uint32(hdr[0:4]))
 		if length > MaxRecord {
-			return tailDamaged, nil
+			return tailDamaged, -1, nil
 		}
-		h := crc32.New(castagnoli)
-		if _, err := io.CopyN(h, br, length); err != nil {
-			return tailDamaged, err
+		payload = make([]byte, length)
+		if _, err := io.ReadFull(br, payload); err != nil {
+			return tailDamaged, -1, err
 		}
-		if h.Sum32() == binary.BigEndian.Uint32(hdr[4:8]) {
-			return tailDamaged, nil // intact, yet it did not decode
+		if crc32.Checksum(payload, castagnoli) == binary.BigEndian.Uint32(hdr[4:8]) {
+			return tailDamaged, -1, nil // intact, yet it did not decode
 		}
 	}
 	n, zeros, err := zerosToEOF(br)
 	if err != nil || !zeros {
-		return tailDamaged, err
+		return tailDamaged, -1, err
 	}
 	switch {
 	case zeroHeader:
-		return tailSpare, nil
-	case n > 0:
-		return tailTorn, nil
+		return tailSpare, -1, nil
+	case n == 0:
+		return tailDamaged, -1, nil
+	case payload == nil:
+		return tailTorn, -1, nil
 	}
-	return tailDamaged, nil
+	if i := flippedBit(payload, binary.BigEndian.Uint32(hdr[4:8])); i >= 0 {
+		return tailCorrupt, re.Offset + FrameHeaderSize + int64(i), nil
+	}
+	if len(payload) > 0 && payload[len(payload)-1] != 0 {
+		return tailCorrupt, -1, nil
+	}
+	return tailTorn, -1, nil
+}
+
+// flipSearchLimit bounds the payloads flippedBit searches. A payload of n
+// bytes has 8n single-bit errors, each with its own CRC-32C syndrome, so
+// damage of another kind matches one by chance with odds of about 8n in
+// 2^32: under 1 in 8000 up to this size.
+const flipSearchLimit = 64 << 10
+
+// flippedBit returns the index of the byte of payload in which flipping a
+// single bit makes its CRC-32C equal want, or -1 if there is none (or the
+// payload is over flipSearchLimit).
+//
+// Without its initial and final inversion a CRC is linear, so the CRC of
+// the payload xor the CRC it should have is the bare CRC register of the
+// error pattern alone: for a bit in byte i, the table entry of that bit
+// carried through the len-1-i zero bytes after it. Walking from the last
+// byte back keeps the eight candidates, one per bit, a single step each.
+func flippedBit(payload []byte, want uint32) int {
+	if len(payload) > flipSearchLimit {
+		return -1
+	}
+	syndrome := crc32.Checksum(payload, castagnoli) ^ want
+	if syndrome == 0 {
+		return -1
+	}
+	var reg [8]uint32
+	for b := range reg {
+		reg[b] = castagnoli[1<<b]
+	}
+	for i := len(payload) - 1; i >= 0; i-- {
+		for b := range reg {
+			if reg[b] == syndrome {
+				return i
+			}
+			reg[b] = castagnoli[byte(reg[b])] ^ reg[b]>>8
+		}
+	}
+	return -1
 }
 
 // holePage is the unit a power cut can leave unwritten: 4 KiB, the
