@@ -110,7 +110,12 @@ func TestJournalOpensWithoutSpace(t *testing.T) {
 			require.Eventually(t, func() bool { return disk.calls.Load() >= tried+3 }, 5*time.Second, time.Millisecond,
 				"Run retries while the journal is stalled")
 			assert.ErrorIs(t, j.Err(), syscall.ENOSPC)
-			assert.Equal(t, []uint64{1}, jnlGenerations(t, path), "failed retries leave no file behind")
+			// Listed under the journal's lock, which a retry holds from
+			// creating its file to removing it.
+			j.mu.Lock()
+			gens := jnlGenerations(t, path)
+			j.mu.Unlock()
+			assert.Equal(t, []uint64{1}, gens, "failed retries leave no file behind")
 
 			disk.full.Store(false)
 			require.Eventually(t, func() bool { return j.Err() == nil }, 5*time.Second, time.Millisecond,
