@@ -87,7 +87,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request, _ policy.Ca
 var (
 	corsMethods = []string{"GET, HEAD, POST, PUT, DELETE, OPTIONS"}
 	corsHeaders = []string{"X-Owner-Secret, X-Expected-Value, If-Match, If-None-Match, Last-Event-ID, Content-Type, Accept"}
-	corsExpose  = []string{"X-Expires-At, X-Client-Ip, ETag, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-Next-After"}
+	corsExpose  = []string{"X-Expires-At, X-Client-Ip, ETag, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-Next-After, X-Error-Code"}
 	corsMaxAge  = []string{"86400"}
 )
 

@@ -141,11 +141,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-var (
-	errUnknownPath = policy.Errorf(policy.KindNotFound, "no such endpoint; see / for usage")
-	errMethod      = &methodError{}
-	errFraming     = policy.Errorf(policy.KindBadRequest, "request has both Transfer-Encoding and Content-Length; the connection is closed")
-)
+var errFraming = policy.Errorf(policy.KindBadRequest, "request has both Transfer-Encoding and Content-Length; the connection is closed")
 
 // allowed lists the methods a path accepts, for the Allow header of a 405,
 // or "" when no route serves the path.
@@ -167,11 +163,6 @@ func (s *Server) allowed(path string) string {
 	return ""
 }
 
-// methodError is answered with 405 and an Allow header.
-type methodError struct{}
-
-func (*methodError) Error() string { return "method not allowed" }
-
 // handlerFunc is an HTTP handler that returns its refusal instead of
 // writing it, so that one function writes every error.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, c policy.Caller) error
@@ -192,46 +183,6 @@ func (s *Server) wrap(route string, h handlerFunc) http.HandlerFunc {
 			s.cfg.Metrics.Observe(route, status, time.Since(start))
 		}
 	}
-}
-
-// writeError writes err as one plain-text line with the status it carries,
-// and returns that status.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
-	status := http.StatusInternalServerError
-	msg := "internal error"
-	var pe *policy.Error
-	var me *methodError
-	switch {
-	case errors.As(err, &pe):
-		status, msg = pe.HTTPStatus(), pe.Message
-		if pe.Limit != nil {
-			h := w.Header()
-			secs := int((pe.Limit.RetryAfter + time.Second - 1) / time.Second)
-			h.Set("Retry-After", strconv.Itoa(max(secs, 1)))
-			h.Set("X-RateLimit-Limit", strconv.Itoa(pe.Limit.Limit))
-			h.Set("X-RateLimit-Remaining", strconv.Itoa(pe.Limit.Remaining))
-		}
-		if pe.Current != nil {
-			// A lost race answers with the winner, so the caller need not
-			// read it again.
-			writeValue(w, status, *pe.Current)
-			return status
-		}
-		if status == http.StatusNotModified {
-			w.WriteHeader(status)
-			return status
-		}
-	case errors.As(err, &me):
-		status, msg = http.StatusMethodNotAllowed, me.Error()
-	default:
-		s.cfg.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	io.WriteString(w, msg+"\n")
-	return status
 }
 
 var octetStream = []string{"application/octet-stream"}
@@ -422,7 +373,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error)
 }
 
 func errValueTooLarge(limit int) error {
-	return policy.Errorf(policy.KindBadRequest, "value too large: at most %d bytes", limit)
+	return policy.Errorf(policy.KindTooLarge, "value too large: at most %d bytes", limit)
 }
 
 func (s *Server) handleLanding(w http.ResponseWriter, r *http.Request, c policy.Caller) error {

@@ -57,6 +57,7 @@ type options struct {
 	onChange func(ttlstore.Change) error
 	cors     string   // Config.CORSOrigin
 	origins  []string // Config.IPWriteOrigins
+	ready    func() error
 }
 
 func newEnv(t testing.TB) *env { return newEnvWith(t, options{}) }
@@ -82,6 +83,7 @@ func newEnvWith(t testing.TB, o options) *env {
 		ClientIP:       o.trusted,
 		CORSOrigin:     o.cors,
 		IPWriteOrigins: o.origins,
+		Ready:          o.ready,
 		Landing: static.Vars{
 			MaxKey: maxKey, MaxValue: maxValue, MaxKeys: o.maxKeys,
 			MaxTTL: "2h", Rate: "17 tokens per 1m, burst 17", CostRead: 1, CostWrite: 3,

@@ -3,29 +3,68 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/rendezvous-kv/rendezvous/limiter"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
-// Kind classifies an Error. Every front end maps a Kind to its own way of
-// saying it; HTTPStatus is the HTTP one.
+// Kind classifies an Error: one kind for each refusal a client may want to
+// tell from the others. Its Code names it the same way on every wire; each
+// front end maps kinds to its own status (an HTTP status, later a RESP
+// error) in one place of its own, so policy knows no protocol.
 type Kind uint8
 
-// The kinds of refusal a caller can get.
+// The kinds of refusal a caller can get. Their values are not stable, their
+// codes are.
 const (
-	KindBadRequest   Kind = iota + 1 // malformed key, value, TTL or header
-	KindForbidden                    // owned key, wrong or missing secret; ip/ key written cross-site
-	KindNotFound                     // missing or expired key
-	KindConflict                     // load-or-store or compare-and-swap lost; Current is set
-	KindRateLimited                  // over the caller's token budget; Limit is set
-	KindFull                         // the store is at its key cap
-	KindUnavailable                  // storage refused the write (e.g. journal I/O error)
-	KindTooLarge                     // a request body far beyond any accepted size
-	KindPrecondition                 // If-Match / If-None-Match did not hold; Current may be set
-	KindNotModified                  // a conditional long-poll saw no change
+	KindBadRequest     Kind = iota + 1 // malformed key, value, TTL, header or parameter
+	KindForbidden                      // ip/ key written or deleted by another site's web page
+	KindNotFound                       // missing or expired key
+	KindConflict                       // load-or-store or compare-and-swap lost; Current is set
+	KindRateLimited                    // over the caller's token budget; Limit is set
+	KindFull                           // the store is at its key cap
+	KindUnavailable                    // storage refused the write (e.g. journal I/O error) or is not ready
+	KindTooLarge                       // value plus owner secret beyond the size limit
+	KindPrecondition                   // If-Match / If-None-Match did not hold; Current may be set
+	KindNotModified                    // a conditional long-poll saw no change
+	KindOwned                          // owned key, wrong or missing owner secret
+	KindTooManyWatches                 // the caller's, its network's or the server's cap of open watches
+	KindShuttingDown                   // the server is stopping; a retry elsewhere or later succeeds
+	KindWatchDisabled                  // this server has no change feed
+
+	kindEnd // one past the last kind, for tests that visit them all
 )
+
+// codes are the kinds' machine-readable names, stable across versions:
+// clients branch on them, so a code is never renamed or reused.
+var codes = [kindEnd]string{
+	KindBadRequest:     "bad_request",
+	KindForbidden:      "forbidden",
+	KindNotFound:       "key_not_found",
+	KindConflict:       "conflict",
+	KindRateLimited:    "rate_limited",
+	KindFull:           "store_full",
+	KindUnavailable:    "storage_unavailable",
+	KindTooLarge:       "too_large",
+	KindPrecondition:   "precondition_failed",
+	KindNotModified:    "not_modified",
+	KindOwned:          "owned",
+	KindTooManyWatches: "too_many_watches",
+	KindShuttingDown:   "shutting_down",
+	KindWatchDisabled:  "watch_disabled",
+}
+
+// CodeInternal is the code of a failure that is the server's fault, and of
+// a Kind this version does not know.
+const CodeInternal = "internal"
+
+// Code returns k's machine-readable name, such as "key_not_found".
+func (k Kind) Code() string {
+	if k == 0 || k >= kindEnd {
+		return CodeInternal
+	}
+	return codes[k]
+}
 
 // Error is a refusal with a one-line message meant for the caller.
 type Error struct {
@@ -39,30 +78,8 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
-// HTTPStatus returns the HTTP status code for e.
-func (e *Error) HTTPStatus() int {
-	switch e.Kind {
-	case KindBadRequest:
-		return http.StatusBadRequest
-	case KindForbidden:
-		return http.StatusForbidden
-	case KindNotFound:
-		return http.StatusNotFound
-	case KindConflict:
-		return http.StatusConflict
-	case KindRateLimited:
-		return http.StatusTooManyRequests
-	case KindFull:
-		return http.StatusInsufficientStorage
-	case KindTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case KindPrecondition:
-		return http.StatusPreconditionFailed
-	case KindNotModified:
-		return http.StatusNotModified
-	}
-	return http.StatusServiceUnavailable
-}
+// Code returns the machine-readable name of e's kind.
+func (e *Error) Code() string { return e.Kind.Code() }
 
 // Errorf returns an Error of kind with a formatted message.
 func Errorf(kind Kind, format string, args ...any) *Error {
@@ -72,7 +89,7 @@ func Errorf(kind Kind, format string, args ...any) *Error {
 // Shared refusals, allocated once because the hot paths return them often.
 var (
 	errNotFound     = &Error{Kind: KindNotFound, Message: "key not found"}
-	errForbidden    = &Error{Kind: KindForbidden, Message: "key is owned: wrong or missing owner secret"}
+	errOwned        = &Error{Kind: KindOwned, Message: "key is owned: wrong or missing owner secret"}
 	errFull         = &Error{Kind: KindFull, Message: "store is full"}
 	errPrecondition = &Error{Kind: KindPrecondition, Message: "precondition failed: the key changed or does not exist"}
 	errCrossSite    = &Error{Kind: KindForbidden, Message: "ip/ keys cannot be written or deleted by a page of another web site, which acts from its visitor's address"}
@@ -86,7 +103,7 @@ func fromStore(err error, cur ttlstore.Item) error {
 	case errors.Is(err, ttlstore.ErrNotFound):
 		return errNotFound
 	case errors.Is(err, ttlstore.ErrForbidden):
-		return errForbidden
+		return errOwned
 	case errors.Is(err, ttlstore.ErrFull):
 		return errFull
 	case errors.Is(err, ttlstore.ErrExists):

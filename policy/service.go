@@ -172,7 +172,7 @@ func (s *Service) Write(c Caller, op WriteOp, req WriteRequest) (WriteResult, er
 		return WriteResult{}, err
 	}
 	if len(req.Value)+len(req.Secret) > s.cfg.MaxValueSize {
-		return WriteResult{}, Errorf(KindBadRequest, "value too large: value plus owner secret may be at most %d bytes", s.cfg.MaxValueSize)
+		return WriteResult{}, Errorf(KindTooLarge, "value too large: value plus owner secret may be at most %d bytes", s.cfg.MaxValueSize)
 	}
 	ttl := req.TTL
 	if ttl < 0 {

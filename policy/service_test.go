@@ -3,7 +3,6 @@ package policy_test
 import (
 	"errors"
 	"math"
-	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -109,7 +108,7 @@ func TestParseTTL(t *testing.T) {
 			got, err := policy.ParseTTL(tc.in)
 			if tc.want == 0 {
 				pe := policyErr(t, err, policy.KindBadRequest)
-				assert.Equal(t, http.StatusBadRequest, pe.HTTPStatus())
+				assert.Equal(t, "bad_request", pe.Code())
 				assert.Contains(t, pe.Message, "ttl")
 				return
 			}
@@ -119,27 +118,39 @@ func TestParseTTL(t *testing.T) {
 	}
 }
 
-func TestHTTPStatus(t *testing.T) {
-	tests := []struct {
-		kind policy.Kind
-		want int
-	}{
-		{policy.KindBadRequest, 400},
-		{policy.KindForbidden, 403},
-		{policy.KindNotFound, 404},
-		{policy.KindConflict, 409},
-		{policy.KindRateLimited, 429},
-		{policy.KindFull, 507},
-		{policy.KindUnavailable, 503},
-		{policy.KindTooLarge, 413},
-		{policy.Kind(0), 503},
-		{policy.Kind(200), 503},
+// Codes are what clients branch on: each kind has its own, and none may
+// change.
+func TestKindCodes(t *testing.T) {
+	want := map[policy.Kind]string{
+		policy.KindBadRequest:     "bad_request",
+		policy.KindForbidden:      "forbidden",
+		policy.KindNotFound:       "key_not_found",
+		policy.KindConflict:       "conflict",
+		policy.KindRateLimited:    "rate_limited",
+		policy.KindFull:           "store_full",
+		policy.KindUnavailable:    "storage_unavailable",
+		policy.KindTooLarge:       "too_large",
+		policy.KindPrecondition:   "precondition_failed",
+		policy.KindNotModified:    "not_modified",
+		policy.KindOwned:          "owned",
+		policy.KindTooManyWatches: "too_many_watches",
+		policy.KindShuttingDown:   "shutting_down",
+		policy.KindWatchDisabled:  "watch_disabled",
 	}
-	for _, tc := range tests {
-		e := &policy.Error{Kind: tc.kind, Message: "m"}
-		assert.Equal(t, tc.want, e.HTTPStatus(), "kind %d", tc.kind)
+	seen := map[string]policy.Kind{}
+	k := policy.Kind(1)
+	for ; k.Code() != policy.CodeInternal && k != 0; k++ {
+		code := k.Code()
+		assert.Equal(t, want[k], code, "kind %d", k)
+		assert.NotContains(t, seen, code, "kinds %d and %d share a code", seen[code], k)
+		seen[code] = k
+		e := &policy.Error{Kind: k, Message: "m"}
+		assert.Equal(t, code, e.Code())
 		assert.Equal(t, "m", e.Error())
 	}
+	assert.Len(t, seen, len(want), "every kind has a code in the table above")
+	assert.Equal(t, policy.CodeInternal, policy.Kind(0).Code())
+	assert.Equal(t, policy.CodeInternal, policy.Kind(200).Code())
 }
 
 func TestErrorf(t *testing.T) {
@@ -177,7 +188,7 @@ func TestWriteAndGet(t *testing.T) {
 
 	_, err = f.svc.Get(v4, "missing")
 	pe := policyErr(t, err, policy.KindNotFound)
-	assert.Equal(t, 404, pe.HTTPStatus())
+	assert.Equal(t, "key_not_found", pe.Code())
 }
 
 func TestWriteTTL(t *testing.T) {
@@ -304,7 +315,7 @@ func TestIPScopingRefusesCrossSite(t *testing.T) {
 		for _, key := range []string{"ip/ssh", "ip/new"} {
 			_, err := f.svc.Write(page, op, policy.WriteRequest{Key: key, Value: []byte("evil"), Expected: []byte("mine")})
 			pe := policyErr(t, err, policy.KindForbidden)
-			assert.Equal(t, http.StatusForbidden, pe.HTTPStatus())
+			assert.Equal(t, "forbidden", pe.Code())
 			assert.Contains(t, pe.Message, "ip/")
 		}
 	}
@@ -423,8 +434,8 @@ func TestValueSize(t *testing.T) {
 			if tc.ok {
 				require.NoError(t, err, "op %d value %d secret %d", op, tc.value, tc.secret)
 			} else {
-				pe := policyErr(t, err, policy.KindBadRequest)
-				assert.Contains(t, pe.Message, "too large")
+				pe := policyErr(t, err, policy.KindTooLarge)
+				assert.Equal(t, "value too large: value plus owner secret may be at most 1000 bytes", pe.Message)
 			}
 		}
 	}
@@ -440,7 +451,7 @@ func TestConflictsCarryCurrent(t *testing.T) {
 	require.NotNil(t, pe.Current)
 	assert.Equal(t, "cur", string(pe.Current.Value))
 	assert.Equal(t, first.Item.Expires, pe.Current.Expires)
-	assert.Equal(t, 409, pe.HTTPStatus())
+	assert.Equal(t, "conflict", pe.Code())
 
 	for _, op := range []policy.WriteOp{policy.OpCAS, policy.OpCASOrCreate} {
 		_, err = f.svc.Write(v4, op, policy.WriteRequest{Key: "k", Value: []byte("new"), Expected: []byte("other")})
@@ -490,9 +501,9 @@ func TestOwnerRules(t *testing.T) {
 	require.NoError(t, w(policy.OpSet, "", "a", ""))
 	require.NoError(t, w(policy.OpSet, "s", "b", "")) // claims
 	for _, op := range []policy.WriteOp{policy.OpSet, policy.OpCAS, policy.OpCASOrCreate} {
-		pe := policyErr(t, w(op, "", "x", "b"), policy.KindForbidden)
-		assert.Equal(t, 403, pe.HTTPStatus())
-		policyErr(t, w(op, "S", "x", "b"), policy.KindForbidden)
+		pe := policyErr(t, w(op, "", "x", "b"), policy.KindOwned)
+		assert.Equal(t, "owned", pe.Code())
+		policyErr(t, w(op, "S", "x", "b"), policy.KindOwned)
 	}
 	require.NoError(t, w(policy.OpCAS, "s", "c", "b"))
 	require.NoError(t, w(policy.OpCASOrCreate, "s", "d", "c"))
@@ -510,7 +521,7 @@ func TestStoreFull(t *testing.T) {
 	require.NoError(t, err)
 	_, err = f.svc.Write(v4, policy.OpSet, policy.WriteRequest{Key: "b"})
 	pe := policyErr(t, err, policy.KindFull)
-	assert.Equal(t, 507, pe.HTTPStatus())
+	assert.Equal(t, "store_full", pe.Code())
 	_, err = f.svc.Write(v4, policy.OpSet, policy.WriteRequest{Key: "a", Value: []byte("again")})
 	require.NoError(t, err)
 }
@@ -519,7 +530,7 @@ func TestStorageFailure(t *testing.T) {
 	f := newFixture(t, ttlstore.Options{OnChange: func(ttlstore.Change) error { return errors.New("journal: disk full") }}, nil)
 	_, err := f.svc.Write(v4, policy.OpSet, policy.WriteRequest{Key: "a"})
 	pe := policyErr(t, err, policy.KindUnavailable)
-	assert.Equal(t, 503, pe.HTTPStatus())
+	assert.Equal(t, "storage_unavailable", pe.Code())
 	assert.Contains(t, pe.Message, "disk full")
 }
 
@@ -540,7 +551,7 @@ func TestRateLimited(t *testing.T) {
 	}
 	_, err = f.svc.Write(v6, policy.OpSet, policy.WriteRequest{Key: "k2"})
 	pe := policyErr(t, err, policy.KindRateLimited)
-	assert.Equal(t, 429, pe.HTTPStatus())
+	assert.Equal(t, "rate_limited", pe.Code())
 	require.NotNil(t, pe.Limit)
 	assert.False(t, pe.Limit.Allowed)
 	assert.Equal(t, 17, pe.Limit.Limit)

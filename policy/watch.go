@@ -16,8 +16,8 @@ import (
 const DefaultMaxWait = time.Minute
 
 var (
-	errNoFeed = &Error{Kind: KindUnavailable, Message: "watching and waiting are not enabled on this server"}
-	errClosed = &Error{Kind: KindUnavailable, Message: "server is shutting down; retry shortly"}
+	errNoFeed = &Error{Kind: KindWatchDisabled, Message: "watching and waiting are not enabled on this server"}
+	errClosed = &Error{Kind: KindShuttingDown, Message: "server is shutting down; retry shortly"}
 )
 
 // watchClient is the group whose watches and long-polls share the
@@ -88,13 +88,13 @@ func (s *Service) fromFeed(err error) error {
 	limits := s.cfg.Feed.Limits()
 	switch {
 	case errors.Is(err, feed.ErrTooManyForClient):
-		return &Error{Kind: KindRateLimited, Message: "too many open watches and long-polls from your address: at most " +
+		return &Error{Kind: KindTooManyWatches, Message: "too many open watches and long-polls from your address: at most " +
 			strconv.Itoa(limits.PerClient) + " at once; close one first"}
 	case errors.Is(err, feed.ErrTooManyForNetwork):
-		return &Error{Kind: KindRateLimited, Message: "too many open watches and long-polls from your network: at most " +
+		return &Error{Kind: KindTooManyWatches, Message: "too many open watches and long-polls from your network: at most " +
 			strconv.Itoa(limits.PerNetwork) + " at once; retry later"}
 	case errors.Is(err, feed.ErrTooMany):
-		return &Error{Kind: KindRateLimited, Message: "the server has as many open watches and long-polls as it allows (" +
+		return &Error{Kind: KindTooManyWatches, Message: "the server has as many open watches and long-polls as it allows (" +
 			strconv.Itoa(limits.Total) + "); retry later"}
 	case errors.Is(err, feed.ErrClosed):
 		return errClosed

@@ -127,8 +127,7 @@ func TestWatchCaps(t *testing.T) {
 	require.NoError(t, err)
 	defer b.Close()
 	_, err = w.svc.Watch(v6, "k", 0, true)
-	pe := policyErr(t, err, policy.KindRateLimited)
-	assert.Equal(t, 429, pe.HTTPStatus())
+	pe := policyErr(t, err, policy.KindTooManyWatches)
 	assert.Contains(t, pe.Message, "at most 2")
 	assert.Nil(t, pe.Limit, "not a token-bucket refusal")
 
@@ -136,17 +135,17 @@ func TestWatchCaps(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	_, err = w.svc.Watch(mapped, "", 0, false)
-	pe = policyErr(t, err, policy.KindRateLimited)
+	pe = policyErr(t, err, policy.KindTooManyWatches)
 	assert.Contains(t, pe.Message, "(3)")
 
 	// Long-polls hold the same places.
 	_, _, err = w.svc.WaitKey(context.Background(), mapped, "k", 0, time.Second)
-	policyErr(t, err, policy.KindRateLimited)
+	policyErr(t, err, policy.KindTooManyWatches)
 
 	w.feed.Close()
 	a.Close()
 	_, err = w.svc.Watch(v6, "", 0, false)
-	policyErr(t, err, policy.KindUnavailable)
+	policyErr(t, err, policy.KindShuttingDown)
 }
 
 func TestWatchCostsOneRead(t *testing.T) {
@@ -168,9 +167,9 @@ func TestWatchCostsOneRead(t *testing.T) {
 func TestWatchWithoutFeed(t *testing.T) {
 	fx := newFixture(t, ttlstore.Options{}, nil)
 	_, err := fx.svc.Watch(v4, "", 0, false)
-	policyErr(t, err, policy.KindUnavailable)
+	policyErr(t, err, policy.KindWatchDisabled)
 	_, _, err = fx.svc.WaitKey(context.Background(), v4, "k", 0, time.Second)
-	policyErr(t, err, policy.KindUnavailable)
+	policyErr(t, err, policy.KindWatchDisabled)
 	// Without waiting it is a plain read.
 	_, ok, err := fx.svc.WaitKey(context.Background(), v4, "k", 0, 0)
 	require.NoError(t, err)
@@ -296,7 +295,7 @@ func TestWaitKeyContextAndClose(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { return w.feed.Active() == 1 }, 5*time.Second, time.Millisecond)
 	w.feed.Close()
-	policyErr(t, <-errc, policy.KindUnavailable)
+	policyErr(t, <-errc, policy.KindShuttingDown)
 }
 
 // A write racing the start of a long-poll is never missed: each round
@@ -377,7 +376,7 @@ func TestWatchCapFollowsClientGrouping(t *testing.T) {
 	require.NoError(t, err)
 	defer a.Close()
 	_, err = svc.Watch(policy.Caller{IP: netip.MustParseAddr("198.51.100.200")}, "", 0, false)
-	policyErr(t, err, policy.KindRateLimited)
+	policyErr(t, err, policy.KindTooManyWatches)
 	b, err := svc.Watch(policy.Caller{IP: netip.MustParseAddr("198.51.101.7")}, "", 0, false)
 	require.NoError(t, err, "another /24 is another client")
 	b.Close()

@@ -1,0 +1,114 @@
+package handlers
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/rendezvous-kv/rendezvous/policy"
+	"github.com/rendezvous-kv/rendezvous/ttlstore"
+)
+
+// httpStatus is the HTTP status that answers a refusal of kind k: the one
+// place where the HTTP front end maps policy's kinds to its wire.
+func httpStatus(k policy.Kind) int {
+	switch k {
+	case policy.KindBadRequest:
+		return http.StatusBadRequest
+	case policy.KindTooLarge:
+		// Not 413: an oversized value has always been answered 400, and
+		// clients may test for that.
+		return http.StatusBadRequest
+	case policy.KindForbidden, policy.KindOwned:
+		return http.StatusForbidden
+	case policy.KindNotFound:
+		return http.StatusNotFound
+	case policy.KindConflict:
+		return http.StatusConflict
+	case policy.KindRateLimited, policy.KindTooManyWatches:
+		return http.StatusTooManyRequests
+	case policy.KindFull:
+		return http.StatusInsufficientStorage
+	case policy.KindPrecondition:
+		return http.StatusPreconditionFailed
+	case policy.KindNotModified:
+		return http.StatusNotModified
+	}
+	// KindUnavailable, KindShuttingDown, KindWatchDisabled, and any kind
+	// this front end does not know: a retry may succeed, here or elsewhere.
+	return http.StatusServiceUnavailable
+}
+
+// routeError is a refusal the HTTP front end makes on its own, before any
+// policy applies: no route serves the path, or none the method.
+type routeError struct {
+	status int
+	code   []string // the X-Error-Code value
+	msg    string
+}
+
+func (e *routeError) Error() string { return e.msg }
+
+var (
+	errUnknownPath = &routeError{http.StatusNotFound, []string{"unknown_endpoint"}, "no such endpoint; see / for usage"}
+	errMethod      = &routeError{http.StatusMethodNotAllowed, []string{"method_not_allowed"}, "method not allowed"}
+)
+
+// codeHeaders holds the X-Error-Code value of every kind, and internal for
+// the ones without a code, so that an error answer does not allocate it.
+var codeHeaders = func() (hs [256][]string) {
+	for k := range hs {
+		hs[k] = []string{policy.Kind(k).Code()}
+	}
+	return hs
+}()
+
+var (
+	noSniff     = []string{"nosniff"}
+	errInternal = &routeError{http.StatusInternalServerError, codeHeaders[0], "internal error"}
+)
+
+// writeError answers err with the status and code it carries, and returns
+// the status. The code is in X-Error-Code; the body is one plain-text
+// line, or for a conflict the current item's raw value.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
+	h := w.Header()
+	status, code, msg := errInternal.status, errInternal.code, errInternal.msg
+	var current *ttlstore.Item // the winner of a lost race
+	var pe *policy.Error
+	var re *routeError
+	switch {
+	case errors.As(err, &pe):
+		status, code, msg = httpStatus(pe.Kind), codeHeaders[pe.Kind], pe.Message
+		if pe.Limit != nil {
+			secs := int((pe.Limit.RetryAfter + time.Second - 1) / time.Second)
+			h.Set("Retry-After", strconv.Itoa(max(secs, 1)))
+			h.Set("X-RateLimit-Limit", strconv.Itoa(pe.Limit.Limit))
+			h.Set("X-RateLimit-Remaining", strconv.Itoa(pe.Limit.Remaining))
+		}
+		current = pe.Current
+	case errors.As(err, &re):
+		status, code, msg = re.status, re.code, re.msg
+	default:
+		s.cfg.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	h["X-Error-Code"] = code
+	if status == http.StatusNotModified {
+		// A 304 has no body, in any format.
+		w.WriteHeader(status)
+		return status
+	}
+	if current != nil {
+		// A lost race answers with the winner, so the caller need not
+		// read it again.
+		writeValue(w, status, *current)
+		return status
+	}
+	h["X-Content-Type-Options"] = noSniff
+	h["Content-Type"] = textPlain
+	w.WriteHeader(status)
+	io.WriteString(w, msg+"\n")
+	return status
+}
