@@ -184,7 +184,8 @@ func TestGetJSON(t *testing.T) {
 	assert.Equal(t, true, got["owned"])
 	assert.NotZero(t, got["version"])
 	assert.Equal(t, fmt.Sprintf(`"%v"`, got["version"]), rec.Header().Get("ETag"))
-	assertError(t, e.do(req{target: "/get/none", header: map[string]string{"Accept": "application/json"}}), http.StatusNotFound, "")
+	assertJSONError(t, e.do(req{target: "/get/none", header: map[string]string{"Accept": "application/json"}}),
+		http.StatusNotFound, "key_not_found", "key not found")
 }
 
 func TestIPEndpointIsFree(t *testing.T) {

@@ -70,9 +70,20 @@ var (
 	errInternal = &routeError{http.StatusInternalServerError, codeHeaders[0], "internal error"}
 )
 
+// errorJSON is how a refusal looks to a client that asked for JSON.
+type errorJSON struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+	// Current is the stored item that won a race (a conflict), so that
+	// the caller need not read it again.
+	Current *ItemJSON `json:"current,omitempty"`
+}
+
 // writeError answers err with the status and code it carries, and returns
 // the status. The code is in X-Error-Code; the body is one plain-text
-// line, or for a conflict the current item's raw value.
+// line, or {"error", "code"} JSON for a client that asked for JSON. A
+// conflict answers the current item instead: its raw value, or the JSON
+// with the item added.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	h := w.Header()
 	status, code, msg := errInternal.status, errInternal.code, errInternal.msg
@@ -100,13 +111,24 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) i
 		w.WriteHeader(status)
 		return status
 	}
-	if current != nil {
+	json := wantsJSON(r)
+	if current != nil && !json {
 		// A lost race answers with the winner, so the caller need not
 		// read it again.
 		writeValue(w, status, *current)
 		return status
 	}
 	h["X-Content-Type-Options"] = noSniff
+	if json {
+		body := errorJSON{Error: msg, Code: code[0]}
+		if current != nil {
+			itemHeaders(h, *current, false)
+			it := NewItemJSON(*current, true)
+			body.Current = &it
+		}
+		writeJSON(w, status, body)
+		return status
+	}
 	h["Content-Type"] = textPlain
 	w.WriteHeader(status)
 	io.WriteString(w, msg+"\n")

@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -75,52 +76,120 @@ func errorCases() []errorCase {
 	}
 }
 
-// Every refusal carries its code in X-Error-Code, with the status and the
-// one line of text it has always had.
+// Every refusal carries its code in X-Error-Code, with the status it has
+// always had. A plain client gets the message as one line of text; a
+// client that asks for JSON gets {"error", "code"} with the same status and
+// headers.
 func TestErrorCodesOverTheWire(t *testing.T) {
 	for _, tc := range errorCases() {
-		t.Run(tc.code+" "+tc.method+" "+tc.path, func(t *testing.T) {
-			ws := startWire(t, newEnvWith(t, tc.opts))
-			c := ws.Client()
-			c.Timeout = 5 * time.Second
-			if tc.setup != nil {
-				tc.setup(t, c, ws.URL)
+		for _, asJSON := range []bool{false, true} {
+			name := tc.code + " " + tc.method + " " + tc.path
+			if asJSON {
+				name += " json"
 			}
-			res := send(t, c, tc.method, ws.URL+tc.path, tc.body, tc.header...)
-			assert.Equal(t, tc.status, res.status, res.body)
-			assert.Equal(t, tc.code, res.header.Get("X-Error-Code"))
-			assert.Equal(t, "nosniff", res.header.Get("X-Content-Type-Options"))
-			assert.Equal(t, "127.0.0.1", res.header.Get("X-Client-Ip"))
-			assert.Equal(t, "text/plain; charset=utf-8", res.header.Get("Content-Type"))
-			assert.Equal(t, tc.msg+"\n", res.body)
-			if tc.check != nil {
-				tc.check(t, res.header)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				ws := startWire(t, newEnvWith(t, tc.opts))
+				c := ws.Client()
+				c.Timeout = 5 * time.Second
+				if tc.setup != nil {
+					tc.setup(t, c, ws.URL)
+				}
+				header := tc.header
+				if asJSON {
+					header = append([]string{"Accept", "application/json"}, header...)
+				}
+				res := send(t, c, tc.method, ws.URL+tc.path, tc.body, header...)
+				assert.Equal(t, tc.status, res.status, res.body)
+				assert.Equal(t, tc.code, res.header.Get("X-Error-Code"))
+				assert.Equal(t, "nosniff", res.header.Get("X-Content-Type-Options"))
+				assert.Equal(t, "127.0.0.1", res.header.Get("X-Client-Ip"))
+				if asJSON {
+					assert.Equal(t, "application/json", res.header.Get("Content-Type"))
+					var got map[string]any
+					require.NoError(t, json.Unmarshal([]byte(res.body), &got), res.body)
+					assert.Equal(t, map[string]any{"error": tc.msg, "code": tc.code}, got)
+				} else {
+					assert.Equal(t, "text/plain; charset=utf-8", res.header.Get("Content-Type"))
+					assert.Equal(t, tc.msg+"\n", res.body)
+				}
+				if tc.check != nil {
+					tc.check(t, res.header)
+				}
+			})
+		}
 	}
 }
 
-// A HEAD gets a refusal's status and code without a body.
+// ?format=json asks for JSON errors as it asks for JSON values.
+func TestErrorJSONByQuery(t *testing.T) {
+	e := newEnv(t)
+	assertJSONError(t, e.get("/get/missing?format=json"), http.StatusNotFound, "key_not_found", "key not found")
+	assertJSONError(t, e.post("/set/k?ttl=0&format=json", "v"), http.StatusBadRequest, "bad_request", "ttl must be positive")
+}
+
+// A HEAD gets a refusal's status and code without a body, in either format.
 func TestErrorHead(t *testing.T) {
 	e := newEnv(t)
 	ws := startWire(t, e)
-	res := send(t, ws.Client(), http.MethodHead, ws.URL+"/get/missing", "")
-	assert.Equal(t, http.StatusNotFound, res.status)
-	assert.Equal(t, "key_not_found", res.header.Get("X-Error-Code"))
-	assert.Empty(t, res.body)
+	for _, accept := range []string{"*/*", "application/json"} {
+		res := send(t, ws.Client(), http.MethodHead, ws.URL+"/get/missing", "", "Accept", accept)
+		assert.Equal(t, http.StatusNotFound, res.status)
+		assert.Equal(t, "key_not_found", res.header.Get("X-Error-Code"))
+		assert.Empty(t, res.body)
+	}
 }
 
-// A lost race answers the winner's raw value, with its code.
-func TestConflictCode(t *testing.T) {
+// A lost race answers the winner. Plain clients get its raw value, as
+// always; JSON clients get the error, its code and the current item, with
+// the item's ETag and X-Expires-At either way.
+func TestConflictJSON(t *testing.T) {
 	e := newEnv(t)
 	ws := startWire(t, e)
 	c := ws.Client()
-	won := send(t, c, http.MethodPost, ws.URL+"/los/leader?ttl=1m", "node-a")
+	won := send(t, c, http.MethodPost, ws.URL+"/los/leader?ttl=1m", "node-a", "X-Owner-Secret", "s")
 	require.Equal(t, http.StatusOK, won.status)
-	res := send(t, c, http.MethodPost, ws.URL+"/los/leader", "node-b")
+	etag := won.header.Get("ETag")
+	require.NotEmpty(t, etag)
+	expires := e.expiresAt(time.Minute)
+
+	plain := send(t, c, http.MethodPost, ws.URL+"/los/leader", "node-b")
+	assert.Equal(t, http.StatusConflict, plain.status)
+	assert.Equal(t, "node-a", plain.body)
+	assert.Equal(t, "application/octet-stream", plain.header.Get("Content-Type"))
+	assert.Equal(t, "conflict", plain.header.Get("X-Error-Code"))
+	assert.Equal(t, etag, plain.header.Get("ETag"))
+
+	for _, r := range []struct {
+		path, body string
+		header     []string
+		msg        string
+	}{
+		{path: "/los/leader", body: "node-b", msg: "key already exists"},
+		{path: "/cas/leader", body: "node-b", header: []string{"X-Expected-Value", "node-c", "X-Owner-Secret", "s"}, msg: "value does not match"},
+		{path: "/casoc/leader", body: "node-b", header: []string{"X-Expected-Value", "node-c", "X-Owner-Secret", "s"}, msg: "value does not match"},
+	} {
+		res := send(t, c, http.MethodPost, ws.URL+r.path, r.body, append([]string{"Accept", "application/json"}, r.header...)...)
+		assert.Equal(t, http.StatusConflict, res.status, r.path)
+		assert.Equal(t, "application/json", res.header.Get("Content-Type"), r.path)
+		assert.Equal(t, "conflict", res.header.Get("X-Error-Code"), r.path)
+		assert.Equal(t, etag, res.header.Get("ETag"), r.path)
+		assert.Equal(t, expires, res.header.Get("X-Expires-At"), r.path)
+		version := strings.Trim(etag, `"`)
+		assert.JSONEq(t, `{"error": "`+r.msg+`", "code": "conflict", "current":
+			{"key": "leader", "value": "node-a", "expires_at": `+expires+`, "version": `+version+`, "owned": true}}`, res.body, r.path)
+	}
+
+	// A binary winner is base64 in JSON, as in every JSON answer.
+	require.Equal(t, http.StatusOK, send(t, c, http.MethodPost, ws.URL+"/set/bin", "\xff\x00").status)
+	res := send(t, c, http.MethodPost, ws.URL+"/los/bin", "x", "Accept", "application/json")
 	assert.Equal(t, http.StatusConflict, res.status)
-	assert.Equal(t, "node-a", res.body)
-	assert.Equal(t, "application/octet-stream", res.header.Get("Content-Type"))
-	assert.Equal(t, "conflict", res.header.Get("X-Error-Code"))
-	assert.Equal(t, won.header.Get("ETag"), res.header.Get("ETag"))
+	var got struct {
+		Current struct {
+			Value         string `json:"value"`
+			ValueEncoding string `json:"value_encoding"`
+		} `json:"current"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(res.body), &got))
+	assert.Equal(t, "/wA=", got.Current.Value)
+	assert.Equal(t, "base64", got.Current.ValueEncoding)
 }

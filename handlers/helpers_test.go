@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -187,6 +188,19 @@ func assertError(t testing.TB, rec *httptest.ResponseRecorder, status int, conta
 	if contains != "" {
 		assert.Contains(t, body, contains)
 	}
+}
+
+// assertJSONError checks a refusal to a client that asked for JSON: the
+// status, the code in X-Error-Code and in the body, and a body that is
+// exactly {"error": message, "code": code}.
+func assertJSONError(t testing.TB, rec *httptest.ResponseRecorder, status int, code, message string) {
+	t.Helper()
+	assert.Equal(t, status, rec.Code, "body: %q", rec.Body.String())
+	assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+	assert.Equal(t, code, rec.Header().Get("X-Error-Code"))
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got), "body: %q", rec.Body.String())
+	assert.Equal(t, map[string]any{"error": message, "code": code}, got)
 }
 
 // httptestRequest is httptest.NewRequest from the default peer.
