@@ -371,7 +371,10 @@ func TestValueSizeBoundaries(t *testing.T) {
 				}
 				rec := e.do(r)
 				if !tc.ok {
-					assertError(t, rec, http.StatusBadRequest, "too large")
+					// One rule, one answer, whether the body read or the
+					// policy's check of value plus secret refuses it.
+					assertError(t, rec, http.StatusBadRequest, tooLarge+"\n")
+					assert.Equal(t, "too_large", rec.Header().Get("X-Error-Code"))
 					assert.Equal(t, http.StatusNotFound, e.get("/get/k").Code)
 					return
 				}
@@ -386,7 +389,7 @@ func TestValueTooLargeOnEveryWrite(t *testing.T) {
 	e := newEnv(t)
 	big := strings.Repeat("x", maxValue+1)
 	for _, op := range []string{"set", "los", "cas", "casoc"} {
-		assertError(t, e.post("/"+op+"/k", big, "X-Expected-Value", ""), http.StatusBadRequest, "too large")
+		assertError(t, e.post("/"+op+"/k", big, "X-Expected-Value", ""), http.StatusBadRequest, tooLarge)
 	}
 	assert.Equal(t, 0, e.store.Len())
 }

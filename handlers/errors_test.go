@@ -43,8 +43,7 @@ func errorCases() []errorCase {
 	return []errorCase{
 		{code: "bad_request", status: 400, method: "POST", path: "/set/k?ttl=soon", body: "v",
 			msg: `ttl "soon" is not a duration (like 90s, 30m, 1h30m) or a number of seconds`},
-		{code: "too_large", status: 400, method: "POST", path: "/set/k", body: strings.Repeat("v", maxValue+1),
-			msg: "value too large: at most 1000 bytes"},
+		{code: "too_large", status: 400, method: "POST", path: "/set/k", body: strings.Repeat("v", maxValue+1), msg: tooLarge},
 		{code: "forbidden", status: 403, method: "POST", path: "/set/ip/ssh", body: "v", header: []string{"Origin", evilOrigin},
 			msg: "ip/ keys cannot be written or deleted by a page of another web site, which acts from its visitor's address"},
 		{code: "owned", status: 403, setup: set("/set/mine", "v", "X-Owner-Secret", "s"), method: "POST", path: "/set/mine", body: "w",

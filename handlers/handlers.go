@@ -303,7 +303,8 @@ func (s *Server) writeHandler(op policy.WriteOp, prefix string) handlerFunc {
 		if err := conditions(r, &req); err != nil {
 			return err
 		}
-		if req.Value, err = readBody(w, r, s.svc.Config().MaxValueSize); err != nil {
+		limit, tooLarge := s.svc.ValueLimit(req.Secret)
+		if req.Value, err = readBody(w, r, limit, tooLarge); err != nil {
 			return err
 		}
 		res, err := s.svc.Write(c, op, req)
@@ -341,11 +342,11 @@ func (s *Server) deleteHandler(prefix string) handlerFunc {
 }
 
 // readBody reads at most limit bytes of the request body. A larger body is
-// refused after reading limit+1 bytes, and the server closes the connection
-// rather than draining the rest.
-func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error) {
+// refused with tooLarge after reading limit+1 bytes, and the server closes
+// the connection rather than draining the rest.
+func readBody(w http.ResponseWriter, r *http.Request, limit int, tooLarge error) ([]byte, error) {
 	if r.ContentLength > int64(limit) {
-		return nil, errValueTooLarge(limit)
+		return nil, tooLarge
 	}
 	body := http.MaxBytesReader(w, r.Body, int64(limit))
 	size := limit
@@ -361,7 +362,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error)
 		}
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, errValueTooLarge(limit)
+			return nil, tooLarge
 		}
 		if err != nil {
 			return nil, policy.Errorf(policy.KindBadRequest, "reading request body: %v", err)
@@ -370,10 +371,6 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error)
 			buf = append(buf, 0)[:len(buf)]
 		}
 	}
-}
-
-func errValueTooLarge(limit int) error {
-	return policy.Errorf(policy.KindTooLarge, "value too large: at most %d bytes", limit)
 }
 
 func (s *Server) handleLanding(w http.ResponseWriter, r *http.Request, c policy.Caller) error {

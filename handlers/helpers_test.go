@@ -28,6 +28,10 @@ const (
 	maxTTL   = 2 * time.Hour
 )
 
+// tooLarge is the refusal of a value over maxValue, counted with its
+// owner secret.
+const tooLarge = "value too large: value plus owner secret may be at most 1000 bytes"
+
 // peer is the default caller address of test requests.
 const (
 	peer   = "198.51.100.7:1234"

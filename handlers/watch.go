@@ -271,11 +271,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, c policy.Calle
 			return errBadETag
 		}
 	}
-	maxWait := s.svc.Config().MaxWait
-	if maxWait <= 0 {
-		maxWait = policy.DefaultMaxWait
-	}
-	extendDeadlines(w, r, min(wait, maxWait))
+	extendDeadlines(w, r, s.svc.WaitLimit(wait))
 	it, ok, err := s.svc.WaitKey(r.Context(), c, key, tag, wait)
 	if err != nil {
 		if r.Context().Err() != nil {

@@ -185,7 +185,8 @@ func TestWireHugeBody(t *testing.T) {
 				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
-				assert.Equal(t, "value too large: at most 1000 bytes\n", string(b))
+				assert.Equal(t, tooLarge+"\n", string(b))
+				assert.Equal(t, "too_large", resp.Header.Get("X-Error-Code"))
 				assert.Equal(t, "127.0.0.1", resp.Header.Get("X-Client-Ip"))
 			}
 			t.Logf("client error: %v; handler read %d bytes", err, ws.bodyRead.Load())

@@ -8,6 +8,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -61,6 +62,9 @@ type Service struct {
 	limits *limiter.Limiter // nil: rate limiting is off
 	cfg    Config
 	now    func() time.Time
+	// tooLarge is the one refusal of an oversized value, whichever layer
+	// finds it: Write, or a front end that stops reading the body.
+	tooLarge *Error
 }
 
 // New returns a Service over store. limits may be nil to disable rate
@@ -69,12 +73,21 @@ func New(store *ttlstore.Store, limits *limiter.Limiter, cfg Config, now func() 
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, limits: limits, cfg: cfg, now: now}
+	return &Service{store: store, limits: limits, cfg: cfg, now: now, tooLarge: &Error{Kind: KindTooLarge,
+		Message: fmt.Sprintf("value too large: value plus owner secret may be at most %d bytes", cfg.MaxValueSize)}}
 }
 
-// Config returns the limits s enforces, for front ends that must size their
-// reads (a body is never read past MaxValueSize) or describe them.
+// Config returns the limits s enforces, for front ends that describe them.
 func (s *Service) Config() Config { return s.cfg }
+
+// ValueLimit returns the most bytes of value a write with this owner secret
+// may carry, and the refusal Write gives a larger one. A front end that
+// reads a value from a stream stops reading past the limit and answers
+// that refusal, so a huge body costs no memory and every layer words the
+// rule the same way.
+func (s *Service) ValueLimit(secret string) (int, error) {
+	return max(s.cfg.MaxValueSize-len(secret), 0), s.tooLarge
+}
 
 // Caller identifies who makes a request.
 type Caller struct {
@@ -172,7 +185,7 @@ func (s *Service) Write(c Caller, op WriteOp, req WriteRequest) (WriteResult, er
 		return WriteResult{}, err
 	}
 	if len(req.Value)+len(req.Secret) > s.cfg.MaxValueSize {
-		return WriteResult{}, Errorf(KindTooLarge, "value too large: value plus owner secret may be at most %d bytes", s.cfg.MaxValueSize)
+		return WriteResult{}, s.tooLarge
 	}
 	ttl := req.TTL
 	if ttl < 0 {

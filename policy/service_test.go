@@ -441,6 +441,24 @@ func TestValueSize(t *testing.T) {
 	}
 }
 
+// ValueLimit states the rule Write applies, so that a front end reading a
+// body stops where Write would refuse, with Write's own refusal.
+func TestValueLimit(t *testing.T) {
+	f := newFixture(t, ttlstore.Options{}, nil)
+	for _, secret := range []string{"", "s3cret", strings.Repeat("s", 1000), strings.Repeat("s", 1001)} {
+		limit, tooLarge := f.svc.ValueLimit(secret)
+		assert.Equal(t, max(1000-len(secret), 0), limit, "secret of %d bytes", len(secret))
+		if len(secret) <= 1000 {
+			_, err := f.svc.Write(v4, policy.OpSet, policy.WriteRequest{Key: "k", Value: make([]byte, limit), Secret: secret})
+			require.NoError(t, err, "a value of exactly the limit is accepted")
+			f = newFixture(t, ttlstore.Options{}, nil)
+		}
+		_, err := f.svc.Write(v4, policy.OpSet, policy.WriteRequest{Key: "k", Value: make([]byte, limit+1), Secret: secret})
+		assert.Equal(t, tooLarge, err, "one byte more gets the same refusal")
+		policyErr(t, tooLarge, policy.KindTooLarge)
+	}
+}
+
 func TestConflictsCarryCurrent(t *testing.T) {
 	f := newFixture(t, ttlstore.Options{}, nil)
 	first, err := f.svc.Write(v4, policy.OpSet, policy.WriteRequest{Key: "k", Value: []byte("cur"), TTL: time.Minute})

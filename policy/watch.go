@@ -122,11 +122,7 @@ func (s *Service) WaitKey(ctx context.Context, c Caller, key string, etag uint64
 	if it, ok := s.changed(key, etag); ok {
 		return it, true, nil
 	}
-	maxWait := s.cfg.MaxWait
-	if maxWait <= 0 {
-		maxWait = DefaultMaxWait
-	}
-	wait = min(wait, maxWait)
+	wait = s.WaitLimit(wait)
 	if wait <= 0 {
 		return s.unchanged(key, etag)
 	}
@@ -204,6 +200,17 @@ func (s *Service) unchanged(key string, etag uint64) (ttlstore.Item, bool, error
 		return it, false, nil
 	}
 	return it, true, nil
+}
+
+// WaitLimit returns how long WaitKey holds a long-poll that asks for wait:
+// wait capped by Config.MaxWait, or by DefaultMaxWait when that is unset.
+// Front ends size their own timeouts by it.
+func (s *Service) WaitLimit(wait time.Duration) time.Duration {
+	maxWait := s.cfg.MaxWait
+	if maxWait <= 0 {
+		maxWait = DefaultMaxWait
+	}
+	return min(wait, maxWait)
 }
 
 // ParseWait parses a long-poll wait given as a Go duration ("30s", "1m")

@@ -164,6 +164,24 @@ func TestWatchCostsOneRead(t *testing.T) {
 	policyErr(t, err, policy.KindRateLimited)
 }
 
+// WaitLimit is the wait WaitKey holds a long-poll for, so that a front end
+// sizes its timeouts by the same rule.
+func TestWaitLimit(t *testing.T) {
+	for _, tc := range []struct {
+		maxWait, wait, want time.Duration
+	}{
+		{0, time.Second, time.Second},
+		{0, time.Hour, policy.DefaultMaxWait},
+		{-1, time.Hour, policy.DefaultMaxWait},
+		{10 * time.Second, time.Second, time.Second},
+		{10 * time.Second, time.Hour, 10 * time.Second},
+		{10 * time.Second, 0, 0},
+	} {
+		svc := policy.New(ttlstore.New(ttlstore.Options{}), nil, policy.Config{MaxWait: tc.maxWait}, nil)
+		assert.Equal(t, tc.want, svc.WaitLimit(tc.wait), "MaxWait %v, wait %v", tc.maxWait, tc.wait)
+	}
+}
+
 func TestWatchWithoutFeed(t *testing.T) {
 	fx := newFixture(t, ttlstore.Options{}, nil)
 	_, err := fx.svc.Watch(v4, "", 0, false)
