@@ -14,7 +14,7 @@ type listJSON struct {
 	Next    string     `json:"next"`
 }
 
-func (s *Server) handleList(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
+func (s *API) handleList(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
 	prefix, err := keyFrom(r, "/list/")
 	if err != nil {
 		return err
@@ -56,7 +56,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, c policy.Cal
 
 // handleIP answers the caller's address: "what is my public IP" for NAT'd
 // hosts. It is free, like the X-Client-Ip header every answer carries.
-func (s *Server) handleIP(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
+func (s *API) handleIP(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
 	if wantsJSON(r) {
 		writeJSON(w, http.StatusOK, map[string]string{"ip": c.IP.String()})
 		return nil
@@ -66,13 +66,13 @@ func (s *Server) handleIP(w http.ResponseWriter, r *http.Request, c policy.Calle
 	return nil
 }
 
-func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
+func (s *API) handleHealth(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte("ok\n"))
 	return nil
 }
 
-func (s *Server) handleReady(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
+func (s *API) handleReady(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(); err != nil {
 			return policy.Errorf(policy.KindUnavailable, "not ready: %v", err)
@@ -85,7 +85,6 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request, _ policy.Ca
 
 // The CORS answers are fixed, so they are built once.
 var (
-	corsMethods = []string{"GET, HEAD, POST, PUT, DELETE, OPTIONS"}
 	corsHeaders = []string{"X-Owner-Secret, X-Expected-Value, If-Match, If-None-Match, Last-Event-ID, Content-Type, Accept"}
 	corsExpose  = []string{"X-Expires-At, X-Client-Ip, ETag, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-Next-After, X-Error-Code"}
 	corsMaxAge  = []string{"86400"}
@@ -94,7 +93,7 @@ var (
 // cors adds the CORS headers to a request from a browser page (one with
 // an Origin header; requests without one are not cross-origin and skip the
 // extra headers), and answers a preflight. It reports whether it answered.
-func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
+func (s *API) cors(w http.ResponseWriter, r *http.Request) bool {
 	h := w.Header()
 	if s.cfg.CORSOrigin != "*" {
 		h["Vary"] = []string{"Origin"}
@@ -109,7 +108,7 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 	}
 	h["Access-Control-Allow-Origin"] = []string{s.cfg.CORSOrigin}
 	if r.Method == http.MethodOptions {
-		h["Access-Control-Allow-Methods"] = corsMethods
+		h["Access-Control-Allow-Methods"] = s.corsMethods
 		h["Access-Control-Allow-Headers"] = corsHeaders
 		h["Access-Control-Max-Age"] = corsMaxAge
 		w.WriteHeader(http.StatusNoContent)
@@ -123,8 +122,8 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 // preflight r would get for who sends it (see policy.WriteAllowed), or
 // nil. The request would be refused anyway; refusing its preflight keeps
 // the browser from sending it at all.
-func (s *Server) preflightRefusal(r *http.Request) error {
-	prefix := writePrefix(r.Header.Get("Access-Control-Request-Method"), r.URL.EscapedPath())
+func (s *API) preflightRefusal(r *http.Request) error {
+	prefix := s.writePrefix(r.Header.Get("Access-Control-Request-Method"), r.URL.EscapedPath())
 	if prefix == "" {
 		return nil
 	}
@@ -133,28 +132,6 @@ func (s *Server) preflightRefusal(r *http.Request) error {
 		return nil // the request itself is refused for its key
 	}
 	return policy.WriteAllowed(policy.Caller{CrossSite: s.crossSite(r)}, key)
-}
-
-// writePrefix returns the route prefix under which method on path writes
-// or deletes a key, or "" when it does neither.
-func writePrefix(method, path string) string {
-	switch method {
-	case http.MethodPost:
-		for _, p := range [...]string{"/set/", "/los/", "/cas/", "/casoc/", "/del/"} {
-			if strings.HasPrefix(path, p) {
-				return p
-			}
-		}
-	case http.MethodPut:
-		if strings.HasPrefix(path, "/set/") {
-			return "/set/"
-		}
-	case http.MethodDelete:
-		if strings.HasPrefix(path, "/get/") {
-			return "/get/"
-		}
-	}
-	return ""
 }
 
 // crossSite reports whether r was made by a web page of another site than
@@ -168,7 +145,7 @@ func writePrefix(method, path string) string {
 // cannot make a browser send another site's name as Host; DNS rebinding
 // can (a page whose name is pointed at this server's address), but only
 // over plain HTTP, as TLS refuses this server's certificate for that name.
-func (s *Server) crossSite(r *http.Request) bool {
+func (s *API) crossSite(r *http.Request) bool {
 	origins := r.Header["Origin"]
 	if origins == nil {
 		return false
@@ -183,7 +160,7 @@ func (s *Server) crossSite(r *http.Request) bool {
 
 // trustedOrigin reports whether a page of origin may write ip/ keys with a
 // request to host.
-func (s *Server) trustedOrigin(origin, host string) bool {
+func (s *API) trustedOrigin(origin, host string) bool {
 	hostPort, ok := strings.CutPrefix(origin, "https://")
 	if !ok {
 		hostPort, ok = strings.CutPrefix(origin, "http://")

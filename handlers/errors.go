@@ -84,7 +84,7 @@ type errorJSON struct {
 // line, or {"error", "code"} JSON for a client that asked for JSON. A
 // conflict answers the current item instead: its raw value, or the JSON
 // with the item added.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
+func (s *API) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	h := w.Header()
 	status, code, msg := errInternal.status, errInternal.code, errInternal.msg
 	var current *ttlstore.Item // the winner of a lost race

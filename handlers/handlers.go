@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,22 +50,26 @@ type Observer interface {
 	Observe(route string, status int, took time.Duration)
 }
 
-// Server serves the rendezvous HTTP API.
-type Server struct {
+// API is the rendezvous HTTP API as an http.Handler; whoever embeds it
+// runs the http.Server (or any other) that serves it.
+type API struct {
 	svc    *policy.Service
 	cfg    Config
-	router chi.Router
-	get    http.HandlerFunc // the hottest routes, dispatched before chi
-	set    http.HandlerFunc
-	frames frameCache // encoded watch events, shared by all streams
+	table  []route    // every route, as routes builds them
+	fast   []route    // the table's fast routes, matched before chi
+	router chi.Router // every other route
+	// corsMethods is the Access-Control-Allow-Methods of a preflight:
+	// every method of the table, and OPTIONS.
+	corsMethods []string
+	frames      frameCache // encoded watch events, shared by all streams
 }
 
 // New returns the HTTP API over svc.
-func New(svc *policy.Service, cfg Config) *Server {
+func New(svc *policy.Service, cfg Config) *API {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{svc: svc, cfg: cfg}
+	s := &API{svc: svc, cfg: cfg}
 	r := chi.NewRouter()
 	r.NotFound(s.wrap("unknown", func(http.ResponseWriter, *http.Request, policy.Caller) error {
 		return errUnknownPath
@@ -79,42 +84,25 @@ func New(svc *policy.Service, cfg Config) *Server {
 		w.Header().Set("Allow", allow)
 		return errMethod
 	}))
-	r.Get("/", s.wrap("landing", s.handleLanding))
-	r.Head("/", s.wrap("landing", s.handleLanding))
-	s.get = s.wrap("get", s.handleGet)
-	s.set = s.wrap("set", s.writeHandler(policy.OpSet, "/set/"))
-	r.Get("/get/*", s.get)
-	r.Head("/get/*", s.get)
-	r.Post("/set/*", s.set)
-	r.Put("/set/*", s.set)
-	r.Post("/los/*", s.wrap("los", s.writeHandler(policy.OpLoadOrStore, "/los/")))
-	r.Post("/cas/*", s.wrap("cas", s.writeHandler(policy.OpCAS, "/cas/")))
-	r.Post("/casoc/*", s.wrap("casoc", s.writeHandler(policy.OpCASOrCreate, "/casoc/")))
-	r.Post("/del/*", s.wrap("del", s.deleteHandler("/del/")))
-	r.Delete("/get/*", s.wrap("del", s.deleteHandler("/get/")))
-	r.Get("/list/*", s.wrap("list", s.handleList))
-	r.Get("/watch/*", s.wrap("watch", s.handleWatch))
-	ip, health, ready := s.wrap("ip", s.handleIP), s.wrap("health", s.handleHealth), s.wrap("health", s.handleReady)
-	r.Get("/ip", ip)
-	r.Head("/ip", ip)
-	r.Get("/healthz", health)
-	r.Head("/healthz", health)
-	r.Get("/readyz", ready)
-	r.Head("/readyz", ready)
-	if cfg.MetricsHandler != nil {
-		metrics := s.wrap("metrics", func(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
-			cfg.MetricsHandler.ServeHTTP(w, r)
-			return nil
-		})
-		r.Get("/metrics", metrics)
-		r.Head("/metrics", metrics)
+	var methods []string
+	for _, rt := range s.routes() {
+		rt.serve = s.wrap(rt.name, rt.h)
+		s.table = append(s.table, rt)
+		if rt.fast {
+			s.fast = append(s.fast, rt)
+		}
+		r.Method(rt.method, rt.path, rt.serve)
+		if !slices.Contains(methods, rt.method) {
+			methods = append(methods, rt.method)
+		}
 	}
+	s.corsMethods = []string{strings.Join(append(methods, http.MethodOptions), ", ")}
 	s.router = r
 	return s
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TransferEncoding != nil && listener.FramingConflict(r.Context()) {
 		// A proxy in front may have read this request by its
 		// Content-Length, and the bytes after it as another request of
@@ -126,48 +114,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.CORSOrigin != "" && r.Header["Origin"] != nil && s.cors(w, r) {
 		return // a preflight, answered
 	}
-	// Reads and sets of keys are most of the traffic. They go straight to
-	// their handlers: chi's route context costs two allocations and a
-	// request copy per request, which a wrk profile showed as a visible
-	// share of a GET. Every other route goes through chi.
-	path := r.URL.Path
-	switch {
-	case strings.HasPrefix(path, "/get/") && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-		s.get(w, r)
-	case strings.HasPrefix(path, "/set/") && (r.Method == http.MethodPost || r.Method == http.MethodPut):
-		s.set(w, r)
-	default:
-		s.router.ServeHTTP(w, r)
+	for i := range s.fast {
+		if rt := &s.fast[i]; r.Method == rt.method && rt.serves(r.URL.Path) {
+			rt.serve(w, r)
+			return
+		}
 	}
+	s.router.ServeHTTP(w, r)
 }
 
 var errFraming = policy.Errorf(policy.KindBadRequest, "request has both Transfer-Encoding and Content-Length; the connection is closed")
-
-// allowed lists the methods a path accepts, for the Allow header of a 405,
-// or "" when no route serves the path.
-func (s *Server) allowed(path string) string {
-	switch {
-	case path == "/", path == "/ip", path == "/healthz", path == "/readyz",
-		path == "/metrics" && s.cfg.MetricsHandler != nil:
-		return "GET, HEAD"
-	case strings.HasPrefix(path, "/get/"):
-		return "GET, HEAD, DELETE"
-	case strings.HasPrefix(path, "/set/"):
-		return "POST, PUT"
-	case strings.HasPrefix(path, "/watch/"), strings.HasPrefix(path, "/list/"):
-		return "GET"
-	case strings.HasPrefix(path, "/los/"), strings.HasPrefix(path, "/cas/"), strings.HasPrefix(path, "/casoc/"),
-		strings.HasPrefix(path, "/del/"):
-		return "POST"
-	}
-	return ""
-}
 
 // handlerFunc is an HTTP handler that returns its refusal instead of
 // writing it, so that one function writes every error.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, c policy.Caller) error
 
-func (s *Server) wrap(route string, h handlerFunc) http.HandlerFunc {
+func (s *API) wrap(route string, h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var start time.Time
 		if s.cfg.Metrics != nil {
@@ -255,7 +217,7 @@ func keyFrom(r *http.Request, prefix string) (string, error) {
 	return key, nil
 }
 
-func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
+func (s *API) handleGet(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
 	key, err := keyFrom(r, "/get/")
 	if err != nil {
 		return err
@@ -276,7 +238,7 @@ var (
 	textPlain = []string{"text/plain; charset=utf-8"}
 )
 
-func (s *Server) writeHandler(op policy.WriteOp, prefix string) handlerFunc {
+func (s *API) writeHandler(op policy.WriteOp, prefix string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
 		if preGrow {
 			_ = growStack()
@@ -323,7 +285,7 @@ func (s *Server) writeHandler(op policy.WriteOp, prefix string) handlerFunc {
 	}
 }
 
-func (s *Server) deleteHandler(prefix string) handlerFunc {
+func (s *API) deleteHandler(prefix string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
 		if preGrow {
 			_ = growStack()
@@ -373,7 +335,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int, tooLarge error)
 	}
 }
 
-func (s *Server) handleLanding(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
+func (s *API) handleLanding(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
 	v := s.cfg.Landing
 	scheme := "http"
 	if r.TLS != nil {

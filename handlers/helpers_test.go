@@ -49,7 +49,7 @@ type fakeClock = fakeclock.Clock
 // env is one server stack, built the way main.go builds it.
 type env struct {
 	t     testing.TB
-	srv   *handlers.Server
+	srv   *handlers.API
 	store *ttlstore.Store
 	clock *fakeClock
 }
@@ -62,6 +62,8 @@ type options struct {
 	onChange func(ttlstore.Change) error
 	cors     string   // Config.CORSOrigin
 	origins  []string // Config.IPWriteOrigins
+	observer handlers.Observer
+	metrics  http.Handler // Config.MetricsHandler
 	ready    func() error
 }
 
@@ -88,6 +90,8 @@ func newEnvWith(t testing.TB, o options) *env {
 		ClientIP:       o.trusted,
 		CORSOrigin:     o.cors,
 		IPWriteOrigins: o.origins,
+		Metrics:        o.observer,
+		MetricsHandler: o.metrics,
 		Ready:          o.ready,
 		Landing: static.Vars{
 			MaxKey: maxKey, MaxValue: maxValue, MaxKeys: o.maxKeys,

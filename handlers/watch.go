@@ -40,7 +40,7 @@ var (
 // does on its own) or ?since=VERSION. A resume point the history no longer
 // covers gets a "relist" event first, then the stream continues live; a
 // client too slow to keep up gets an "error" event and the stream ends.
-func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
+func (s *API) handleWatch(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
 	prefix, err := keyFrom(r, "/watch/")
 	if err != nil {
 		return err
@@ -259,7 +259,7 @@ func wantsWait(r *http.Request) bool {
 // gives (the value with its ETag, or JSON). When the wait, capped by the
 // server's MaxWait, runs out: 304 if the key is still at the given
 // version, else 404.
-func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, c policy.Caller, key string) error {
+func (s *API) longPoll(w http.ResponseWriter, r *http.Request, c policy.Caller, key string) error {
 	wait, err := policy.ParseWait(r.URL.Query().Get("wait"))
 	if err != nil {
 		return err

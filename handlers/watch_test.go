@@ -36,7 +36,7 @@ var wT0 = time.Unix(1_700_000_000, 0)
 // a real listener.
 type wEnv struct {
 	t      *testing.T
-	srv    *Server
+	srv    *API
 	svc    *policy.Service
 	store  *ttlstore.Store
 	feed   *feed.Feed
@@ -96,8 +96,8 @@ func newWEnv(t *testing.T, o wOpts) *wEnv {
 }
 
 // watchRoutes serves /watch/ and GET /get/...?wait= the way New will once
-// their routes are added, and everything else through the Server.
-func watchRoutes(s *Server) http.Handler {
+// their routes are added, and everything else through the API.
+func watchRoutes(s *API) http.Handler {
 	watch := s.wrap("watch", s.handleWatch)
 	poll := s.wrap("get", func(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
 		key, err := keyFrom(r, "/get/")
