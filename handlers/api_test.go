@@ -798,7 +798,7 @@ func TestLanding(t *testing.T) {
 	}{
 		{name: "browser", header: map[string]string{"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "User-Agent": "Mozilla/5.0"}, wantHTML: true},
 		{name: "curl", header: map[string]string{"Accept": "*/*", "User-Agent": "curl/8.5.0"}},
-		{name: "curl asking for html", header: map[string]string{"Accept": "text/html", "User-Agent": "curl/8.5.0"}},
+		{name: "curl asking for html", header: map[string]string{"Accept": "text/html", "User-Agent": "curl/8.5.0"}, wantHTML: true},
 		{name: "no headers"},
 		{name: "head browser", method: http.MethodHead, header: map[string]string{"Accept": "text/html"}, wantHTML: true},
 	}

@@ -344,8 +344,8 @@ func (s *API) handleLanding(w http.ResponseWriter, r *http.Request, c policy.Cal
 	v.Host = scheme + "://" + r.Host
 	html, text := static.Render(v)
 	h := w.Header()
-	h.Set("Vary", "Accept, User-Agent")
-	if static.WantsHTML(r.Header.Get("Accept"), r.Header.Get("User-Agent")) {
+	h.Set("Vary", "Accept")
+	if static.WantsHTML(r.Header.Get("Accept")) {
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(html)
 		return nil

@@ -151,6 +151,15 @@ func TestWireLanding(t *testing.T) {
 	assert.Contains(t, res.body, ws.URL+"/get/")
 	res = send(t, ws.Client(), "GET", ws.URL+"/", "", "Accept", "text/html")
 	assert.Equal(t, "text/html; charset=utf-8", res.header.Get("Content-Type"))
+
+	// curl gets text unless it asks for HTML, which it then gets.
+	res = send(t, ws.Client(), "GET", ws.URL+"/", "", "User-Agent", "curl/8.5.0", "Accept", "*/*")
+	assert.Equal(t, "text/plain; charset=utf-8", res.header.Get("Content-Type"))
+	assert.NotContains(t, res.body, "<html")
+	res = send(t, ws.Client(), "GET", ws.URL+"/", "", "User-Agent", "curl/8.5.0", "Accept", "text/html")
+	assert.Equal(t, "text/html; charset=utf-8", res.header.Get("Content-Type"))
+	assert.Contains(t, res.body, "<html")
+	assert.Equal(t, "Accept", res.header.Get("Vary"), "the answer depends on Accept alone")
 }
 
 // A 10 MB body is refused with 400 without the server reading it: with a

@@ -76,32 +76,13 @@ func Render(v Vars) (htmlPage, textPage []byte) {
 	return htmlPage, textPage
 }
 
-// cliAgents lists the products, taken from the User-Agent up to the first
-// "/" or space, of command-line clients that should get plain text. They
-// are matched before Accept so that a terminal never gets a screenful of
-// markup, whatever headers a script or an alias adds.
-var cliAgents = map[string]bool{
-	"curl":   true,
-	"wget":   true,
-	"wget2":  true,
-	"httpie": true,
-	"xh":     true,
-}
-
-// WantsHTML reports whether a request with these Accept and User-Agent
-// header values should get the HTML page rather than the plain-text one.
-//
-// The rule: a User-Agent from a command-line client (curl, Wget, HTTPie,
-// xh) gets text. Otherwise the answer is HTML exactly when Accept names
-// text/html with a non-zero quality. Browsers always name text/html, while
-// scripts and libraries send */*, something else or nothing; treating */*
-// as text makes text the default, which suits the people who type curl.
-func WantsHTML(accept, userAgent string) bool {
-	product, _, _ := strings.Cut(strings.TrimSpace(userAgent), "/")
-	product, _, _ = strings.Cut(product, " ")
-	if cliAgents[strings.ToLower(product)] {
-		return false
-	}
+// WantsHTML reports whether a request with this Accept header value should
+// get the HTML page rather than the plain-text one: exactly when Accept
+// names text/html with a non-zero quality. Browsers always name it, while
+// curl, Wget, HTTPie, scripts and libraries send */*, something else or
+// nothing; so text is the default, which suits the people who type curl,
+// and any of them gets HTML by asking for it (curl -H 'Accept: text/html').
+func WantsHTML(accept string) bool {
 	for mediaRange := range strings.SplitSeq(accept, ",") {
 		mediaType, params, _ := strings.Cut(mediaRange, ";")
 		if !strings.EqualFold(strings.TrimSpace(mediaType), "text/html") {
