@@ -43,6 +43,14 @@ type Config struct {
 	// Ready reports whether the server accepts writes, for /readyz; nil
 	// means always ready.
 	Ready func() error
+	// WatchKeepAlive is how long a watch stream stays silent before it
+	// sends a comment line, so that clients and proxies can tell a quiet
+	// stream from a dead one; 0 means DefaultWatchKeepAlive.
+	WatchKeepAlive time.Duration
+	// StreamWriteTimeout bounds each write to a watch stream, and the
+	// final write of a long-poll, so that a client that stops reading
+	// cannot hold a goroutine forever; 0 means DefaultStreamWriteTimeout.
+	StreamWriteTimeout time.Duration
 }
 
 // Observer records one request: its route name, status and duration.
@@ -68,6 +76,12 @@ type API struct {
 func New(svc *policy.Service, cfg Config) *API {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.WatchKeepAlive <= 0 {
+		cfg.WatchKeepAlive = DefaultWatchKeepAlive
+	}
+	if cfg.StreamWriteTimeout <= 0 {
+		cfg.StreamWriteTimeout = DefaultStreamWriteTimeout
 	}
 	s := &API{svc: svc, cfg: cfg}
 	r := chi.NewRouter()

@@ -17,15 +17,15 @@ import (
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
-// KeepAlive is how long a watch stream stays silent before it sends a
-// comment line, so that clients and proxies can tell a quiet stream from a
-// dead one. Tests shorten it.
-var KeepAlive = 25 * time.Second
-
-// StreamWriteTimeout bounds each write to a watch stream, and the final
-// write of a long-poll, so that a client that stops reading cannot hold a
-// goroutine forever. Tests shorten it.
-var StreamWriteTimeout = 10 * time.Second
+// The defaults of Config.WatchKeepAlive and Config.StreamWriteTimeout.
+const (
+	// DefaultWatchKeepAlive stays below the 30 s or 60 s idle timeouts
+	// that proxies and load balancers commonly apply.
+	DefaultWatchKeepAlive = 25 * time.Second
+	// DefaultStreamWriteTimeout gives a slow but reading client time to
+	// take a burst of events.
+	DefaultStreamWriteTimeout = 10 * time.Second
+)
 
 var (
 	errWaitNotFound = policy.Errorf(policy.KindNotFound, "key not found")
@@ -79,13 +79,13 @@ func (s *API) handleWatch(w http.ResponseWriter, r *http.Request, c policy.Calle
 		h.Set("Connection", "close")
 	}
 	w.WriteHeader(http.StatusOK)
-	st := &eventStream{w: w, rc: rc, frames: &s.frames}
+	st := &eventStream{w: w, rc: rc, frames: &s.frames, timeout: s.cfg.StreamWriteTimeout}
 	if st.flush() != nil {
 		return nil
 	}
 	resuming := since != 0
 	for {
-		ctx, cancel := context.WithTimeout(r.Context(), KeepAlive)
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WatchKeepAlive)
 		evs, err := sub.Next(ctx)
 		cancel()
 		switch {
@@ -153,12 +153,13 @@ func flagParam(q url.Values, name string) (bool, error) {
 
 // eventStream formats server-sent events into buf; flush writes them.
 type eventStream struct {
-	w      http.ResponseWriter
-	rc     *http.ResponseController
-	buf    []byte
-	json   bytes.Buffer
-	enc    *json.Encoder
-	frames *frameCache
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	buf     []byte
+	json    bytes.Buffer
+	enc     *json.Encoder
+	frames  *frameCache
+	timeout time.Duration // for each flush
 }
 
 // event appends e. Its data is the entry as JSON answers show items (for
@@ -231,9 +232,9 @@ func (st *eventStream) appendJSON(v any) {
 }
 
 // flush writes the buffered events and pushes them to the client, within
-// StreamWriteTimeout.
+// the stream's write timeout.
 func (st *eventStream) flush() error {
-	st.rc.SetWriteDeadline(time.Now().Add(StreamWriteTimeout))
+	st.rc.SetWriteDeadline(time.Now().Add(st.timeout))
 	if len(st.buf) > 0 {
 		_, err := st.w.Write(st.buf)
 		st.buf = st.buf[:0]
@@ -271,7 +272,7 @@ func (s *API) longPoll(w http.ResponseWriter, r *http.Request, c policy.Caller, 
 			return errBadETag
 		}
 	}
-	extendDeadlines(w, r, s.svc.WaitLimit(wait))
+	extendDeadlines(w, r, s.svc.WaitLimit(wait)+s.cfg.StreamWriteTimeout)
 	it, ok, err := s.svc.WaitKey(r.Context(), c, key, tag, wait)
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -290,17 +291,18 @@ func (s *API) longPoll(w http.ResponseWriter, r *http.Request, c policy.Caller, 
 	return nil
 }
 
-// extendDeadlines makes room for a long-poll of wait in the server's
-// request timeouts, where it has any: an expired read deadline would
-// cancel the request, an expired write deadline lose the answer. A server
-// without a timeout is left without one, so nothing outlives the request.
+// extendDeadlines makes room for a long-poll of wait (with the time to
+// write its answer) in the server's request timeouts, where it has any: an
+// expired read deadline would cancel the request, an expired write
+// deadline lose the answer. A server without a timeout is left without
+// one, so nothing outlives the request.
 func extendDeadlines(w http.ResponseWriter, r *http.Request, wait time.Duration) {
 	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
 	if srv == nil {
 		return
 	}
 	rc := http.NewResponseController(w)
-	end := time.Now().Add(wait + StreamWriteTimeout)
+	end := time.Now().Add(wait)
 	if srv.ReadTimeout > 0 {
 		rc.SetReadDeadline(end)
 	}

@@ -54,6 +54,9 @@ type wOpts struct {
 	// smallBuffers shrinks the socket buffers on both sides, so that a
 	// client that does not read blocks the server quickly.
 	smallBuffers bool
+	// keepAlive and writeTimeout are Config.WatchKeepAlive and
+	// Config.StreamWriteTimeout (0: the defaults).
+	keepAlive, writeTimeout time.Duration
 }
 
 func newWEnv(t *testing.T, o wOpts) *wEnv {
@@ -70,7 +73,7 @@ func newWEnv(t *testing.T, o wOpts) *wEnv {
 	}, clk.Now)
 	srv := New(svc, Config{ClientIP: ClientIP{Trusted: []netip.Prefix{
 		netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
-	}}})
+	}}, WatchKeepAlive: o.keepAlive, StreamWriteTimeout: o.writeTimeout})
 	ts := httptest.NewUnstartedServer(watchRoutes(srv))
 	ts.Config.ReadTimeout, ts.Config.WriteTimeout = o.serverTimeout, o.serverTimeout
 	dialer := &net.Dialer{}
@@ -127,13 +130,6 @@ func (l smallBufListener) Accept() (net.Conn, error) {
 		c.(*net.TCPConn).SetWriteBuffer(4096)
 	}
 	return c, err
-}
-
-// setVar sets a package variable for one test.
-func setVar[T any](t *testing.T, p *T, v T) {
-	old := *p
-	*p = v
-	t.Cleanup(func() { *p = old })
 }
 
 type wResp struct {
@@ -383,8 +379,7 @@ func TestWatchExactAndPrefixBoundaries(t *testing.T) {
 }
 
 func TestWatchKeepAliveOutlivesServerTimeouts(t *testing.T) {
-	setVar(t, &KeepAlive, 50*time.Millisecond)
-	e := newWEnv(t, wOpts{serverTimeout: 200 * time.Millisecond})
+	e := newWEnv(t, wOpts{serverTimeout: 200 * time.Millisecond, keepAlive: 50 * time.Millisecond})
 	st := e.watch("/watch/")
 	comments := 0
 	deadline := time.Now().Add(500 * time.Millisecond)
@@ -463,11 +458,10 @@ func TestWatchTooOldResumeGetsRelist(t *testing.T) {
 // dropped: by the write deadline when it never reads again, by an error
 // event when it comes back after events it missed left the history.
 func TestWatchSlowSubscriberIsDroppedWithoutSlowingWriters(t *testing.T) {
-	e := newWEnv(t, wOpts{feed: feed.Options{History: 64}, smallBuffers: true})
 	value := []byte(strings.Repeat("v", 500))
 	caller := policy.Caller{IP: netip.MustParseAddr("198.51.100.9")}
 	const n = 2000
-	writeN := func() time.Duration {
+	writeN := func(e *wEnv) time.Duration {
 		start := time.Now()
 		for i := range n {
 			_, err := e.svc.Write(caller, policy.OpSet, policy.WriteRequest{Key: fmt.Sprint("load/", i%50), Value: value})
@@ -478,11 +472,11 @@ func TestWatchSlowSubscriberIsDroppedWithoutSlowingWriters(t *testing.T) {
 	rate := func(d time.Duration) int { return int(float64(n) / d.Seconds()) }
 
 	// Stuck: never reads at all.
-	setVar(t, &StreamWriteTimeout, 500*time.Millisecond)
-	alone := writeN()
+	e := newWEnv(t, wOpts{feed: feed.Options{History: 64}, smallBuffers: true, writeTimeout: 500 * time.Millisecond})
+	alone := writeN(e)
 	stuck := e.watchPaused("/watch/")
 	require.Eventually(t, func() bool { return e.feed.Active() == 1 }, 5*time.Second, time.Millisecond)
-	withStuck := writeN()
+	withStuck := writeN(e)
 	t.Logf("%d writes: %v (%d/s) without a subscriber, %v (%d/s) with a stuck one",
 		n, alone, rate(alone), withStuck, rate(withStuck))
 	assert.Less(t, withStuck, 20*time.Second, "a stuck subscriber must not stop writes")
@@ -492,14 +486,14 @@ func TestWatchSlowSubscriberIsDroppedWithoutSlowingWriters(t *testing.T) {
 	require.Eventually(t, func() bool { return e.feed.Active() == 0 }, 10*time.Second, 5*time.Millisecond,
 		"the server gives up on a client that stopped reading")
 	stuck.close()
-	dropped := e.feed.Dropped()
 
 	// Slow: stops reading while the writer overruns the history, then
-	// reads again and is told it missed events.
-	StreamWriteTimeout = 10 * time.Second
+	// reads again and is told it missed events. The default write
+	// timeout outlasts the pause, so only falling behind ends the stream.
+	e = newWEnv(t, wOpts{feed: feed.Options{History: 64}, smallBuffers: true})
 	slow := e.watchPaused("/watch/")
 	require.Eventually(t, func() bool { return e.feed.Active() == 1 }, 5*time.Second, time.Millisecond)
-	writeN()
+	writeN(e)
 	slow.start()
 	rest, err := slow.end()
 	assert.ErrorIs(t, err, io.EOF, "the stream ends cleanly")
@@ -508,7 +502,7 @@ func TestWatchSlowSubscriberIsDroppedWithoutSlowingWriters(t *testing.T) {
 	assert.Equal(t, "error", last.Name)
 	assert.JSONEq(t, `{"error":"too slow; events were dropped"}`, last.Data)
 	assert.Less(t, len(rest)-1, n, "it got some events, not all")
-	assert.Equal(t, dropped+1, e.feed.Dropped())
+	assert.Equal(t, uint64(1), e.feed.Dropped())
 	require.Eventually(t, func() bool { return e.feed.Active() == 0 }, 5*time.Second, time.Millisecond)
 }
 
@@ -516,8 +510,7 @@ func TestWatchSlowSubscriberIsDroppedWithoutSlowingWriters(t *testing.T) {
 // socket buffer is cut off by the write deadline, even when it never falls
 // out of the history.
 func TestWatchWriteDeadlineFreesStuckStream(t *testing.T) {
-	setVar(t, &StreamWriteTimeout, 300*time.Millisecond)
-	e := newWEnv(t, wOpts{feed: feed.Options{History: 100000}, smallBuffers: true})
+	e := newWEnv(t, wOpts{feed: feed.Options{History: 100000}, smallBuffers: true, writeTimeout: 300 * time.Millisecond})
 	stuck := e.watchPaused("/watch/")
 	defer stuck.close()
 	require.Eventually(t, func() bool { return e.feed.Active() == 1 }, 5*time.Second, time.Millisecond)
