@@ -1,0 +1,339 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rendezvous-kv/rendezvous/persist"
+)
+
+// Config is everything a Server is set up with. Start from DefaultConfig:
+// a zero field means zero, not "the default", except where its comment
+// says otherwise, and Validate refuses most zeros.
+type Config struct {
+	// Addr is the API's TCP address, host:port; port 0 picks a free one
+	// (see Server.Addr).
+	Addr string
+	// Insecure allows plaintext HTTP on an Addr or MetricsAddr that is not
+	// a loopback address. Without it such an address is refused: put a
+	// TLS proxy in front and list it in TrustedProxies.
+	Insecure bool
+
+	// Data is the snapshot file; the journal generations and the lock
+	// file live beside it. Empty keeps everything in memory only.
+	Data string
+	// Fsync says when journal records reach the disk.
+	Fsync persist.SyncMode
+	// Repair starts despite a damaged snapshot or journal: the records
+	// before the damage are kept and the damaged file is moved aside.
+	Repair bool
+	// SaveInterval is the time between snapshots.
+	SaveInterval time.Duration
+
+	// MaxKeySize is the longest key in bytes, as stored (an ip/ key
+	// counts with the address).
+	MaxKeySize int
+	// MaxValueSize is the largest value plus owner secret, in bytes.
+	MaxValueSize int
+	// MaxKeys caps the live keys.
+	MaxKeys int
+	// MaxTTL is the default and the longest lifetime of a value.
+	MaxTTL time.Duration
+	// MaxScanLimit is the most keys one listing page returns.
+	MaxScanLimit int
+	// MaxWait is the longest a long-poll may hold a request.
+	MaxWait time.Duration
+
+	// RateOff turns rate limiting off; the other Rate fields are then
+	// ignored.
+	RateOff bool
+	// RateTokens tokens refill each client's bucket every RateWindow.
+	RateTokens int
+	RateWindow time.Duration
+	// RateBurst is the bucket size; 0 means RateTokens.
+	RateBurst int
+	// CostRead and CostWrite are the tokens a read and a write take.
+	CostRead, CostWrite int
+	// RateIPv4Prefix and RateIPv6Prefix are the prefix lengths of the
+	// addresses that share one bucket (and one set of watcher places).
+	RateIPv4Prefix, RateIPv6Prefix int
+	// RateClients is the most buckets kept; beyond it new clients share
+	// one.
+	RateClients int
+
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For and
+	// X-Real-IP are believed. Addresses are compared unmapped, so IPv4
+	// ranges are given as IPv4, not as ::ffff:a.b.c.d/N.
+	TrustedProxies []netip.Prefix
+	// CORSOrigin is sent as Access-Control-Allow-Origin; empty disables
+	// CORS.
+	CORSOrigin string
+	// IPWriteOrigins are the web origins whose pages may write ip/ keys,
+	// besides this server's own, each as ParseOrigin returns it.
+	IPWriteOrigins []string
+
+	// MaxWatchers caps the watch streams and long-polls open at once, in
+	// all; MaxWatchersPerIP per client (grouped as for the rate limit);
+	// MaxWatchersPerNet per network of WatchNetIPv4Prefix or
+	// WatchNetIPv6Prefix bits (never narrower than a client's group).
+	MaxWatchers, MaxWatchersPerIP, MaxWatchersPerNet int
+	WatchNetIPv4Prefix, WatchNetIPv6Prefix           int
+	// WatchKeepAlive is how long a watch stream stays silent before it
+	// sends a comment line; 0 means handlers.DefaultWatchKeepAlive.
+	WatchKeepAlive time.Duration
+	// StreamWriteTimeout bounds each write to a watch stream and the
+	// final write of a long-poll; 0 means
+	// handlers.DefaultStreamWriteTimeout.
+	StreamWriteTimeout time.Duration
+
+	// MetricsAddr, when set, serves /metrics on this address instead of
+	// on Addr.
+	MetricsAddr string
+	// PprofAddr, when set, serves net/http/pprof and expvar on this
+	// address, which must be loopback.
+	PprofAddr string
+
+	// DrainTimeout bounds how long Serve, once its context is done, waits
+	// for requests in flight; 0 means 10 seconds.
+	DrainTimeout time.Duration
+	// PaceGC lets the server tune the garbage collector to the live heap
+	// (package gcpace) unless GOGC is set. The setting is process-wide, so
+	// at most one server in a process should have it; the rendezvous
+	// command sets it.
+	PaceGC bool
+	// Now is the clock of expiry and TTLs; nil means time.Now. Tests pass
+	// a fake one. The rate limiter and snapshot times keep the real clock.
+	Now func() time.Time
+	// Logger receives the server's log; nil discards it.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the settings of the rendezvous command run
+// without flags (which also sets PaceGC).
+func DefaultConfig() Config {
+	return Config{
+		Addr:               "127.0.0.1:8080",
+		Data:               "rendezvous.db",
+		Fsync:              persist.SyncEverySec,
+		SaveInterval:       time.Minute,
+		MaxKeySize:         100,
+		MaxValueSize:       1000,
+		MaxKeys:            100000,
+		MaxTTL:             2 * time.Hour,
+		MaxScanLimit:       1000,
+		MaxWait:            time.Minute,
+		RateTokens:         17,
+		RateWindow:         time.Minute,
+		CostRead:           1,
+		CostWrite:          3,
+		RateIPv4Prefix:     32,
+		RateIPv6Prefix:     64,
+		RateClients:        100000,
+		CORSOrigin:         "*",
+		MaxWatchers:        1000,
+		MaxWatchersPerIP:   10,
+		MaxWatchersPerNet:  100,
+		WatchNetIPv4Prefix: 24,
+		WatchNetIPv6Prefix: 48,
+		DrainTimeout:       10 * time.Second,
+	}
+}
+
+// ConfigError says which setting Validate refused, and why.
+type ConfigError struct {
+	// Field is the name of the Config field, like "MaxTTL".
+	Field string
+	// Value is the refused value.
+	Value any
+	// Err is the reason; ErrPlaintext for an address refused because it
+	// is not loopback and Insecure is not set.
+	Err error
+}
+
+func (e *ConfigError) Error() string {
+	v := fmt.Sprint(e.Value)
+	if s, ok := e.Value.(string); ok {
+		v = fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("server: invalid %s %s: %v", e.Field, v, e.Err)
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// ErrPlaintext refuses an address that would serve plaintext HTTP off the
+// loopback interface without Config.Insecure.
+var ErrPlaintext = errors.New("plaintext HTTP on an address that is not loopback; put a TLS proxy in front and set Insecure, or listen on loopback")
+
+var (
+	errPositive    = errors.New("must be positive")
+	errNegative    = errors.New("must not be negative")
+	errProfiling   = errors.New("profiling is only served on a loopback address")
+	errBurstCost   = errors.New("smaller than a request's cost")
+	errMappedRange = errors.New("give IPv4 ranges as IPv4: addresses are compared unmapped")
+)
+
+// Validate reports the first setting a Server cannot run with, as a
+// *ConfigError.
+func (c *Config) Validate() error {
+	refuse := func(field string, v any, err error) error {
+		return &ConfigError{Field: field, Value: v, Err: err}
+	}
+	for _, p := range []struct {
+		field string
+		v     int
+	}{
+		{"MaxKeySize", c.MaxKeySize},
+		{"MaxValueSize", c.MaxValueSize},
+		{"MaxKeys", c.MaxKeys},
+		{"CostRead", c.CostRead},
+		{"CostWrite", c.CostWrite},
+		{"RateClients", c.RateClients},
+		{"MaxScanLimit", c.MaxScanLimit},
+		{"MaxWatchers", c.MaxWatchers},
+		{"MaxWatchersPerIP", c.MaxWatchersPerIP},
+		{"MaxWatchersPerNet", c.MaxWatchersPerNet},
+	} {
+		if p.v <= 0 {
+			return refuse(p.field, p.v, errPositive)
+		}
+	}
+	for _, p := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"MaxTTL", c.MaxTTL},
+		{"MaxWait", c.MaxWait},
+		{"SaveInterval", c.SaveInterval},
+	} {
+		if p.v <= 0 {
+			return refuse(p.field, p.v, errPositive)
+		}
+	}
+	for _, p := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"WatchKeepAlive", c.WatchKeepAlive},
+		{"StreamWriteTimeout", c.StreamWriteTimeout},
+		{"DrainTimeout", c.DrainTimeout},
+	} {
+		if p.v < 0 {
+			return refuse(p.field, p.v, errNegative)
+		}
+	}
+	if c.RateBurst < 0 {
+		return refuse("RateBurst", c.RateBurst, errNegative)
+	}
+	for _, p := range []struct {
+		field   string
+		v, most int
+	}{
+		{"RateIPv4Prefix", c.RateIPv4Prefix, 32},
+		{"RateIPv6Prefix", c.RateIPv6Prefix, 128},
+		{"WatchNetIPv4Prefix", c.WatchNetIPv4Prefix, 32},
+		{"WatchNetIPv6Prefix", c.WatchNetIPv6Prefix, 128},
+	} {
+		if p.v < 1 || p.v > p.most {
+			return refuse(p.field, p.v, fmt.Errorf("must be 1..%d", p.most))
+		}
+	}
+	if !c.RateOff {
+		switch {
+		case c.RateTokens <= 0:
+			return refuse("RateTokens", c.RateTokens, errPositive)
+		case c.RateWindow <= 0:
+			return refuse("RateWindow", c.RateWindow, errPositive)
+		case c.CostWrite > c.burst() || c.CostRead > c.burst():
+			return refuse("RateBurst", c.burst(), errBurstCost)
+		}
+	}
+	if c.Fsync > persist.SyncNo {
+		return refuse("Fsync", c.Fsync, errors.New("not a sync mode"))
+	}
+	for _, p := range c.TrustedProxies {
+		switch {
+		case !p.IsValid():
+			return refuse("TrustedProxies", p, errors.New("not a valid prefix"))
+		case p.Addr().Is4In6() && p.Bits() >= 96:
+			return refuse("TrustedProxies", p, errMappedRange)
+		}
+	}
+	for _, o := range c.IPWriteOrigins {
+		if canon, err := ParseOrigin(o); err != nil {
+			return refuse("IPWriteOrigins", o, err)
+		} else if canon != o {
+			return refuse("IPWriteOrigins", o, fmt.Errorf("write it as %s, the form browsers send", canon))
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return refuse("Addr", c.Addr, err)
+	}
+	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
+		return refuse("PprofAddr", c.PprofAddr, errProfiling)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return refuse("MetricsAddr", c.MetricsAddr, err)
+		}
+		if !c.Insecure && !loopbackAddr(c.MetricsAddr) {
+			return refuse("MetricsAddr", c.MetricsAddr, ErrPlaintext)
+		}
+	}
+	if !c.Insecure && !loopbackAddr(c.Addr) {
+		return refuse("Addr", c.Addr, ErrPlaintext)
+	}
+	return nil
+}
+
+// burst is the bucket size in effect.
+func (c *Config) burst() int {
+	if c.RateBurst > 0 {
+		return c.RateBurst
+	}
+	return c.RateTokens
+}
+
+// rateText describes the rate limit for logs and the landing page.
+func (c *Config) rateText() string {
+	if c.RateOff {
+		return "off"
+	}
+	return fmt.Sprintf("%d tokens per %s, burst %d", c.RateTokens, shortDuration(c.RateWindow), c.burst())
+}
+
+// shortDuration prints 1m rather than 1m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	s = strings.TrimSuffix(s, "0s")
+	return strings.TrimSuffix(s, "0m")
+}
+
+// ParseOrigin returns the web origin s (scheme://host[:port], a trailing
+// slash allowed) in the lower case browsers send in an Origin header.
+func ParseOrigin(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") ||
+		u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return "", fmt.Errorf("%q is not an origin like https://app.example", s)
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+}
+
+// loopbackAddr reports whether addr only listens on a loopback interface.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
