@@ -7,64 +7,31 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rendezvous-kv/rendezvous/persist"
+	"github.com/rendezvous-kv/rendezvous/server"
 )
 
-// config is everything the command line and environment can set.
-type config struct {
-	Addr          string
-	Data          string
-	MaxKeySize    int
-	MaxValueSize  int
-	MaxKeys       int
-	MaxTTL        time.Duration
-	SaveInterval  time.Duration
-	Rate          rateSpec
-	RateBurst     int
-	CostRead      int
-	CostWrite     int
-	IPv4Prefix    int
-	IPv6Prefix    int
-	RateClients   int
-	TrustedProxy  prefixList
-	Insecure      bool
-	Fsync         persist.SyncMode
-	Repair        bool
-	CORSOrigin    string
-	IPWriteOrigin originList
-	MaxScanLimit  int
-	MaxWait       time.Duration
-	MaxWatchers   int
-	WatchersPerIP int
-	WatchersNet   int
-	WatchNetV4    int
-	WatchNetV6    int
-	MetricsAddr   string
-	PprofAddr     string
-}
+// rateFlag is --rate: "N/DURATION" (tokens per window) or "off", kept in
+// the rate fields of a server.Config.
+type rateFlag struct{ c *server.Config }
 
-// rateSpec is "N/DURATION" (tokens per window) or "off".
-type rateSpec struct {
-	Tokens int
-	Window time.Duration
-	Off    bool
-}
-
-func (r *rateSpec) String() string {
-	if r.Off {
+func (r rateFlag) String() string {
+	switch {
+	case r.c == nil:
+		return ""
+	case r.c.RateOff:
 		return "off"
 	}
-	return strconv.Itoa(r.Tokens) + "/" + shortDuration(r.Window)
+	return strconv.Itoa(r.c.RateTokens) + "/" + shortDuration(r.c.RateWindow)
 }
 
-func (r *rateSpec) Set(s string) error {
+func (r rateFlag) Set(s string) error {
 	if s == "off" {
-		*r = rateSpec{Off: true}
+		r.c.RateOff = true
 		return nil
 	}
 	n, d, ok := strings.Cut(s, "/")
@@ -79,7 +46,7 @@ func (r *rateSpec) Set(s string) error {
 	if err != nil || window <= 0 {
 		return errors.New("window must be a positive duration")
 	}
-	*r = rateSpec{Tokens: tokens, Window: window}
+	r.c.RateOff, r.c.RateTokens, r.c.RateWindow = false, tokens, window
 	return nil
 }
 
@@ -134,12 +101,11 @@ func (o *originList) Set(s string) error {
 		if part == "" {
 			continue
 		}
-		u, err := url.Parse(part)
-		if err != nil || u.Scheme == "" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") ||
-			u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-			return fmt.Errorf("%q is not an origin like https://app.example", part)
+		origin, err := server.ParseOrigin(part)
+		if err != nil {
+			return err
 		}
-		*o = append(*o, strings.ToLower(u.Scheme+"://"+u.Host))
+		*o = append(*o, origin)
 	}
 	return nil
 }
@@ -156,33 +122,12 @@ func unmapPrefix(p netip.Prefix) netip.Prefix {
 // errHelp asks the caller to exit 0 after usage was printed.
 var errHelp = errors.New("help requested")
 
-// parseConfig reads flags from args, with each flag also settable as the
-// environment variable RENDEZVOUS_<FLAG> (upper case, dashes as
-// underscores). The command line wins over the environment.
-func parseConfig(args []string, getenv func(string) string, usage io.Writer) (config, error) {
-	c := config{
-		Addr:          "127.0.0.1:8080",
-		Data:          "rendezvous.db",
-		MaxKeySize:    100,
-		MaxValueSize:  1000,
-		MaxKeys:       100000,
-		MaxTTL:        2 * time.Hour,
-		SaveInterval:  time.Minute,
-		Rate:          rateSpec{Tokens: 17, Window: time.Minute},
-		CostRead:      1,
-		CostWrite:     3,
-		IPv4Prefix:    32,
-		IPv6Prefix:    64,
-		RateClients:   100000,
-		CORSOrigin:    "*",
-		MaxScanLimit:  1000,
-		MaxWait:       time.Minute,
-		MaxWatchers:   1000,
-		WatchersPerIP: 10,
-		WatchersNet:   100,
-		WatchNetV4:    24,
-		WatchNetV6:    48,
-	}
+// parseConfig reads flags from args into a server.Config, with each flag
+// also settable as the environment variable RENDEZVOUS_<FLAG> (upper case,
+// dashes as underscores). The command line wins over the environment. The
+// result is validated, with the refusal worded in flags.
+func parseConfig(args []string, getenv func(string) string, usage io.Writer) (server.Config, error) {
+	c := server.DefaultConfig()
 	fs := flag.NewFlagSet("rendezvous", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (host:port)")
@@ -192,32 +137,32 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.IntVar(&c.MaxKeys, "max-keys", c.MaxKeys, "maximum number of live keys")
 	fs.DurationVar(&c.MaxTTL, "max-ttl", c.MaxTTL, "default and maximum TTL")
 	fs.DurationVar(&c.SaveInterval, "save-interval", c.SaveInterval, "time between snapshots")
-	fs.Var(&c.Rate, "rate", `per-client token refill as N/DURATION, or "off"`)
-	fs.IntVar(&c.RateBurst, "rate-burst", 0, "token bucket size (default: N of --rate)")
+	fs.Var(rateFlag{&c}, "rate", `per-client token refill as N/DURATION, or "off"`)
+	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "token bucket size (default: N of --rate)")
 	fs.IntVar(&c.CostRead, "cost-read", c.CostRead, "tokens a read costs")
 	fs.IntVar(&c.CostWrite, "cost-write", c.CostWrite, "tokens a write costs")
-	fs.IntVar(&c.IPv4Prefix, "rate-ipv4-prefix", c.IPv4Prefix, "IPv4 prefix length that shares one bucket")
-	fs.IntVar(&c.IPv6Prefix, "rate-ipv6-prefix", c.IPv6Prefix, "IPv6 prefix length that shares one bucket")
+	fs.IntVar(&c.RateIPv4Prefix, "rate-ipv4-prefix", c.RateIPv4Prefix, "IPv4 prefix length that shares one bucket")
+	fs.IntVar(&c.RateIPv6Prefix, "rate-ipv6-prefix", c.RateIPv6Prefix, "IPv6 prefix length that shares one bucket")
 	fs.IntVar(&c.RateClients, "rate-clients", c.RateClients, "maximum buckets kept; beyond it new clients share one")
-	fs.Var(&c.TrustedProxy, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For/X-Real-IP is believed (repeatable, comma-separated)")
-	fs.BoolVar(&c.Insecure, "insecure", false, "allow plaintext HTTP on a non-loopback address")
+	fs.Var((*prefixList)(&c.TrustedProxies), "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For/X-Real-IP is believed (repeatable, comma-separated)")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow plaintext HTTP on a non-loopback address")
 	fs.Func("fsync", "when journal records reach the disk: always, everysec or no (default everysec)", func(s string) error {
 		m, err := persist.ParseSyncMode(s)
 		c.Fsync = m
 		return err
 	})
 	fs.StringVar(&c.CORSOrigin, "cors-origin", c.CORSOrigin, `Access-Control-Allow-Origin for browsers; "" disables CORS`)
-	fs.Var(&c.IPWriteOrigin, "ip-write-origins", "web origins (like https://app.example) whose pages may write ip/ keys, besides this server's own (comma-separated)")
+	fs.Var((*originList)(&c.IPWriteOrigins), "ip-write-origins", "web origins (like https://app.example) whose pages may write ip/ keys, besides this server's own (comma-separated)")
 	fs.IntVar(&c.MaxScanLimit, "max-scan-limit", c.MaxScanLimit, "most keys one /list page returns")
 	fs.DurationVar(&c.MaxWait, "max-wait", c.MaxWait, "longest a long-poll (?wait=) may hold a request")
 	fs.IntVar(&c.MaxWatchers, "max-watchers", c.MaxWatchers, "watch streams and long-polls open at once, in all")
-	fs.IntVar(&c.WatchersPerIP, "max-watchers-per-ip", c.WatchersPerIP, "watch streams and long-polls open at once per client")
-	fs.IntVar(&c.WatchersNet, "max-watchers-per-net", c.WatchersNet, "watch streams and long-polls open at once per network (see --watch-net-ipv4-prefix)")
-	fs.IntVar(&c.WatchNetV4, "watch-net-ipv4-prefix", c.WatchNetV4, "IPv4 prefix length of a network for --max-watchers-per-net")
-	fs.IntVar(&c.WatchNetV6, "watch-net-ipv6-prefix", c.WatchNetV6, "IPv6 prefix length of a network for --max-watchers-per-net")
-	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9090)")
-	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof and expvar on this loopback address (off by default)")
-	fs.BoolVar(&c.Repair, "repair", false, "start despite a damaged snapshot or journal, or missing journal generations: load what can be read, move the files aside (never delete)")
+	fs.IntVar(&c.MaxWatchersPerIP, "max-watchers-per-ip", c.MaxWatchersPerIP, "watch streams and long-polls open at once per client")
+	fs.IntVar(&c.MaxWatchersPerNet, "max-watchers-per-net", c.MaxWatchersPerNet, "watch streams and long-polls open at once per network (see --watch-net-ipv4-prefix)")
+	fs.IntVar(&c.WatchNetIPv4Prefix, "watch-net-ipv4-prefix", c.WatchNetIPv4Prefix, "IPv4 prefix length of a network for --max-watchers-per-net")
+	fs.IntVar(&c.WatchNetIPv6Prefix, "watch-net-ipv6-prefix", c.WatchNetIPv6Prefix, "IPv6 prefix length of a network for --max-watchers-per-net")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9090)")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof and expvar on this loopback address (off by default)")
+	fs.BoolVar(&c.Repair, "repair", c.Repair, "start despite a damaged snapshot or journal, or missing journal generations: load what can be read, move the files aside (never delete)")
 
 	// The original server's flags, so existing units keep working.
 	var legacyListen, legacyPort string
@@ -288,98 +233,45 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		if legacyReset <= 0 {
 			legacyReset = time.Minute
 		}
-		c.Rate = rateSpec{Tokens: legacyRequests, Window: legacyReset}
+		c.RateOff, c.RateTokens, c.RateWindow = false, legacyRequests, legacyReset
 	}
-	return c, c.validate()
+	return c, flagError(c.Validate())
 }
 
-func (c *config) validate() error {
-	positive := []struct {
-		name string
-		v    int
-	}{
-		{"max-key-size", c.MaxKeySize},
-		{"max-value-size", c.MaxValueSize},
-		{"max-keys", c.MaxKeys},
-		{"cost-read", c.CostRead},
-		{"cost-write", c.CostWrite},
-		{"rate-clients", c.RateClients},
-		{"max-scan-limit", c.MaxScanLimit},
-		{"max-watchers", c.MaxWatchers},
-		{"max-watchers-per-ip", c.WatchersPerIP},
-		{"max-watchers-per-net", c.WatchersNet},
-	}
-	for _, p := range positive {
-		if p.v <= 0 {
-			return fmt.Errorf("invalid value %d for flag --%s: must be positive", p.v, p.name)
-		}
-	}
-	if c.MaxTTL <= 0 {
-		return fmt.Errorf("invalid value %s for flag --max-ttl: must be positive", c.MaxTTL)
-	}
-	if c.MaxWait <= 0 {
-		return fmt.Errorf("invalid value %s for flag --max-wait: must be positive", c.MaxWait)
-	}
-	if c.SaveInterval <= 0 {
-		return fmt.Errorf("invalid value %s for flag --save-interval: must be positive", c.SaveInterval)
-	}
-	if c.RateBurst < 0 {
-		return fmt.Errorf("invalid value %d for flag --rate-burst: must not be negative", c.RateBurst)
-	}
-	if c.IPv4Prefix < 1 || c.IPv4Prefix > 32 {
-		return fmt.Errorf("invalid value %d for flag --rate-ipv4-prefix: must be 1..32", c.IPv4Prefix)
-	}
-	if c.IPv6Prefix < 1 || c.IPv6Prefix > 128 {
-		return fmt.Errorf("invalid value %d for flag --rate-ipv6-prefix: must be 1..128", c.IPv6Prefix)
-	}
-	if c.WatchNetV4 < 1 || c.WatchNetV4 > 32 {
-		return fmt.Errorf("invalid value %d for flag --watch-net-ipv4-prefix: must be 1..32", c.WatchNetV4)
-	}
-	if c.WatchNetV6 < 1 || c.WatchNetV6 > 128 {
-		return fmt.Errorf("invalid value %d for flag --watch-net-ipv6-prefix: must be 1..128", c.WatchNetV6)
-	}
-	if !c.Rate.Off {
-		burst := c.burst()
-		if c.CostWrite > burst || c.CostRead > burst {
-			return fmt.Errorf("invalid value %d for flag --rate-burst: smaller than a request's cost", burst)
-		}
-	}
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		return fmt.Errorf("invalid value %q for flag --addr: %v", c.Addr, err)
-	}
-	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
-		return fmt.Errorf("invalid value %q for flag --pprof-addr: profiling is only served on a loopback address", c.PprofAddr)
-	}
-	if c.MetricsAddr != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
-			return fmt.Errorf("invalid value %q for flag --metrics-addr: %v", c.MetricsAddr, err)
-		}
-		if !c.Insecure && !loopbackAddr(c.MetricsAddr) {
-			return fmt.Errorf("invalid value %q for flag --metrics-addr: /metrics would be served in plaintext on an address that is not loopback; listen on 127.0.0.1, or pass --insecure to expose it", c.MetricsAddr)
-		}
-	}
-	if !c.Insecure && !loopbackAddr(c.Addr) {
-		return fmt.Errorf("refusing to serve plaintext HTTP on %s, which is not a loopback address: put a TLS proxy in front and pass --insecure (with --trusted-proxy), or listen on 127.0.0.1", c.Addr)
-	}
-	return nil
+// flagNames names the flag that sets each server.Config field.
+var flagNames = map[string]string{
+	"Addr": "addr", "Data": "data", "MaxKeySize": "max-key-size", "MaxValueSize": "max-value-size",
+	"MaxKeys": "max-keys", "MaxTTL": "max-ttl", "SaveInterval": "save-interval",
+	"RateTokens": "rate", "RateWindow": "rate", "RateBurst": "rate-burst",
+	"CostRead": "cost-read", "CostWrite": "cost-write",
+	"RateIPv4Prefix": "rate-ipv4-prefix", "RateIPv6Prefix": "rate-ipv6-prefix", "RateClients": "rate-clients",
+	"TrustedProxies": "trusted-proxy", "Fsync": "fsync", "CORSOrigin": "cors-origin",
+	"IPWriteOrigins": "ip-write-origins", "MaxScanLimit": "max-scan-limit", "MaxWait": "max-wait",
+	"MaxWatchers": "max-watchers", "MaxWatchersPerIP": "max-watchers-per-ip", "MaxWatchersPerNet": "max-watchers-per-net",
+	"WatchNetIPv4Prefix": "watch-net-ipv4-prefix", "WatchNetIPv6Prefix": "watch-net-ipv6-prefix",
+	"MetricsAddr": "metrics-addr", "PprofAddr": "pprof-addr",
 }
 
-func (c *config) burst() int {
-	if c.RateBurst > 0 {
-		return c.RateBurst
+// flagError words a *server.ConfigError for the command line: by the flag
+// that set the refused value, and with the flag that lifts a refusal.
+func flagError(err error) error {
+	var ce *server.ConfigError
+	if !errors.As(err, &ce) {
+		return err
 	}
-	return c.Rate.Tokens
-}
-
-// loopbackAddr reports whether addr only listens on a loopback interface.
-func loopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
+	name, ok := flagNames[ce.Field]
+	if !ok {
+		return err
 	}
-	if host == "localhost" {
-		return true
+	value := fmt.Sprint(ce.Value)
+	if s, ok := ce.Value.(string); ok {
+		value = strconv.Quote(s)
 	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
+	switch {
+	case errors.Is(ce.Err, server.ErrPlaintext) && ce.Field == "Addr":
+		return fmt.Errorf("refusing to serve plaintext HTTP on %s, which is not a loopback address: put a TLS proxy in front and pass --insecure (with --trusted-proxy), or listen on 127.0.0.1", ce.Value)
+	case errors.Is(ce.Err, server.ErrPlaintext):
+		return fmt.Errorf("invalid value %s for flag --%s: /metrics would be served in plaintext on an address that is not loopback; listen on 127.0.0.1, or pass --insecure to expose it", value, name)
+	}
+	return fmt.Errorf("invalid value %s for flag --%s: %v", value, name, ce.Err)
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/rendezvous-kv/rendezvous/server"
 )
 
 func env(kv map[string]string) func(string) string {
@@ -24,10 +26,15 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 100000, c.MaxKeys)
 	assert.Equal(t, 2*time.Hour, c.MaxTTL)
 	assert.Equal(t, time.Minute, c.SaveInterval)
-	assert.Equal(t, rateSpec{Tokens: 17, Window: time.Minute}, c.Rate)
-	assert.Equal(t, 17, c.burst())
+	assert.False(t, c.RateOff)
+	assert.Equal(t, 17, c.RateTokens)
+	assert.Equal(t, time.Minute, c.RateWindow)
+	assert.Zero(t, c.RateBurst, "the burst is the token count")
 	assert.Equal(t, 1, c.CostRead)
 	assert.Equal(t, 3, c.CostWrite)
+	assert.False(t, c.PaceGC, "run sets it, not the flags")
+	def := server.DefaultConfig()
+	assert.Equal(t, def, c, "no flags: the server's defaults")
 }
 
 func TestConfigEnvironmentAndFlags(t *testing.T) {
@@ -36,12 +43,12 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 7, c.MaxKeys, "the command line wins over the environment")
 	assert.Equal(t, 10*time.Minute, c.MaxTTL)
-	assert.True(t, c.Rate.Off)
-	assert.Equal(t, prefixList{
+	assert.True(t, c.RateOff)
+	assert.Equal(t, []netip.Prefix{
 		netip.MustParsePrefix("10.0.0.0/8"),
 		netip.MustParsePrefix("192.0.2.1/32"),
 		netip.MustParsePrefix("172.16.0.0/12"),
-	}, c.TrustedProxy)
+	}, c.TrustedProxies)
 }
 
 func TestConfigLegacyFlags(t *testing.T) {
@@ -55,7 +62,9 @@ func TestConfigLegacyFlags(t *testing.T) {
 	assert.Equal(t, 10, c.MaxKeys)
 	assert.Equal(t, time.Hour, c.MaxTTL)
 	assert.Equal(t, 5*time.Minute, c.SaveInterval)
-	assert.Equal(t, rateSpec{Tokens: 30, Window: 10 * time.Second}, c.Rate)
+	assert.False(t, c.RateOff)
+	assert.Equal(t, 30, c.RateTokens)
+	assert.Equal(t, 10*time.Second, c.RateWindow)
 }
 
 func TestConfigRejects(t *testing.T) {
@@ -120,15 +129,15 @@ func TestConfigMetricsAddrCheckedUpFront(t *testing.T) {
 func TestConfigIPWriteOrigins(t *testing.T) {
 	c, err := parseConfig(nil, env(nil), io.Discard)
 	require.NoError(t, err)
-	assert.Empty(t, c.IPWriteOrigin, "no other site's pages by default")
+	assert.Empty(t, c.IPWriteOrigins, "no other site's pages by default")
 
 	c, err = parseConfig([]string{"--ip-write-origins", "https://App.Example, http://localhost:3000/", "--ip-write-origins", "https://b.example"}, env(nil), io.Discard)
 	require.NoError(t, err)
-	assert.Equal(t, originList{"https://app.example", "http://localhost:3000", "https://b.example"}, c.IPWriteOrigin)
+	assert.Equal(t, []string{"https://app.example", "http://localhost:3000", "https://b.example"}, c.IPWriteOrigins)
 
 	c, err = parseConfig(nil, env(map[string]string{"RENDEZVOUS_IP_WRITE_ORIGINS": "https://a.example,https://b.example"}), io.Discard)
 	require.NoError(t, err)
-	assert.Equal(t, originList{"https://a.example", "https://b.example"}, c.IPWriteOrigin)
+	assert.Equal(t, []string{"https://a.example", "https://b.example"}, c.IPWriteOrigins)
 
 	for _, bad := range []string{"*", "null", "app.example", "https://app.example/path", "https://app.example?x", "https://u@app.example", "https://"} {
 		_, err := parseConfig([]string{"--ip-write-origins", bad}, env(nil), io.Discard)

@@ -77,7 +77,7 @@ func journalFiles(t *testing.T, data string) []string {
 }
 
 // waitLog waits until the server's log holds want at least n times.
-func waitLog(t *testing.T, s *server, want string, n int) {
+func waitLog(t *testing.T, s *process, want string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for strings.Count(s.log.String(), want) < n {

@@ -26,7 +26,7 @@ func TestEndToEndCrossSiteIPWrites(t *testing.T) {
 	s := startServer(t, "--data", "", "--rate", "off", "--ip-write-origins", "https://app.example")
 	s2 := startServer(t, "--data", "", "--rate", "off")
 	for _, tc := range []struct {
-		s      *server
+		s      *process
 		origin string
 		status int
 	}{

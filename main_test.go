@@ -44,8 +44,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// server is a running server process.
-type server struct {
+// process is a running server process.
+type process struct {
 	cmd  *exec.Cmd
 	base string
 	log  *serverLog
@@ -75,14 +75,14 @@ var listenLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 // startServer runs the binary with args on a free loopback port and waits
 // until it listens.
-func startServer(t *testing.T, args ...string) *server {
+func startServer(t *testing.T, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	s := &server{cmd: cmd, log: &serverLog{}, done: make(chan error, 1)}
+	s := &process{cmd: cmd, log: &serverLog{}, done: make(chan error, 1)}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -113,7 +113,7 @@ func startServer(t *testing.T, args ...string) *server {
 }
 
 // stop sends SIGTERM and returns the exit code.
-func (s *server) stop(t *testing.T) int {
+func (s *process) stop(t *testing.T) int {
 	t.Helper()
 	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
 	select {

@@ -96,7 +96,7 @@ func startRefused(t *testing.T, data string) (int, string) {
 }
 
 // checkServes checks that s has the n keys of the given prefix with value.
-func checkServes(t *testing.T, s *server, prefix, value string, n int) {
+func checkServes(t *testing.T, s *process, prefix, value string, n int) {
 	t.Helper()
 	for i := range n {
 		resp, body := do(t, "GET", fmt.Sprintf("%s/get/%s%d", s.base, prefix, i), "")
