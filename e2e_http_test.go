@@ -1,16 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
-	"io"
-	"net"
-	"net/http"
 	"os/exec"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -60,38 +53,4 @@ func TestEndToEndBadIPWriteOrigins(t *testing.T) {
 	assert.Equal(t, 2, exitCode(err))
 	assert.Contains(t, string(out), "ip-write-origins")
 	assert.Equal(t, 1, strings.Count(strings.TrimSpace(string(out)), "\n")+1, "one line: %s", out)
-}
-
-// A request with both Content-Length and Transfer-Encoding is refused and
-// its connection closed, so the request a proxy going by Content-Length
-// would not see, hidden in the chunked body, never runs.
-func TestEndToEndRequestSmuggling(t *testing.T) {
-	s := startServer(t, "--data", "", "--rate", "off")
-	c, err := net.DialTimeout("tcp", strings.TrimPrefix(s.base, "http://"), 5*time.Second)
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
-
-	hidden := "POST /set/smuggled HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
-	inner := "0\r\n\r\n" + hidden
-	_, err = io.WriteString(c, "POST /set/front HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: "+
-		strconv.Itoa(len(inner))+"\r\n\r\n"+inner)
-	require.NoError(t, err)
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	body, _ := io.ReadAll(resp.Body)
-	assert.Equal(t, 400, resp.StatusCode, string(body))
-	assert.Contains(t, string(body), "Transfer-Encoding and Content-Length")
-	assert.True(t, resp.Close, "Connection: close")
-	_, err = br.ReadByte()
-	assert.True(t, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET), "want the connection closed, got %v", err)
-
-	for _, key := range []string{"smuggled", "front"} {
-		resp, _ := do(t, "GET", s.base+"/get/"+key, "")
-		assert.Equal(t, 404, resp.StatusCode, key)
-	}
-	resp, _ = do(t, "POST", s.base+"/set/plain", "v")
-	assert.Equal(t, 200, resp.StatusCode, "other requests are served")
-	require.Equal(t, 0, s.stop(t))
 }

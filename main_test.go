@@ -141,49 +141,6 @@ func do(t *testing.T, method, url, body string, hdr ...string) (*http.Response, 
 	return resp, string(b)
 }
 
-func TestEndToEndRestartKeepsKeys(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "rendezvous.db")
-	s := startServer(t, "--data", data, "--rate", "off")
-
-	resp, body := do(t, "POST", s.base+"/set/mesh42/node-a?ttl=10m", "10.0.0.7:9000")
-	require.Equal(t, 200, resp.StatusCode, body)
-	assert.Equal(t, "OK", body)
-	expires := resp.Header.Get("X-Expires-At")
-	require.NotEmpty(t, expires)
-
-	resp, body = do(t, "POST", s.base+"/set/owned", "v1", "X-Owner-Secret", "s3cret")
-	require.Equal(t, 200, resp.StatusCode, body)
-
-	resp, body = do(t, "POST", s.base+"/set/ip/ssh", "addr")
-	require.Equal(t, 200, resp.StatusCode, body)
-	assert.Equal(t, "127.0.0.1", body)
-
-	require.Equal(t, 0, s.stop(t), s.log.String())
-	info, err := os.Stat(data)
-	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
-
-	s2 := startServer(t, "--data", data, "--rate", "off")
-	resp, body = do(t, "GET", s2.base+"/get/mesh42/node-a", "")
-	require.Equal(t, 200, resp.StatusCode)
-	assert.Equal(t, "10.0.0.7:9000", body)
-	assert.Equal(t, expires, resp.Header.Get("X-Expires-At"), "expiry survives the restart")
-
-	resp, body = do(t, "GET", s2.base+"/get/ip/127.0.0.1/ssh", "")
-	require.Equal(t, 200, resp.StatusCode)
-	assert.Equal(t, "addr", body)
-
-	// The owner survives the restart: a write without the secret is refused.
-	resp, _ = do(t, "POST", s2.base+"/set/owned", "stolen")
-	assert.Equal(t, 403, resp.StatusCode)
-	resp, _ = do(t, "POST", s2.base+"/set/owned", "v2", "X-Owner-Secret", "s3cret")
-	assert.Equal(t, 200, resp.StatusCode)
-	_, body = do(t, "GET", s2.base+"/get/owned", "")
-	assert.Equal(t, "v2", body)
-	require.Equal(t, 0, s2.stop(t))
-	assert.Contains(t, s2.log.String(), "snapshot written")
-}
-
 func TestEndToEndCorruptSnapshotRefusesToStart(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "rendezvous.db")
 	s := startServer(t, "--data", data, "--rate", "off")
@@ -208,38 +165,6 @@ func TestEndToEndCorruptSnapshotRefusesToStart(t *testing.T) {
 	after, err := os.ReadFile(data)
 	require.NoError(t, err)
 	assert.Equal(t, raw, after, "the damaged file is left as it was")
-}
-
-func TestEndToEndProtocols(t *testing.T) {
-	s := startServer(t, "--data", "", "--rate", "off")
-	resp, body := do(t, "GET", s.base+"/", "", "User-Agent", "curl/8.5.0", "Accept", "*/*")
-	require.Equal(t, 200, resp.StatusCode)
-	assert.Contains(t, resp.Header.Get("Content-Type"), "text/plain")
-	assert.Contains(t, body, s.base+"/set/", "usage shows this server's address")
-
-	resp, body = do(t, "GET", s.base+"/", "", "Accept", "text/html,application/xhtml+xml")
-	require.Equal(t, 200, resp.StatusCode)
-	assert.Contains(t, resp.Header.Get("Content-Type"), "text/html")
-	assert.Contains(t, body, "<html")
-
-	// HTTP/2 with prior knowledge on the same port.
-	h2 := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: h2cOnly()}}
-	req, _ := http.NewRequest("POST", s.base+"/set/h2", strings.NewReader("over h2c"))
-	resp, err := h2.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Equal(t, 200, resp.StatusCode)
-	assert.Equal(t, 2, resp.ProtoMajor)
-	resp, body = do(t, "GET", s.base+"/get/h2", "")
-	assert.Equal(t, "over h2c", body)
-	assert.Equal(t, 1, resp.ProtoMajor)
-	require.Equal(t, 0, s.stop(t))
-}
-
-func h2cOnly() *http.Protocols {
-	p := new(http.Protocols)
-	p.SetUnencryptedHTTP2(true)
-	return p
 }
 
 func TestEndToEndBadFlags(t *testing.T) {
@@ -272,77 +197,6 @@ func exitCode(err error) int {
 	return -1
 }
 
-func TestEndToEndMetricsAndHealth(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "rendezvous.db")
-	s := startServer(t, "--data", data, "--rate", "1/1h", "--rate-burst", "4")
-	resp, _ := do(t, "POST", s.base+"/set/m", "v")
-	require.Equal(t, 200, resp.StatusCode)
-	resp, _ = do(t, "GET", s.base+"/get/m", "")
-	require.Equal(t, 200, resp.StatusCode)
-	resp, _ = do(t, "GET", s.base+"/get/m", "")
-	require.Equal(t, 429, resp.StatusCode)
-
-	resp, body := do(t, "GET", s.base+"/metrics", "")
-	require.Equal(t, 200, resp.StatusCode)
-	for _, want := range []string{
-		`rendezvous_http_requests_total{code="200",route="set"} 1`,
-		`rendezvous_http_requests_total{code="429",route="get"} 1`,
-		`rendezvous_rate_limited_total{route="get"} 1`,
-		"rendezvous_keys 1",
-		"rendezvous_stored_bytes 2",
-		"rendezvous_journal_bytes ",
-		`rendezvous_http_request_duration_seconds_count{route="set"} 1`,
-	} {
-		assert.Contains(t, body, want)
-	}
-	resp, _ = do(t, "GET", s.base+"/healthz", "")
-	assert.Equal(t, 200, resp.StatusCode)
-	resp, _ = do(t, "GET", s.base+"/readyz", "")
-	assert.Equal(t, 200, resp.StatusCode)
-	require.Equal(t, 0, s.stop(t))
-}
-
-func TestEndToEndMetricsOnSeparateAddress(t *testing.T) {
-	s := startServer(t, "--data", "", "--metrics-addr", "127.0.0.1:0")
-	resp, _ := do(t, "GET", s.base+"/metrics", "")
-	assert.Equal(t, 404, resp.StatusCode, "not on the public listener")
-	m := regexp.MustCompile(`msg="metrics listening" addr=(\S+)`).FindStringSubmatch(s.log.String())
-	require.NotNil(t, m, s.log.String())
-	resp, body := do(t, "GET", "http://"+m[1]+"/metrics", "")
-	assert.Equal(t, 200, resp.StatusCode)
-	assert.Contains(t, body, "go_goroutines")
-	require.Equal(t, 0, s.stop(t))
-}
-
-// ETags come from versions, which continue above every version seen, so a
-// client's ETag stays valid across a restart and never matches a later
-// write.
-func TestEndToEndETagSurvivesRestart(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "rendezvous.db")
-	s := startServer(t, "--data", data, "--rate", "off")
-	resp, _ := do(t, "POST", s.base+"/set/cfg", "v1")
-	tag := resp.Header.Get("ETag")
-	require.NotEmpty(t, tag)
-	resp, _ = do(t, "POST", s.base+"/set/other", "x")
-	require.Equal(t, 200, resp.StatusCode)
-	resp, _ = do(t, "POST", s.base+"/del/other", "")
-	require.Equal(t, 200, resp.StatusCode)
-	require.Equal(t, 0, s.stop(t))
-
-	s2 := startServer(t, "--data", data, "--rate", "off")
-	resp, _ = do(t, "GET", s2.base+"/get/cfg", "")
-	assert.Equal(t, tag, resp.Header.Get("ETag"), "the ETag survives the restart")
-	resp, body := do(t, "POST", s2.base+"/set/cfg", "v2", "If-Match", tag)
-	require.Equal(t, 200, resp.StatusCode, body)
-	next := resp.Header.Get("ETag")
-	old, _ := strconv.Atoi(strings.Trim(tag, `"`))
-	cur, _ := strconv.Atoi(strings.Trim(next, `"`))
-	assert.Greater(t, cur, old+2, "versions continue above the deleted key's, never repeating")
-	resp, _ = do(t, "POST", s2.base+"/set/cfg", "v3", "If-Match", tag)
-	assert.Equal(t, 412, resp.StatusCode)
-	require.Equal(t, 0, s2.stop(t))
-}
-
 func TestEndToEndSecondServerOnOneDataFileIsRefused(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "rendezvous.db")
 	first := startServer(t, "--data", data, "--rate", "off")
@@ -371,26 +225,4 @@ func TestEndToEndSecondServerOnOneDataFileIsRefused(t *testing.T) {
 		assert.Equal(t, want, body, key)
 	}
 	require.Equal(t, 0, again.stop(t))
-}
-
-func TestEndToEndWatchersPerNetwork(t *testing.T) {
-	s := startServer(t, "--data", "", "--rate", "off", "--trusted-proxy", "127.0.0.1",
-		"--max-watchers-per-ip", "1", "--max-watchers-per-net", "2", "--watch-net-ipv6-prefix", "56")
-	open := func(ip string) *http.Response {
-		t.Helper()
-		req, err := http.NewRequest("GET", s.base+"/watch/", nil)
-		require.NoError(t, err)
-		req.Header.Set("X-Forwarded-For", ip)
-		resp, err := client.Do(req)
-		require.NoError(t, err)
-		t.Cleanup(func() { resp.Body.Close() })
-		return resp
-	}
-	assert.Equal(t, 200, open("2001:db8:0:100::1").StatusCode)
-	assert.Equal(t, 200, open("2001:db8:0:1ff::1").StatusCode, "another /64 of the same /56")
-	refused := open("2001:db8:0:180::1")
-	assert.Equal(t, 429, refused.StatusCode, "a third /64 of that /56")
-	body, _ := io.ReadAll(refused.Body)
-	assert.Contains(t, string(body), "from your network")
-	assert.Equal(t, 200, open("2001:db8:0:200::1").StatusCode, "the next /56 is a network of its own")
 }

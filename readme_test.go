@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/rendezvous-kv/rendezvous/internal/apt"
 )
 
 // The README's walk-through, typed as a newcomer types it: the shell
@@ -19,8 +21,8 @@ import (
 // with curl against the server started as README says, each command's
 // answer checked against what its comment promises.
 func TestReadmeWalkthrough(t *testing.T) {
-	curl := aptInstalled(t, "curl", "curl")
-	bash := aptInstalled(t, "bash", "bash")
+	curl := apt.Installed(t, "curl", "curl")
+	bash := apt.Installed(t, "bash", "bash")
 	raw, err := os.ReadFile("README.md")
 	require.NoError(t, err)
 	readme := string(raw)

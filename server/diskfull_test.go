@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package server_test
 
 import (
 	"os"
@@ -77,7 +77,7 @@ func journalFiles(t *testing.T, data string) []string {
 }
 
 // waitLog waits until the server's log holds want at least n times.
-func waitLog(t *testing.T, s *process, want string, n int) {
+func waitLog(t *testing.T, s *running, want string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for strings.Count(s.log.String(), want) < n {
@@ -88,21 +88,23 @@ func waitLog(t *testing.T, s *process, want string, n int) {
 	}
 }
 
-// TestEndToEndFullDiskAtStart restarts the server on a full filesystem:
+// TestFullDiskAtStart restarts the server on a full filesystem:
 // it serves reads and refuses writes with a 503 instead of refusing to
 // start, takes writes again on its own once space is freed, and leaves no
 // empty journal generations behind from the snapshots that failed meanwhile.
-func TestEndToEndFullDiskAtStart(t *testing.T) {
+func TestFullDiskAtStart(t *testing.T) {
 	dir := mountSmallFS(t, 16<<20)
-	data := filepath.Join(dir, "rendezvous.db")
-	args := []string{"--data", data, "--rate", "off", "--save-interval", "1s"}
+	cfg := testConfig()
+	cfg.Data = filepath.Join(dir, "rendezvous.db")
+	cfg.SaveInterval = time.Second
+	data := cfg.Data
 
-	s := startServer(t, args...)
+	s := start(t, cfg)
 	for i := range 10 {
 		resp, body := do(t, "POST", s.base+"/set/k"+strconv.Itoa(i), "value"+strconv.Itoa(i))
 		require.Equal(t, 200, resp.StatusCode, body)
 	}
-	require.Equal(t, 0, s.stop(t), s.log.String())
+	require.NoError(t, s.stop(t), s.log.String())
 	before := journalFiles(t, data)
 	require.Len(t, before, 1, "a clean stop leaves the current generation")
 
@@ -111,7 +113,7 @@ func TestEndToEndFullDiskAtStart(t *testing.T) {
 	size := fill(t, filler)
 	require.Zero(t, freeBytes(t, dir))
 
-	s = startServer(t, args...)
+	s = start(t, cfg)
 	assert.Contains(t, s.log.String(), "refusing writes until there is room")
 	for i := range 10 {
 		resp, body := do(t, "GET", s.base+"/get/k"+strconv.Itoa(i), "")
@@ -153,14 +155,14 @@ func TestEndToEndFullDiskAtStart(t *testing.T) {
 	require.Equal(t, 200, resp.StatusCode, "still not ready 10 s after space was freed: %s\n%s", body, s.log)
 	resp, body = do(t, "POST", s.base+"/set/new", "fresh")
 	require.Equal(t, 200, resp.StatusCode, body)
-	require.Equal(t, 0, s.stop(t), s.log.String())
+	require.NoError(t, s.stop(t), s.log.String())
 	assert.Len(t, journalFiles(t, data), 1, "one generation after a clean stop")
 
-	s = startServer(t, args...)
+	s = start(t, cfg)
 	resp, body = do(t, "GET", s.base+"/get/new", "")
 	assert.Equal(t, 200, resp.StatusCode, body)
 	assert.Equal(t, "fresh", body)
 	resp, body = do(t, "GET", s.base+"/get/k3", "")
 	assert.Equal(t, "value3", body)
-	require.Equal(t, 0, s.stop(t), s.log.String())
+	require.NoError(t, s.stop(t), s.log.String())
 }

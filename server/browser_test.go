@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/rendezvous-kv/rendezvous/internal/apt"
 )
 
 // chromium returns the path of a Chromium binary, installing Debian's
@@ -26,25 +28,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	return aptInstalled(t, "chromium", "chromium")
-}
-
-// aptInstalled returns the path of the program name, installing the
-// Debian package pkg first when it is missing.
-func aptInstalled(t *testing.T, name, pkg string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	t.Logf("%s is missing; installing Debian's package %s", name, pkg)
-	install := exec.CommandContext(ctx, "sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "+pkg)
-	out, err := install.CombinedOutput()
-	require.NoError(t, err, "installing %s: %s", pkg, out)
-	p, err := exec.LookPath(name)
-	require.NoError(t, err)
-	return p
+	return apt.Installed(t, "chromium", "chromium")
 }
 
 // The page a browser loads: it watches room/ with EventSource, writes two
@@ -76,9 +60,9 @@ es.onerror = () => { if (es.readyState === EventSource.CLOSED) done("stream clos
 setTimeout(() => done("timeout"), 15000);
 </script>`
 
-func TestEndToEndBrowserEventSource(t *testing.T) {
+func TestBrowserEventSource(t *testing.T) {
 	browser := chromium(t)
-	s := startServer(t, "--data", "", "--rate", "off")
+	s := start(t, testConfig())
 
 	type event struct {
 		Type, ID, Key, Value string
