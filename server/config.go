@@ -55,6 +55,7 @@ type Config struct {
 	RateOff bool
 	// RateTokens tokens refill each client's bucket every RateWindow.
 	RateTokens int
+	// RateWindow is the refill period of RateTokens.
 	RateWindow time.Duration
 	// RateBurst is the bucket size; 0 means RateTokens.
 	RateBurst int
@@ -156,6 +157,7 @@ type ConfigError struct {
 	Err error
 }
 
+// Error names the field, the value and the reason.
 func (e *ConfigError) Error() string {
 	v := fmt.Sprint(e.Value)
 	if s, ok := e.Value.(string); ok {
@@ -164,6 +166,7 @@ func (e *ConfigError) Error() string {
 	return fmt.Sprintf("server: invalid %s %s: %v", e.Field, v, e.Err)
 }
 
+// Unwrap returns the reason, so errors.Is finds ErrPlaintext.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // ErrPlaintext refuses an address that would serve plaintext HTTP off the

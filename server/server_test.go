@@ -231,6 +231,27 @@ func TestServeStopsWhenContextEnds(t *testing.T) {
 	assert.Equal(t, "v", body, "the data file was saved and released")
 }
 
+// A server that never served still stops in order: its data saved, its
+// listener closed, its data file released.
+func TestCloseWithoutServe(t *testing.T) {
+	cfg := testConfig()
+	cfg.Data = filepath.Join(t.TempDir(), "rendezvous.db")
+	srv, err := server.New(cfg)
+	require.NoError(t, err)
+	addr := srv.Addr().String()
+	require.NoError(t, srv.Close())
+	require.NoError(t, srv.Close(), "a second Close")
+	assert.ErrorIs(t, srv.Serve(context.Background()), server.ErrClosed)
+	_, err = net.DialTimeout("tcp", addr, time.Second)
+	assert.Error(t, err, "the listener is closed")
+	_, err = os.Stat(cfg.Data)
+	assert.NoError(t, err, "the final snapshot is written")
+	again := start(t, cfg)
+	resp, _ := do(t, "GET", again.base+"/healthz", "")
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.EqualError(t, again.Serve(context.Background()), "server: Serve called twice")
+}
+
 func TestSecondServerOnOneDataFileIsRefused(t *testing.T) {
 	cfg := testConfig()
 	cfg.Data = filepath.Join(t.TempDir(), "rendezvous.db")
