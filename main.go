@@ -44,6 +44,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	srv, err := server.New(cfg)
 	var held *persist.LockedError
 	var bad *server.ConfigError
+	var damaged *persist.RepairError
 	switch {
 	case errors.As(err, &held):
 		log.Error("another rendezvous server is using this data file; stop it or give this one its own --data",
@@ -52,6 +53,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	case errors.As(err, &bad):
 		fmt.Fprintln(stderr, "rendezvous:", flagError(err))
 		return 2
+	case errors.As(err, &damaged):
+		log.Error("cannot start", "err", fmt.Sprintf("%v (start with --repair to %s)", err, damaged.Repair))
+		return 1
 	case err != nil:
 		log.Error("cannot start", "err", err)
 		return 1

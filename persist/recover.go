@@ -53,6 +53,20 @@ type RecoverStats struct {
 	Duration       time.Duration
 }
 
+// RepairError is a refusal to start that recovery with repair set gets
+// past. The wording of how to ask for that (a flag, a field) is the
+// caller's.
+type RepairError struct {
+	Err error
+	// Repair says what a recovery with repair set does instead, as a
+	// phrase that follows "to".
+	Repair string
+}
+
+func (e *RepairError) Error() string { return e.Err.Error() }
+
+func (e *RepairError) Unwrap() error { return e.Err }
+
 // Recover loads the snapshot at path and replays the journal generations
 // beside it, oldest first.
 //
@@ -135,7 +149,7 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 	}
 	missing := missingGenerations(anchor, gens)
 	if missing != "" && !repair {
-		return st, fmt.Errorf("%s (start with --repair to start from what is there and keep every file, renamed aside)", missing)
+		return st, &RepairError{Err: errors.New(missing), Repair: "start from what is there and keep every file, renamed aside"}
 	}
 	// Files that a repair moves aside whole are not cut: their bytes are
 	// kept as they are for whoever looks into what went missing.
@@ -216,7 +230,7 @@ func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (Re
 				"cut it there and kept the bytes after it aside",
 				"file", g.name, "offset", re.Offset, "records", n, "moved_to", st.CutAside[len(st.CutAside)-1])
 		case !repair:
-			return st, fmt.Errorf("journal %s: %w (start with --repair to keep the records before it and move the file aside)", g.name, err)
+			return st, &RepairError{Err: fmt.Errorf("journal %s: %w", g.name, err), Repair: "keep the records before it and move the file aside"}
 		default:
 			aside, merr := moveAside(g.name)
 			if merr != nil {

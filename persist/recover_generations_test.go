@@ -118,8 +118,9 @@ func TestRecoverMissingGenerations(t *testing.T) {
 			for _, w := range tc.refusal {
 				assert.Contains(t, err.Error(), names.Replace(w))
 			}
-			assert.True(t, strings.HasSuffix(err.Error(),
-				"(start with --repair to start from what is there and keep every file, renamed aside)"), err.Error())
+			var rep *RepairError
+			require.ErrorAs(t, err, &rep, "a refusal that repair gets past")
+			assert.Equal(t, "start from what is there and keep every file, renamed aside", rep.Repair)
 			assert.Equal(t, before, gapFiles(t, filepath.Dir(path)), "a refusal changes no file")
 
 			var logged bytes.Buffer

@@ -358,6 +358,9 @@ func TestRecoverCorruptJournal(t *testing.T) {
 			var re *RecordError
 			require.ErrorAs(t, err, &re)
 			assert.Equal(t, start, re.Offset)
+			var rep *RepairError
+			require.ErrorAs(t, err, &rep, "repair gets past damage")
+			assert.Contains(t, rep.Repair, "keep the records before it")
 			got, err := os.ReadFile(name)
 			require.NoError(t, err)
 			assert.Equal(t, data, got, "without repair nothing is changed")
