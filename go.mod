@@ -3,6 +3,7 @@ module github.com/rendezvous-kv/rendezvous
 go 1.26.8
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/google/btree v1.1.3
 	github.com/prometheus/client_golang v1.25.0
