@@ -2,11 +2,17 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"math"
+	"math/rand/v2"
+	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,6 +224,206 @@ func writeVisualization(t *testing.T, info porcupine.LinearizationInfo) string {
 	defer f.Close()
 	require.NoError(t, porcupine.Visualize(linModel, info, f))
 	return f.Name()
+}
+
+// linHistory collects the calls of all clients, timed on one monotonic
+// clock that runs on across the restart.
+type linHistory struct {
+	start time.Time
+	mu    sync.Mutex
+	ops   []porcupine.Operation
+	seen  map[string]string // the last value anyone saw per key, for cas to expect
+	done  atomic.Int64      // answered calls
+}
+
+func (h *linHistory) now() int64 { return int64(time.Since(h.start)) }
+
+// linClient is one client: its calls are sequential, over a connection
+// of its own.
+type linClient struct {
+	id   int
+	seq  int
+	http *http.Client
+	rng  *rand.Rand
+	h    *linHistory
+	t    *testing.T
+}
+
+const linKeys = 5
+
+func linKey(i int) string { return fmt.Sprintf("lin/k%d", i) }
+
+// next picks a random call on a random key.
+func (c *linClient) next() linInput {
+	in := linInput{key: linKey(c.rng.IntN(linKeys))}
+	c.seq++
+	value := fmt.Sprintf("c%d-%d", c.id, c.seq)
+	switch r := c.rng.IntN(100); {
+	case r < 35:
+		in.op = linGet
+	case r < 55:
+		in.op, in.value = linSet, value
+	case r < 75:
+		in.op, in.value = linCAS, value
+		c.h.mu.Lock()
+		in.expected = c.h.seen[in.key]
+		c.h.mu.Unlock()
+		if in.expected == "" || c.rng.IntN(4) == 0 {
+			in.expected = "never-written"
+		}
+	case r < 90:
+		in.op, in.value = linLoadOrStore, value
+	default:
+		in.op = linDelete
+	}
+	return in
+}
+
+// call sends in to the server at base and records it. It returns false
+// when no answer came.
+func (c *linClient) call(base string, in linInput) bool {
+	method := "POST"
+	if in.op == linGet {
+		method = "GET"
+	}
+	req, err := http.NewRequest(method, base+"/"+linOpNames[in.op]+"/"+in.key, strings.NewReader(in.value))
+	if err != nil {
+		panic(err)
+	}
+	if in.op == linCAS {
+		req.Header.Set("X-Expected-Value", in.expected)
+	}
+	op := porcupine.Operation{ClientId: c.id, Input: in, Call: c.h.now()}
+	out, ok := c.send(req)
+	op.Output, op.Return = out, c.h.now()
+	if !ok {
+		op.Return = math.MaxInt64
+	}
+	c.h.mu.Lock()
+	c.h.ops = append(c.h.ops, op)
+	switch {
+	case !ok:
+	case out.status == 409, out.status == 200 && in.op == linGet:
+		c.h.seen[in.key] = out.value
+	case out.status == 200 && in.op != linDelete:
+		c.h.seen[in.key] = in.value
+	}
+	c.h.mu.Unlock()
+	if ok {
+		c.h.done.Add(1)
+		if out.status != 200 && out.status != 404 && out.status != 409 {
+			// Recorded all the same: the model refuses it, and the
+			// visualization shows it in context.
+			c.t.Errorf("%s %s: unexpected status %d %q", method, req.URL.Path, out.status, out.value)
+		}
+	}
+	return ok
+}
+
+func (c *linClient) send(req *http.Request) (linOutput, bool) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return linOutput{unknown: true}, false
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return linOutput{unknown: true}, false
+	}
+	out := linOutput{status: resp.StatusCode}
+	switch {
+	case resp.StatusCode == 409, resp.StatusCode == 200 && req.Method == "GET":
+		out.value = string(body)
+	case resp.StatusCode != 200 && resp.StatusCode != 404:
+		out.value = strings.TrimSpace(string(body)) // only for the message
+	}
+	return out, true
+}
+
+// runLinClients runs every client for up to n calls against base; a
+// client stops early at its first call without an answer.
+func runLinClients(clients []*linClient, base string, n int) {
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Go(func() {
+			for range n {
+				if !c.call(base, c.next()) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// Eight clients call get, set, cas, los and del on five shared keys; the
+// server is SIGKILLed while they do, which cuts every client's call in
+// flight off, and restarted on the same data; with --fsync always every
+// answered write must have survived, so the whole history, both lives of
+// the server together, must be linearizable.
+func TestLinearizabilityAcrossSIGKILL(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "rendezvous.db")
+	args := []string{"--data", data, "--fsync", "always", "--rate", "off", "--save-interval", "400ms"}
+	h := &linHistory{start: time.Now(), seen: map[string]string{}}
+	clients := make([]*linClient, 8)
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	for i := range clients {
+		clients[i] = &linClient{id: i, h: h, t: t, rng: rand.New(rand.NewPCG(seed, uint64(i)))}
+	}
+	connect := func() {
+		for _, c := range clients {
+			if c.http != nil {
+				c.http.CloseIdleConnections()
+			}
+			c.http = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+		}
+	}
+
+	const perClient, killAfter = 60, 200
+	s := startServer(t, args...)
+	connect()
+	phase1 := make(chan struct{})
+	go func() {
+		runLinClients(clients, s.base, perClient)
+		close(phase1)
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for h.done.Load() < killAfter && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	require.NoError(t, s.cmd.Process.Kill())
+	<-s.done
+	<-phase1
+	before := h.done.Load()
+	require.GreaterOrEqual(t, before, int64(killAfter), "too few answers before the kill")
+
+	s2 := startServer(t, args...)
+	restarted := h.now()
+	connect()
+	// First read what the restart recovered of every key, before the
+	// clients' writes can hide a lost one.
+	for k := range linKeys {
+		require.True(t, clients[0].call(s2.base, linInput{op: linGet, key: linKey(k)}))
+	}
+	runLinClients(clients, s2.base, 30)
+	require.Equal(t, 0, s2.stop(t), s2.log.String())
+
+	cut := 0
+	answers := map[string]int{} // "cas 409": how often, to show the mix is not one-sided
+	for _, op := range h.ops {
+		in, out := op.Input.(linInput), op.Output.(linOutput)
+		if out.unknown {
+			require.Less(t, op.Call, restarted, "a call to the restarted server got no answer")
+			cut++
+			continue
+		}
+		answers[fmt.Sprintf("%s %d", linOpNames[in.op], out.status)]++
+	}
+	t.Logf("%d calls answered before the kill, %d cut off, %d after the restart; answers %v",
+		before, cut, h.done.Load()-before, answers)
+	require.Positive(t, cut, "the kill cut no call off")
+	checkLinearizable(t, h.ops)
 }
 
 // The checker and the model find what the server test must never show.
