@@ -260,3 +260,43 @@ func BenchmarkRange100Of1M(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkCommit4 commits transactions of four overwrites of keys in
+// different shards; BenchmarkSet4 does the same four writes as single Sets.
+// An op is one transaction, or four Sets.
+func BenchmarkCommit4(b *testing.B) {
+	keys := benchKeys("key/", 100_000)
+	s := fill(b, keys)
+	ops := make([]ttlstore.TxnOp, 4)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		for j := range ops {
+			ops[j] = ttlstore.TxnOp{Op: ttlstore.OpSet, Key: keys[(i+j*25_000)%len(keys)], Value: benchValue}
+		}
+		if _, err := s.Commit(ttlstore.Txn{Ops: ops}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkSet4(b *testing.B) {
+	keys := benchKeys("key/", 100_000)
+	s := fill(b, keys)
+	w := ttlstore.Write{Value: benchValue}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		for j := range 4 {
+			it, err := s.Set(keys[(i+j*25_000)%len(keys)], w)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sinkItem = it
+		}
+		i++
+	}
+}

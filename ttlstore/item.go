@@ -4,6 +4,9 @@
 // Every operation is atomic per key: the decision (is the key live, does the
 // owner match, does the value match) and the write happen under one shard
 // lock, so concurrent writers cannot both win a race for the same key.
+// Commit applies a transaction (Txn) on many keys as one: checks and
+// writes decided and applied under the locks of all its shards, with one
+// version, seen whole or not at all by every reader.
 // Time comes from Options.Now, so expiry can be tested without sleeping.
 package ttlstore
 

@@ -37,6 +37,21 @@ type Options struct {
 	// need the version (encoding a journal record) belongs here: every
 	// write of the store passes through OnChange one at a time.
 	Prepare func(Change) any
+	// OnCommit, when set, is called for every transaction that changes
+	// something (Commit) with all of its changes at once, which share one
+	// version: under the same lock and in the same version order as
+	// OnChange, while the transaction's shards are locked and before any of
+	// it becomes visible. Returning an error refuses the whole transaction
+	// and Commit returns that error. A store with OnChange commits
+	// transactions only when OnCommit is set too: a journal that recorded
+	// a transaction change by change could keep part of it after a crash.
+	// The same rules as for OnChange apply.
+	OnCommit func(changes []Change, prepared any) error
+	// PrepareCommit, when set with OnCommit, is to OnCommit what Prepare is
+	// to OnChange: called just before it, outside the ordering lock, with
+	// the changes' versions still 0; its result reaches OnCommit as
+	// prepared.
+	PrepareCommit func(changes []Change) any
 }
 
 // Store is a sharded in-memory key-value map with per-key expiry.
@@ -52,10 +67,20 @@ type Store struct {
 	now      func() time.Time
 	onChange func(Change) error
 	prepare  func(Change) any
-	reapNext atomic.Uint32 // shard where the next reaper pass starts
+	// onCommit and prepareCommit are Options.OnCommit and PrepareCommit.
+	onCommit      func([]Change, any) error
+	prepareCommit func([]Change) any
+	reapNext      atomic.Uint32 // shard where the next reaper pass starts
 	// lastReclaim is when a full store last swept every shard (Unix ns).
 	lastReclaim atomic.Int64
 	seqMu       sync.Mutex // orders version assignment with OnChange calls
+	// txMu keeps readers of many shards from seeing part of a transaction:
+	// Commit holds it for writing while it decides and applies, a Range
+	// page and each shard copy of a Snapshot hold it for reading. Single-key
+	// operations never take it, so they cost what they did before
+	// transactions existed. It is taken before any shard lock.
+	txMu sync.RWMutex
+	cuts []*snapCut // running Snapshots; guarded by txMu
 }
 
 // shard holds its entries twice over: in a chained hash index, for point
@@ -109,6 +134,9 @@ func New(opts Options) *Store {
 		now:      opts.Now,
 		onChange: opts.OnChange,
 		prepare:  opts.Prepare,
+
+		onCommit:      opts.OnCommit,
+		prepareCommit: opts.PrepareCommit,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -139,11 +167,17 @@ func (s *Store) insertLocked(sh *shard, e *entry, h uint64) {
 
 // dropLocked takes e out of sh and out of the counts.
 func (s *Store) dropLocked(sh *shard, e *entry) {
+	s.unlinkLocked(sh, e)
+	s.count.Add(-1)
+}
+
+// unlinkLocked takes e out of sh and its bytes out of the count, leaving
+// the entry count to the caller: a commit settles it once for all its keys.
+func (s *Store) unlinkLocked(sh *shard, e *entry) {
 	sh.index.remove(e, maphash.String(s.seed, e.key()))
 	if !sh.untreed {
 		sh.untree(e)
 	}
-	s.count.Add(-1)
 	s.bytes.Add(-int64(e.klen) - int64(e.vlen))
 }
 
