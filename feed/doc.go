@@ -1,6 +1,8 @@
 // Package feed is the one change feed of the store: every mutation,
 // including deletes and expiries, in version order. SSE watches, long-polls
-// and later protocols all read it.
+// and later protocols all read it. The changes of one transaction share a
+// version (PublishBatch) and travel together: in one Next, in history, and
+// in a resume, which takes all of them or none.
 //
 // # Pull, not push
 //

@@ -176,8 +176,54 @@ func (f *Feed) Publish(c ttlstore.Change) {
 		return
 	}
 	if f.n == len(f.ring) {
-		f.evictLocked()
+		f.evictGroupLocked()
 	}
+	f.appendLocked(c)
+	f.head = it.Version
+	f.trimLocked()
+	f.mu.Unlock()
+	f.kickDispatcher()
+}
+
+// PublishBatch records the changes of one transaction, which share one
+// version, as one step, under the same rules as Publish (the version must
+// be above Head). They stay together: a Next returns every one of them
+// that matches the subscriber, or none; a resume from the version before
+// them delivers them all and one from their version none; and history
+// drops them together. A batch larger than the whole history cannot be
+// kept whole, so none of it is: every subscriber that had not read up to
+// it falls behind and relists.
+func (f *Feed) PublishBatch(cs []ttlstore.Change) {
+	if len(cs) == 0 {
+		return
+	}
+	v := cs[0].Item.Version
+	f.mu.Lock()
+	if f.closed || v <= f.head {
+		f.mu.Unlock()
+		return
+	}
+	if len(cs) > len(f.ring) {
+		for f.n > 0 {
+			f.evictLocked()
+		}
+	} else {
+		for f.n+len(cs) > len(f.ring) {
+			f.evictGroupLocked()
+		}
+		for _, c := range cs {
+			f.appendLocked(c)
+		}
+	}
+	f.head = v
+	f.trimLocked()
+	f.mu.Unlock()
+	f.kickDispatcher()
+}
+
+// appendLocked puts c after the newest event; the ring has room.
+func (f *Feed) appendLocked(c ttlstore.Change) {
+	it := &c.Item
 	i := f.start + f.n
 	if i >= len(f.ring) {
 		i -= len(f.ring)
@@ -185,16 +231,32 @@ func (f *Feed) Publish(c ttlstore.Change) {
 	f.ring[i] = Event{Op: c.Op, Key: it.Key, Value: it.Value, Expires: it.Expires, Version: it.Version}
 	f.n++
 	f.bytes += len(it.Key) + len(it.Value)
-	f.head = it.Version
-	for f.bytes > f.maxBytes && f.n > 1 {
-		f.evictLocked()
+}
+
+// trimLocked drops the oldest events while they hold more than maxBytes,
+// keeping at least the newest version's.
+func (f *Feed) trimLocked() {
+	for f.bytes > f.maxBytes && f.n > 0 && f.ring[f.start].Version != f.head {
+		f.evictGroupLocked()
 	}
-	f.mu.Unlock()
+}
+
+func (f *Feed) kickDispatcher() {
 	if f.nsubs.Load() > 0 {
 		select {
 		case f.kick <- struct{}{}:
 		default: // the dispatcher is already due to run
 		}
+	}
+}
+
+// evictGroupLocked drops the oldest event and the others of its version, so
+// that the history never starts inside a transaction: a subscriber resuming
+// from just before the oldest kept event would otherwise miss part of it.
+func (f *Feed) evictGroupLocked() {
+	v := f.ring[f.start].Version
+	for f.n > 0 && f.ring[f.start].Version == v {
+		f.evictLocked()
 	}
 }
 
@@ -237,8 +299,10 @@ func (f *Feed) afterLocked(v uint64) int {
 	if v < oldest {
 		return 0
 	}
-	// Versions are normally contiguous, which makes this exact.
-	if d := v - oldest + 1; d < uint64(f.n) && f.at(int(d)).Version == v+1 {
+	// Versions are normally contiguous, one event each, which makes this
+	// exact; a transaction's events share one, so the one before must be
+	// checked too.
+	if d := v - oldest + 1; d < uint64(f.n) && f.at(int(d)).Version == v+1 && f.at(int(d)-1).Version <= v {
 		return int(d)
 	}
 	lo, hi := 0, f.n
@@ -543,9 +607,18 @@ func (s *Sub) poll() ([]Event, error) {
 				out = append(out, *e)
 			}
 		}
+		// The events of a transaction share a version: finish the one
+		// begun, so that neither this batch nor the cursor ends inside it.
+		for i < f.n && f.at(i).Version == s.cursor {
+			e := f.at(i)
+			i++
+			if s.matches(e.Key) {
+				out = append(out, *e)
+			}
+		}
 		caughtUp := i >= f.n
 		f.mu.RUnlock()
-		if caughtUp || len(out) == maxBatch {
+		if caughtUp || len(out) >= maxBatch {
 			break
 		}
 		// More to scan: let Publish in between chunks.
@@ -611,11 +684,17 @@ func (f *Feed) dispatch() {
 			if oldest := f.oldestLocked(); pos+1 < oldest {
 				pos, lost = oldest-1, true
 			}
-			for i := f.afterLocked(pos); i < f.n && len(batch) < dispatchBatch; i++ {
+			i := f.afterLocked(pos)
+			for ; i < f.n && len(batch) < dispatchBatch; i++ {
+				batch = append(batch, *f.at(i))
+			}
+			// Never stop inside a transaction: pos moves past whole
+			// versions only.
+			for ; len(batch) > 0 && i < f.n && f.at(i).Version == batch[len(batch)-1].Version; i++ {
 				batch = append(batch, *f.at(i))
 			}
 			f.mu.RUnlock()
-			full := len(batch) == dispatchBatch
+			full := len(batch) >= dispatchBatch
 			if len(batch) > 0 {
 				// Nobody registered after the copy above can need these:
 				// a subscriber reads the head only after registering.
