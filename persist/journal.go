@@ -22,9 +22,27 @@ import (
 // JournalMagic starts every journal file.
 const JournalMagic = "RDVJRNL\x00"
 
-// journalFields is the field count of a journal record:
-// [op, key, value, expires, owner, version].
-const journalFields = 6
+// A journal generation is JournalMagic followed by frames (see
+// FrameWriter), one record each. A record is a msgpack array of one of two
+// shapes, told apart by their number of fields:
+//
+//	change   [op (uint: 1 set, 2 delete), key (str), value (bin),
+//	          expires (int, Unix ns, 0 = never), owner (bin, 0 or 32 bytes),
+//	          version (uint)]
+//	commit   [3, changes (array of [op, key, value, expires, owner]),
+//	          version (uint)]
+//
+// A delete has an empty value and owner and expires 0. A commit is one
+// transaction (ttlstore.Store.Commit): at least one change, no key twice,
+// all at the commit's one version. Its frame's checksum makes it whole or
+// torn, so recovery applies all of it or none. The version comes last so
+// that a record can be encoded before its version is known.
+const (
+	journalFields = 6 // fields of a change record
+	commitFields  = 3 // fields of a commit record
+	changeFields  = 5 // fields of each change in a commit
+	opCommit      = 3
+)
 
 // SyncMode says when journal records reach the disk, the same trade Redis
 // makes with appendfsync.
@@ -282,7 +300,70 @@ func (j *Journal) Append(c ttlstore.Change) error {
 	if rb.err != nil {
 		return rb.err
 	}
-	_ = rb.enc.EncodeUint(c.Item.Version)
+	return j.appendRecord(rb, c.Item.Version)
+}
+
+// PrepareTxn encodes the commit record of a transaction's changes up to
+// its version, as Prepare does for one change (ttlstore.Options.
+// PrepareCommit). The result is for AppendTxn.
+func (j *Journal) PrepareTxn(cs []ttlstore.Change) any {
+	return prepareTxnRecord(cs)
+}
+
+func prepareTxnRecord(cs []ttlstore.Change) *recordBuf {
+	rb := recordBufs.Get().(*recordBuf)
+	rb.buf.Reset()
+	rb.err = nil
+	_ = rb.enc.EncodeArrayLen(commitFields)
+	_ = rb.enc.EncodeUint(opCommit)
+	_ = rb.enc.EncodeArrayLen(len(cs))
+	for _, c := range cs {
+		op := journalOp(c.Op)
+		if op == 0 {
+			rb.err = fmt.Errorf("journal: a transaction cannot record a change of kind %v", c.Op)
+			break
+		}
+		it := c.Item
+		if c.Op == ttlstore.OpDelete {
+			it.Value, it.Owner, it.Expires = nil, "", 0
+		}
+		_ = rb.enc.EncodeArrayLen(changeFields)
+		_ = rb.enc.EncodeUint(op)
+		if rb.err = encodeItemHead(rb.enc, &rb.buf, it); rb.err != nil {
+			break
+		}
+	}
+	if rb.err == nil && rb.buf.Len() > MaxRecord-16 {
+		rb.err = fmt.Errorf("journal: a transaction of %d changes takes %d bytes, over the %d of a record",
+			len(cs), rb.buf.Len(), MaxRecord)
+	}
+	rb.head = rb.buf.Len()
+	rb.crc = crc32.Update(0, castagnoli, rb.buf.Bytes())
+	return rb
+}
+
+// AppendTxn records the changes of one transaction, which share one
+// version, as one commit record (ttlstore.Options.OnCommit), with prepared
+// from PrepareTxn when the store has it. Like Append, it returns the sticky
+// write error, if any, so the store refuses the whole transaction.
+func (j *Journal) AppendTxn(cs []ttlstore.Change, prepared any) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	rb, ok := prepared.(*recordBuf)
+	if !ok {
+		rb = prepareTxnRecord(cs)
+	}
+	defer rb.release()
+	if rb.err != nil {
+		return rb.err
+	}
+	return j.appendRecord(rb, cs[0].Item.Version)
+}
+
+// appendRecord finishes rb with version and appends its frame.
+func (j *Journal) appendRecord(rb *recordBuf, version uint64) error {
+	_ = rb.enc.EncodeUint(version)
 	payload := rb.buf.Bytes()
 	crc := crc32.Update(rb.crc, castagnoli, payload[rb.head:])
 	putFrameHeaderCRC(&rb.hdr, len(payload), crc)

@@ -60,6 +60,17 @@ func jnlFuzzSeeds(tb testing.TB) [][]byte {
 	)
 	flipped := bytes.Clone(valid)
 	flipped[len(flipped)/2] ^= 0x04
+	withTxn := jnlMixedBody(tb,
+		jnlSet("k", "v", 1),
+		jnlTxn{
+			jnlSet("a", "1", 2),
+			{Op: ttlstore.OpSet, Item: ttlstore.Item{Key: "o", Value: []byte{}, Owner: jnlOwner("o"), Expires: 5, Version: 2}},
+			jnlDel("k", 2),
+		},
+		jnlSet("b", "2", 3),
+	)
+	change := func(op any, key string) []any { return []any{op, key, []byte("v"), 0, []byte{}} }
+	rawTxn := func(changes any) []byte { return jnlFramedPayload(jnlRawRecord(tb, 3, changes, 9)) }
 	return [][]byte{
 		valid,
 		valid[:len(valid)-7],                // torn inside the last record
@@ -67,13 +78,24 @@ func jnlFuzzSeeds(tb testing.TB) [][]byte {
 		flipped,                             // a checksum mismatch
 		jnlForgedFrame(math.MaxUint32, nil), // a forged length over the limit
 		jnlForgedFrame(MaxRecord, []byte("short")),                                    // within the limit, longer than the input
-		jnlFramedPayload(jnlRawRecord(tb, 3, "k", []byte("v"), 0, []byte{}, 1)),       // unknown op
+		jnlFramedPayload(jnlRawRecord(tb, 9, "k", []byte("v"), 0, []byte{}, 1)),       // unknown op
 		jnlFramedPayload(jnlRawRecord(tb, 1, "k", []byte("v"), 0, []byte{}, 1, 2)),    // 7 fields
 		jnlFramedPayload(jnlRawRecord(tb, 1, "k", []byte("v"), 0, []byte("ab"), 1)),   // bad owner
 		jnlFramedPayload(jnlRawRecord(tb, 2, "k", []byte("v"), 0, []byte{}, -1)),      // negative version
 		jnlFramedPayload(jnlRawRecord(tb, uint64(1), "k", nil, int8(5), []byte{}, 1)), // nil value
 		jnlFramedPayload([]byte{0x96, 0x01}),                                          // cut short
 		{},
+		withTxn,                                                                 // a transaction between two changes
+		withTxn[:len(withTxn)-30],                                               // torn inside the transaction
+		jnlFramedPayload(jnlRawRecord(tb, 3, "k", []byte("v"), 0, []byte{}, 1)), // the transaction op, 6 fields
+		jnlFramedPayload(jnlRawRecord(tb, 1, []any{change(1, "k")}, 1)),         // 3 fields, not the transaction op
+		rawTxn([]any{change(1, "a"), change(2, "b")}),                           // valid, written by hand
+		rawTxn([]any{}),                                                         // no change
+		rawTxn([]any{change(1, "a"), change(2, "a")}),                           // a key twice
+		rawTxn([]any{change(1, "a"), change(3, "b")}),                           // a nested transaction op
+		rawTxn([]any{change(1, "a"), []any{1, "b", []byte("v"), 0}}),            // a change of 4 fields
+		rawTxn("not an array"),                                                  // changes not an array
+		jnlFramedPayload([]byte{0x93, 0x03, 0xdd, 0xff, 0xff, 0xff, 0xff}),      // forged change count
 	}
 }
 
@@ -156,6 +178,17 @@ func TestJournalDecodeSeeds(t *testing.T) {
 		{ErrCorrupt, 0},
 		{ErrCorrupt, 0},
 		{nil, 0},
+		{nil, 5},
+		{ErrTruncated, 1},
+		{ErrCorrupt, 0},
+		{ErrCorrupt, 0},
+		{nil, 2},
+		{ErrCorrupt, 0},
+		{ErrCorrupt, 0},
+		{ErrCorrupt, 0},
+		{ErrCorrupt, 0},
+		{ErrCorrupt, 0},
+		{ErrCorrupt, 0},
 	}
 	require.Len(t, seeds, len(want))
 	for i, w := range want {
@@ -178,6 +211,7 @@ func TestJournalFuzzSeedFiles(t *testing.T) {
 		"seed-valid":              nil,
 		"seed-torn-tail":          ErrTruncated,
 		"seed-forged-huge-length": ErrCorrupt,
+		"seed-transaction":        nil,
 	} {
 		t.Run(name, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join(dir, name))
@@ -239,6 +273,9 @@ func FuzzJournalRecover(f *testing.F) {
 	flipped := bytes.Clone(valid)
 	flipped[len(flipped)-2] ^= 0x04
 	f.Add(append(flipped, zeros...)) // a whole last record with a flipped bit
+	withTxn := jnlMixedBody(f, jnlSet("a", "0", 1), jnlCommit(2, "a=1", "b=1"))
+	f.Add(withTxn)
+	f.Add(append(bytes.Clone(withTxn[:len(withTxn)-4]), zeros...)) // a torn transaction
 	f.Fuzz(func(t *testing.T, body []byte) {
 		path := filepath.Join(t.TempDir(), "data.db")
 		name := journalName(path, 1)

@@ -147,7 +147,7 @@ func jnlFrames(t *testing.T, data []byte, magicLen int) []int64 {
 // jnlStoreWithJournal returns a store whose mutations go to j, as main
 // wires them.
 func jnlStoreWithJournal(j *Journal) *ttlstore.Store {
-	return ttlstore.New(ttlstore.Options{OnChange: j.Append, Prepare: j.Prepare})
+	return ttlstore.New(ttlstore.Options{OnChange: j.Append, Prepare: j.Prepare, OnCommit: j.AppendTxn, PrepareCommit: j.PrepareTxn})
 }
 
 // jnlFile wraps the real journal file, counting calls and failing or

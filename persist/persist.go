@@ -440,30 +440,40 @@ func (d *recordDecoder) header(payload []byte, off int64, st *Stats) error {
 
 // item decodes the fields of an item record after begin.
 func (d *recordDecoder) item(off int64) (ttlstore.Item, error) {
-	var it ttlstore.Item
-	key, err := d.readBytes(msgpcode.IsString, "string")
+	it, err := d.itemHead(off, "item")
 	if err != nil {
-		return it, corruptAt(off, "bad item: key: %v", err)
-	}
-	value, err := d.readBytes(msgpcode.IsBin, "binary")
-	if err != nil {
-		return it, corruptAt(off, "bad item: value: %v", err)
-	}
-	if it.Expires, err = d.readInt(); err != nil {
-		return it, corruptAt(off, "bad item: expires: %v", err)
-	}
-	owner, err := d.readBytes(msgpcode.IsBin, "binary")
-	if err != nil {
-		return it, corruptAt(off, "bad item: owner: %v", err)
-	}
-	if len(owner) != 0 && len(owner) != ownerLen {
-		return it, corruptAt(off, "bad item: owner is %d bytes, want 0 or %d", len(owner), ownerLen)
+		return it, err
 	}
 	if it.Version, err = d.readUint(); err != nil {
 		return it, corruptAt(off, "bad item: version: %v", err)
 	}
 	if err := d.end(off, "item"); err != nil {
 		return it, err
+	}
+	return it, nil
+}
+
+// itemHead decodes the item fields before the version; what names the
+// record in errors.
+func (d *recordDecoder) itemHead(off int64, what string) (ttlstore.Item, error) {
+	var it ttlstore.Item
+	key, err := d.readBytes(msgpcode.IsString, "string")
+	if err != nil {
+		return it, corruptAt(off, "bad %s: key: %v", what, err)
+	}
+	value, err := d.readBytes(msgpcode.IsBin, "binary")
+	if err != nil {
+		return it, corruptAt(off, "bad %s: value: %v", what, err)
+	}
+	if it.Expires, err = d.readInt(); err != nil {
+		return it, corruptAt(off, "bad %s: expires: %v", what, err)
+	}
+	owner, err := d.readBytes(msgpcode.IsBin, "binary")
+	if err != nil {
+		return it, corruptAt(off, "bad %s: owner: %v", what, err)
+	}
+	if len(owner) != 0 && len(owner) != ownerLen {
+		return it, corruptAt(off, "bad %s: owner is %d bytes, want 0 or %d", what, len(owner), ownerLen)
 	}
 	// Key and value go into one allocation, the key first: the store keeps
 	// such an item's memory as it is (see ttlstore.Store.Restore) instead

@@ -629,12 +629,15 @@ func replayJournal(name string, into Restorer) (int, error) {
 }
 
 // decodeJournal applies the framed records in r, which starts at byte
-// offset off of the file.
+// offset off of the file, and returns how many changes it applied (a
+// commit record counts each of its changes). A commit record is decoded
+// whole before any of it is applied, so a damaged one applies nothing.
 func decodeJournal(r io.Reader, off int64, into Restorer) (int, error) {
 	fr := NewFrameReader(r, off, MaxRecord)
 	var d recordDecoder
 	d.dec = msgpack.NewDecoder(&d.r)
 	count := 0
+	var txn []txnChange
 	for {
 		payload, at, err := fr.ReadFrame()
 		if err == io.EOF {
@@ -647,12 +650,31 @@ func decodeJournal(r io.Reader, off int64, into Restorer) (int, error) {
 		if err != nil {
 			return count, err
 		}
-		if fields != journalFields {
-			return count, corruptAt(at, "journal record has %d fields, want %d", fields, journalFields)
+		if fields != journalFields && fields != commitFields {
+			return count, corruptAt(at, "journal record has %d fields, want %d, or %d for a transaction",
+				fields, journalFields, commitFields)
 		}
 		op, err := d.readUint()
 		if err != nil {
 			return count, corruptAt(at, "bad journal record: op: %v", err)
+		}
+		switch {
+		case fields == commitFields && op == opCommit:
+			if txn, err = d.txn(at, txn[:0]); err != nil {
+				return count, err
+			}
+			for _, c := range txn {
+				if c.delete {
+					into.RestoreDelete(c.item.Key, c.item.Version)
+				} else {
+					into.Restore(c.item)
+				}
+			}
+			count += len(txn)
+			clear(txn) // the items belong to the store now
+			continue
+		case fields == commitFields || op == opCommit:
+			return count, corruptAt(at, "bad journal record: op %d in a record of %d fields", op, fields)
 		}
 		it, err := d.item(at)
 		if err != nil {
@@ -668,4 +690,67 @@ func decodeJournal(r io.Reader, off int64, into Restorer) (int, error) {
 		}
 		count++
 	}
+}
+
+// txnChange is one decoded change of a commit record.
+type txnChange struct {
+	item   ttlstore.Item
+	delete bool
+}
+
+// txn decodes the rest of a commit record after its op, appending its
+// changes, each with the commit's version, to buf.
+func (d *recordDecoder) txn(off int64, buf []txnChange) ([]txnChange, error) {
+	c, err := d.dec.PeekCode()
+	if err != nil || !isArrayCode(c) {
+		return buf, corruptAt(off, "bad transaction: changes are not a msgpack array")
+	}
+	n, err := d.dec.DecodeArrayLen()
+	switch {
+	case err != nil:
+		return buf, corruptAt(off, "bad transaction: cut short")
+	case n < 1:
+		return buf, corruptAt(off, "bad transaction: no change")
+	case n > d.r.Len()/changeFields:
+		// Each change takes a byte per field at least; checked before
+		// anything is allocated for a forged count.
+		return buf, corruptAt(off, "bad transaction: %d changes cannot fit in the record", n)
+	}
+	seen := make(map[string]struct{}, n)
+	for i := range n {
+		c, err := d.dec.PeekCode()
+		if err != nil || !isArrayCode(c) {
+			return buf, corruptAt(off, "bad transaction: change %d is not a msgpack array", i)
+		}
+		if fields, err := d.dec.DecodeArrayLen(); err != nil || fields != changeFields {
+			return buf, corruptAt(off, "bad transaction: change %d does not have %d fields", i, changeFields)
+		}
+		op, err := d.readUint()
+		if err != nil {
+			return buf, corruptAt(off, "bad transaction: change %d: op: %v", i, err)
+		}
+		if op != 1 && op != 2 {
+			return buf, corruptAt(off, "bad transaction: change %d: unknown op %d", i, op)
+		}
+		it, err := d.itemHead(off, "transaction change")
+		if err != nil {
+			return buf, err
+		}
+		if _, dup := seen[it.Key]; dup {
+			return buf, corruptAt(off, "bad transaction: key %.64q appears twice", it.Key)
+		}
+		seen[it.Key] = struct{}{}
+		buf = append(buf, txnChange{item: it, delete: op == 2})
+	}
+	version, err := d.readUint()
+	if err != nil {
+		return buf, corruptAt(off, "bad transaction: version: %v", err)
+	}
+	if err := d.end(off, "transaction"); err != nil {
+		return buf, err
+	}
+	for i := range buf {
+		buf[i].item.Version = version
+	}
+	return buf, nil
 }
