@@ -1,8 +1,11 @@
 package feed
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -161,4 +164,77 @@ func TestResumeAcrossGapAndBatch(t *testing.T) {
 	evs, err := next(t, s)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"t1", "t2", "four"}, keys(evs))
+}
+
+// TestCommitsThroughStore hooks the feed to a real store committing
+// transactions among single writes on several goroutines: a subscriber
+// gets every change once, in version order, each commit's together under
+// its one version and never split across two Next calls.
+func TestCommitsThroughStore(t *testing.T) {
+	f := newFeed(t, Options{History: 100000})
+	store := ttlstore.New(ttlstore.Options{
+		OnChange: func(c ttlstore.Change) error { f.Publish(c); return nil },
+		OnCommit: func(cs []ttlstore.Change, _ any) error { f.PublishBatch(cs); return nil },
+	})
+	all := subscribe(t, f, SubOptions{})
+	const writers, perWriter = 3, 200
+	want := 0
+	for i := range perWriter {
+		want += writers * (2 + i%3 + 1) // a commit of two to four and a single set each
+	}
+	type result struct{ batches [][]Event }
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
+				ops := make([]ttlstore.TxnOp, 2+i%3)
+				for j := range ops {
+					ops[j] = ttlstore.TxnOp{Op: ttlstore.OpSet, Key: fmt.Sprintf("w%d/%d", w, j), Value: []byte(fmt.Sprint(i))}
+				}
+				if _, err := store.Commit(ttlstore.Txn{Ops: ops}); err != nil {
+					t.Error(err)
+				}
+				if _, err := store.Set(fmt.Sprintf("w%d/single", w), ttlstore.Write{Value: []byte("s")}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Read once everything is written, so that Next has full batches to
+	// end somewhere.
+	var r result
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for n := 0; n < want; {
+		evs, err := all.Next(ctx)
+		require.NoError(t, err)
+		r.batches = append(r.batches, evs)
+		n += len(evs)
+	}
+
+	byVersion := map[uint64][]string{}
+	var prev uint64
+	for b, evs := range r.batches {
+		for _, e := range evs {
+			require.GreaterOrEqual(t, e.Version, prev, "events out of version order")
+			prev = e.Version
+			byVersion[e.Version] = append(byVersion[e.Version], e.Key)
+		}
+		if b > 0 {
+			require.NotEqual(t, r.batches[b-1][len(r.batches[b-1])-1].Version, evs[0].Version,
+				"a commit was split across two Next calls")
+		}
+	}
+	require.Len(t, byVersion, writers*perWriter*2, "one version per commit and per single write")
+	for v, ks := range byVersion {
+		if len(ks) == 1 {
+			continue
+		}
+		w := ks[0][:2]
+		for j, k := range ks {
+			require.Equal(t, fmt.Sprintf("%s/%d", w, j), k, "version %d holds one whole commit", v)
+		}
+		require.GreaterOrEqual(t, len(ks), 2, "version %d", v)
+	}
 }
