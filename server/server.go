@@ -147,6 +147,20 @@ func New(cfg Config) (_ *Server, err error) {
 			return s.journal.Prepare(c)
 		}
 		return nil
+	}, OnCommit: func(cs []ttlstore.Change, prepared any) error {
+		// A transaction: one journal record, one batch of events.
+		if s.journal != nil {
+			if err := s.journal.AppendTxn(cs, prepared); err != nil {
+				return err
+			}
+		}
+		s.changes.PublishBatch(cs)
+		return nil
+	}, PrepareCommit: func(cs []ttlstore.Change) any {
+		if s.journal != nil {
+			return s.journal.PrepareTxn(cs)
+		}
+		return nil
 	}})
 	if cfg.Data != "" {
 		if err := s.recover(); err != nil {
