@@ -2,7 +2,9 @@ package ttlstore_test
 
 import (
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -263,7 +265,9 @@ func BenchmarkRange100Of1M(b *testing.B) {
 
 // BenchmarkCommit4 commits transactions of four overwrites of keys in
 // different shards; BenchmarkSet4 does the same four writes as single Sets.
-// An op is one transaction, or four Sets.
+// An op is one transaction, or four Sets. Without hooks they cost about
+// the same (1.75 against 1.85 µs, 9 allocations against 4, in one run);
+// with a journal the commit writes one record where the Sets write four.
 func BenchmarkCommit4(b *testing.B) {
 	keys := benchKeys("key/", 100_000)
 	s := fill(b, keys)
@@ -299,4 +303,60 @@ func BenchmarkSet4(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkCommitDuringSnapshot commits transactions of four overwrites
+// while snapshots of a million keys run back to back, and reports the
+// slowest commits: a snapshot keeps commits out only while it copies one
+// shard, not while its consumer (here a checksum of each item, standing in
+// for encoding) runs. On the 2-CPU test machine, two runs of -benchtime 3s:
+// p99 7 µs, max 20 and 37 ms (5-6 µs and 8 ms with no snapshot running).
+// With the lock held for each whole snapshot instead (about 220 ms here,
+// a second for a real one that encodes and writes), p99 was 220 ms.
+func BenchmarkCommitDuringSnapshot(b *testing.B) {
+	s, prefixes := store1M(b)
+	stop := make(chan struct{})
+	var snapshots atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var sum uint32
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			err := s.Snapshot(func(it ttlstore.Item) error {
+				sum = crc32.Update(sum, crc32.IEEETable, it.Value)
+				return nil
+			})
+			if err != nil {
+				panic(err)
+			}
+			snapshots.Add(1)
+		}
+	})
+	ops := make([]ttlstore.TxnOp, 4)
+	var lat []time.Duration
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		for j := range ops {
+			p := prefixes[(i+j*250)%len(prefixes)]
+			ops[j] = ttlstore.TxnOp{Op: ttlstore.OpSet, Key: fmt.Sprintf("%sobj%06d", p, i%rangePerPrefix), Value: benchValue}
+		}
+		start := time.Now()
+		if _, err := s.Commit(ttlstore.Txn{Ops: ops}); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+		i++
+	}
+	b.StopTimer()
+	close(stop)
+	wg.Wait()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+	b.ReportMetric(float64(snapshots.Load()), "snapshots")
 }
