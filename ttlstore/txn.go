@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"slices"
 )
 
@@ -153,7 +152,7 @@ func (p *txnPlan) slot(s *Store, key string) int {
 			}
 		}
 	}
-	h := maphash.String(s.seed, key) // as shardFor
+	_, h := s.shardFor(key)
 	i := len(p.keys)
 	p.keys = append(p.keys, txnKey{key: key, h: h, shard: int(h & s.mask)})
 	switch {
@@ -213,8 +212,9 @@ func (s *Store) plan(t Txn) (*txnPlan, error) {
 // No reader sees part of a commit: Get waits on the key's shard, which the
 // commit locks while it applies, and Range pages and Snapshot wait for a
 // commit in progress (see Snapshot for what it shows). The shards are
-// locked in index order, each once, so commits on overlapping keys cannot
-// deadlock; commits are applied one at a time.
+// locked in index order, each once, so that commits on overlapping keys
+// cannot deadlock; for now commits also run one at a time, under the
+// store-wide lock that keeps them apart from those readers.
 func (s *Store) Commit(t Txn) (CommitResult, error) {
 	if s.onChange != nil && s.onCommit == nil {
 		return CommitResult{}, errNoCommitHook
