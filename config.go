@@ -154,6 +154,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 	fs.StringVar(&c.CORSOrigin, "cors-origin", c.CORSOrigin, `Access-Control-Allow-Origin for browsers; "" disables CORS`)
 	fs.Var((*originList)(&c.IPWriteOrigins), "ip-write-origins", "web origins (like https://app.example) whose pages may write ip/ keys, besides this server's own (comma-separated)")
 	fs.IntVar(&c.MaxScanLimit, "max-scan-limit", c.MaxScanLimit, "most keys one /list page returns")
+	fs.IntVar(&c.MaxBatchOps, "max-batch-ops", c.MaxBatchOps, "most operations (and most checks) of one /txn transaction")
 	fs.DurationVar(&c.MaxWait, "max-wait", c.MaxWait, "longest a long-poll (?wait=) may hold a request")
 	fs.IntVar(&c.MaxWatchers, "max-watchers", c.MaxWatchers, "watch streams and long-polls open at once, in all")
 	fs.IntVar(&c.MaxWatchersPerIP, "max-watchers-per-ip", c.MaxWatchersPerIP, "watch streams and long-polls open at once per client")
@@ -246,7 +247,7 @@ var flagNames = map[string]string{
 	"CostRead": "cost-read", "CostWrite": "cost-write",
 	"RateIPv4Prefix": "rate-ipv4-prefix", "RateIPv6Prefix": "rate-ipv6-prefix", "RateClients": "rate-clients",
 	"TrustedProxies": "trusted-proxy", "Fsync": "fsync", "CORSOrigin": "cors-origin",
-	"IPWriteOrigins": "ip-write-origins", "MaxScanLimit": "max-scan-limit", "MaxWait": "max-wait",
+	"IPWriteOrigins": "ip-write-origins", "MaxScanLimit": "max-scan-limit", "MaxWait": "max-wait", "MaxBatchOps": "max-batch-ops",
 	"MaxWatchers": "max-watchers", "MaxWatchersPerIP": "max-watchers-per-ip", "MaxWatchersPerNet": "max-watchers-per-net",
 	"WatchNetIPv4Prefix": "watch-net-ipv4-prefix", "WatchNetIPv6Prefix": "watch-net-ipv6-prefix",
 	"MetricsAddr": "metrics-addr", "PprofAddr": "pprof-addr",

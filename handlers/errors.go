@@ -25,7 +25,7 @@ func httpStatus(k policy.Kind) int {
 		return http.StatusForbidden
 	case policy.KindNotFound:
 		return http.StatusNotFound
-	case policy.KindConflict:
+	case policy.KindConflict, policy.KindCheckFailed:
 		return http.StatusConflict
 	case policy.KindRateLimited, policy.KindTooManyWatches:
 		return http.StatusTooManyRequests
@@ -72,6 +72,11 @@ var (
 
 // errorJSON is how a refusal looks to a client that asked for JSON.
 type errorJSON struct {
+	// OK and Failed answer a transaction whose checks failed, as
+	// {"ok": false, "failed": [indexes]}; other refusals leave them out.
+	OK     *bool `json:"ok,omitempty"`
+	Failed []int `json:"failed,omitempty"`
+
 	Error string `json:"error"`
 	Code  string `json:"code"`
 	// Current is the stored item that won a race (a conflict), so that
@@ -88,6 +93,7 @@ func (s *API) writeError(w http.ResponseWriter, r *http.Request, err error) int 
 	h := w.Header()
 	status, code, msg := errInternal.status, errInternal.code, errInternal.msg
 	var current *ttlstore.Item // the winner of a lost race
+	var failed []int           // the checks of a transaction that failed
 	var pe *policy.Error
 	var re *routeError
 	switch {
@@ -99,7 +105,7 @@ func (s *API) writeError(w http.ResponseWriter, r *http.Request, err error) int 
 			h.Set("X-RateLimit-Limit", strconv.Itoa(pe.Limit.Limit))
 			h.Set("X-RateLimit-Remaining", strconv.Itoa(pe.Limit.Remaining))
 		}
-		current = pe.Current
+		current, failed = pe.Current, pe.Failed
 	case errors.As(err, &re):
 		status, code, msg = re.status, re.code, re.msg
 	default:
@@ -111,7 +117,9 @@ func (s *API) writeError(w http.ResponseWriter, r *http.Request, err error) int 
 		w.WriteHeader(status)
 		return status
 	}
-	json := wantsJSON(r)
+	// /txn speaks JSON: its failed checks are a result every client
+	// reads, not only a message.
+	json := wantsJSON(r) || failed != nil
 	if current != nil && !json {
 		// A lost race answers with the winner, so the caller need not
 		// read it again.
@@ -121,6 +129,9 @@ func (s *API) writeError(w http.ResponseWriter, r *http.Request, err error) int 
 	h["X-Content-Type-Options"] = noSniff
 	if json {
 		body := errorJSON{Error: msg, Code: code[0]}
+		if failed != nil {
+			body.OK, body.Failed = new(bool), failed
+		}
 		if current != nil {
 			itemHeaders(h, *current, false)
 			it := NewItemJSON(*current, true)

@@ -70,6 +70,10 @@ type API struct {
 	// every method of the table, and OPTIONS.
 	corsMethods []string
 	frames      frameCache // encoded watch events, shared by all streams
+	// txnLimit is the largest body of POST /txn, and txnTooLarge its
+	// refusal.
+	txnLimit    int
+	txnTooLarge error
 }
 
 // New returns the HTTP API over svc.
@@ -84,6 +88,8 @@ func New(svc *policy.Service, cfg Config) *API {
 		cfg.StreamWriteTimeout = DefaultStreamWriteTimeout
 	}
 	s := &API{svc: svc, cfg: cfg}
+	s.txnLimit = txnBodyLimit(svc)
+	s.txnTooLarge = policy.Errorf(policy.KindTooLarge, "transaction too large: the body may be at most %d bytes", s.txnLimit)
 	r := chi.NewRouter()
 	r.NotFound(s.wrap("unknown", func(http.ResponseWriter, *http.Request, policy.Caller) error {
 		return errUnknownPath
@@ -325,7 +331,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int, tooLarge error)
 		return nil, tooLarge
 	}
 	body := http.MaxBytesReader(w, r.Body, int64(limit))
-	size := limit
+	// Without a length, start small: a large limit (a transaction's) is
+	// what a body may reach, not what most bodies are.
+	size := min(limit, 16<<10)
 	if r.ContentLength >= 0 {
 		size = int(r.ContentLength)
 	}

@@ -60,6 +60,9 @@ func (s *API) routes() []route {
 		{method: post, path: "/casoc/*", name: "casoc", h: s.writeHandler(policy.OpCASOrCreate, "/casoc/"), writes: true},
 		{method: post, path: "/del/*", name: "del", h: s.deleteHandler("/del/"), writes: true},
 		{method: del, path: "/get/*", name: "del", h: s.deleteHandler("/get/"), writes: true},
+		// Not writes: /txn names its keys in the body, which a preflight
+		// does not carry, so its cross-site ip/ refusal is the request's.
+		{method: post, path: "/txn", name: "txn", h: s.handleTxn},
 		{method: get, path: "/list/*", name: "list", h: s.handleList},
 		{method: get, path: "/watch/*", name: "watch", h: s.handleWatch},
 		{method: get, path: "/ip", name: "ip", h: s.handleIP},

@@ -70,7 +70,7 @@ type Sources struct {
 // routeNames are the values the route label may take; the index is the
 // route id. unknown must stay last: unknownRoute is its id.
 var routeNames = [...]string{
-	"get", "set", "los", "cas", "casoc", "del", "list", "watch", "landing", "ip", "health", "metrics", "unknown",
+	"get", "set", "los", "cas", "casoc", "del", "list", "watch", "landing", "ip", "health", "metrics", "txn", "unknown",
 }
 
 const (
@@ -107,6 +107,8 @@ func routeID(route string) int {
 		return 10
 	case "metrics":
 		return 11
+	case "txn":
+		return 12
 	}
 	return unknownRoute
 }

@@ -31,6 +31,7 @@ const (
 	KindTooManyWatches                 // the caller's, its network's or the server's cap of open watches
 	KindShuttingDown                   // the server is stopping; a retry elsewhere or later succeeds
 	KindWatchDisabled                  // this server has no change feed
+	KindCheckFailed                    // a check of a transaction did not hold; Failed is set
 
 	kindEnd // one past the last kind, for tests that visit them all
 )
@@ -52,6 +53,7 @@ var codes = [kindEnd]string{
 	KindTooManyWatches: "too_many_watches",
 	KindShuttingDown:   "shutting_down",
 	KindWatchDisabled:  "watch_disabled",
+	KindCheckFailed:    "check_failed",
 }
 
 // CodeInternal is the code of a failure that is the server's fault, and of
@@ -74,6 +76,9 @@ type Error struct {
 	Current *ttlstore.Item
 	// Limit is the rate-limit decision when Kind is KindRateLimited.
 	Limit *limiter.Decision
+	// Failed lists, ascending, the indexes in TxnRequest.Checks of the
+	// checks that did not hold, when Kind is KindCheckFailed.
+	Failed []int
 }
 
 func (e *Error) Error() string { return e.Message }

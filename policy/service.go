@@ -38,6 +38,9 @@ type Config struct {
 	MaxWait time.Duration
 	// MaxScanLimit caps the keys one listing page returns.
 	MaxScanLimit int
+	// MaxBatchOps caps the operations of one transaction, and separately
+	// its checks; 0 means DefaultMaxBatchOps.
+	MaxBatchOps int
 	// IPv4Prefix and IPv6Prefix group client addresses for per-client caps
 	// (0: the limiter's defaults, /32 and /64); main sets them to the rate
 	// limiter's grouping.
@@ -118,6 +121,12 @@ func (s *Service) charge(c Caller, cost int) error {
 		return nil
 	}
 	refused := d // a copy, so the allowed path keeps d on the stack
+	if refused.Limit > 0 && cost > refused.Limit {
+		// Only a transaction costs more than one write; waiting cannot
+		// help it, so say so rather than only when to retry.
+		return &Error{Kind: KindRateLimited, Limit: &refused, Message: "this request costs " + strconv.Itoa(cost) +
+			" tokens, more than a client's bucket holds (" + strconv.Itoa(refused.Limit) + "): send fewer ops at once"}
+	}
 	return &Error{Kind: KindRateLimited, Message: "rate limit exceeded, retry after " +
 		strconv.Itoa(int((refused.RetryAfter+time.Second-1)/time.Second)) + "s", Limit: &refused}
 }
@@ -184,19 +193,16 @@ func (s *Service) Write(c Caller, op WriteOp, req WriteRequest) (WriteResult, er
 	if err != nil {
 		return WriteResult{}, err
 	}
-	if len(req.Value)+len(req.Secret) > s.cfg.MaxValueSize {
-		return WriteResult{}, s.tooLarge
+	if err := s.checkValue(req.Value, req.Secret); err != nil {
+		return WriteResult{}, err
 	}
-	ttl := req.TTL
-	if ttl < 0 {
-		return WriteResult{}, Errorf(KindBadRequest, "ttl must be positive")
-	}
-	if ttl == 0 || ttl > s.cfg.MaxTTL {
-		ttl = s.cfg.MaxTTL
+	expires, err := s.expiry(s.now(), req.TTL)
+	if err != nil {
+		return WriteResult{}, err
 	}
 	w := ttlstore.Write{
 		Value:     req.Value,
-		Expires:   s.now().Add(ttl).UnixNano(),
+		Expires:   expires,
 		Owner:     ttlstore.HashSecret(req.Secret),
 		IfVersion: req.IfMatch,
 	}
@@ -232,6 +238,28 @@ func (s *Service) Write(c Caller, op WriteOp, req WriteRequest) (WriteResult, er
 		return WriteResult{}, err
 	}
 	return WriteResult{Key: key, Scoped: scoped, Item: it}, nil
+}
+
+// checkValue is the value-size rule of every write: the value and the
+// owner secret together fit in MaxValueSize.
+func (s *Service) checkValue(value []byte, secret string) error {
+	if len(value)+len(secret) > s.cfg.MaxValueSize {
+		return s.tooLarge
+	}
+	return nil
+}
+
+// expiry returns when a value written at now with ttl expires, in Unix
+// nanoseconds: ttl 0 means the default, MaxTTL, and a longer one is
+// capped to it.
+func (s *Service) expiry(now time.Time, ttl time.Duration) (int64, error) {
+	if ttl < 0 {
+		return 0, Errorf(KindBadRequest, "ttl must be positive")
+	}
+	if ttl == 0 || ttl > s.cfg.MaxTTL {
+		ttl = s.cfg.MaxTTL
+	}
+	return now.Add(ttl).UnixNano(), nil
 }
 
 // ListPage is one page of a prefix listing.

@@ -136,6 +136,7 @@ func TestKindCodes(t *testing.T) {
 		policy.KindTooManyWatches: "too_many_watches",
 		policy.KindShuttingDown:   "shutting_down",
 		policy.KindWatchDisabled:  "watch_disabled",
+		policy.KindCheckFailed:    "check_failed",
 	}
 	seen := map[string]policy.Kind{}
 	k := policy.Kind(1)

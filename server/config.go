@@ -49,6 +49,9 @@ type Config struct {
 	MaxScanLimit int
 	// MaxWait is the longest a long-poll may hold a request.
 	MaxWait time.Duration
+	// MaxBatchOps is the most operations one transaction (POST /txn) may
+	// have, and the most checks.
+	MaxBatchOps int
 
 	// RateOff turns rate limiting off; the other Rate fields are then
 	// ignored.
@@ -129,6 +132,7 @@ func DefaultConfig() Config {
 		MaxTTL:             2 * time.Hour,
 		MaxScanLimit:       1000,
 		MaxWait:            time.Minute,
+		MaxBatchOps:        100,
 		RateTokens:         17,
 		RateWindow:         time.Minute,
 		CostRead:           1,
@@ -198,6 +202,7 @@ func (c *Config) Validate() error {
 		{"CostWrite", c.CostWrite},
 		{"RateClients", c.RateClients},
 		{"MaxScanLimit", c.MaxScanLimit},
+		{"MaxBatchOps", c.MaxBatchOps},
 		{"MaxWatchers", c.MaxWatchers},
 		{"MaxWatchersPerIP", c.MaxWatchersPerIP},
 		{"MaxWatchersPerNet", c.MaxWatchersPerNet},

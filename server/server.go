@@ -188,6 +188,7 @@ func New(cfg Config) (_ *Server, err error) {
 		CostRead:     cfg.CostRead,
 		CostWrite:    cfg.CostWrite,
 		MaxScanLimit: cfg.MaxScanLimit,
+		MaxBatchOps:  cfg.MaxBatchOps,
 		MaxWait:      cfg.MaxWait,
 		Feed:         s.changes,
 		IPv4Prefix:   cfg.RateIPv4Prefix,
