@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"hash/maphash"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -35,9 +36,12 @@ var (
 
 // handleWatch serves GET /watch/{prefix} as a stream of server-sent events:
 // every set, delete and expiry of a key starting with prefix ("" for every
-// key; ?exact=1 for only the key itself), in version order. Each event's id
+// key; ?exact=1 for only the key itself), in version order. An event's id
 // is its version, so a client resumes with Last-Event-ID (as EventSource
-// does on its own) or ?since=VERSION. A resume point the history no longer
+// does on its own) or ?since=VERSION. The events of one transaction share
+// a version, and only the last of them carries the id: a stream cut in
+// the middle of them resumes from before the transaction and gets all of
+// it again, instead of resuming after it with the rest lost. A resume point the history no longer
 // covers gets a "relist" event first, then the stream continues live; a
 // client too slow to keep up gets an "error" event and the stream ends.
 func (s *API) handleWatch(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
@@ -91,8 +95,10 @@ func (s *API) handleWatch(w http.ResponseWriter, r *http.Request, c policy.Calle
 		switch {
 		case err == nil:
 			resuming = false
+			// Next returns a transaction's events together, so the last
+			// of a version in evs is the last this stream gets.
 			for i := range evs {
-				st.event(&evs[i])
+				st.event(&evs[i], i+1 == len(evs) || evs[i+1].Version != evs[i].Version)
 			}
 		case errors.Is(err, feed.ErrBehind) && resuming:
 			resuming = false
@@ -162,48 +168,61 @@ type eventStream struct {
 	timeout time.Duration // for each flush
 }
 
-// event appends e. Its data is the entry as JSON answers show items (for
-// a delete or an expiry, the entry removed) with the event's version.
-func (st *eventStream) event(e *feed.Event) {
-	if f := st.frames.get(e.Version); f != nil {
-		st.buf = append(st.buf, f...)
-		return
-	}
-	start := len(st.buf)
+// event appends e, with its id when it is the last event of its version
+// on this stream. Its data is the entry as JSON answers show items (for a
+// delete or an expiry, the entry removed) with the event's version.
+func (st *eventStream) event(e *feed.Event, last bool) {
 	st.buf = append(st.buf, "event: "...)
 	st.buf = append(st.buf, e.Op.String()...)
-	st.buf = append(st.buf, "\nid: "...)
-	st.buf = strconv.AppendUint(st.buf, e.Version, 10)
-	st.buf = append(st.buf, "\ndata: "...)
-	st.appendJSON(NewItemJSON(ttlstore.Item{Key: e.Key, Value: e.Value, Expires: e.Expires, Version: e.Version}, false))
+	if last {
+		st.buf = append(st.buf, "\nid: "...)
+		st.buf = strconv.AppendUint(st.buf, e.Version, 10)
+	}
 	st.buf = append(st.buf, '\n')
-	st.frames.put(e.Version, st.buf[start:])
+	if d := st.frames.get(e.Version, e.Key); d != nil {
+		st.buf = append(st.buf, d...)
+	} else {
+		start := len(st.buf)
+		st.buf = append(st.buf, "data: "...)
+		st.appendJSON(NewItemJSON(ttlstore.Item{Key: e.Key, Value: e.Value, Expires: e.Expires, Version: e.Version}, false))
+		st.frames.put(e.Version, e.Key, st.buf[start:])
+	}
+	st.buf = append(st.buf, '\n')
 }
 
-// frameCache keeps the encoded SSE frames of recent events. A frame
+// frameCache keeps the encoded data lines of recent events. A data line
 // depends only on the event, so a thousand watchers of one prefix share
 // one JSON encoding instead of making a thousand: without it, encoding
-// was half the CPU of a fan-out to 1000 watchers. Slots are indexed by
-// version and replaced without locks; a stale or missing slot only means
-// encoding again.
+// was half the CPU of a fan-out to 1000 watchers. An event is named by its
+// version and its key, since a transaction's events share one version.
+// Slots are picked by both and replaced without locks; a stale or missing
+// slot only means encoding again.
 type frameCache struct {
 	slots [4096]atomic.Pointer[cachedFrame]
 }
 
 type cachedFrame struct {
 	version uint64
+	key     string
 	data    []byte
 }
 
-func (c *frameCache) get(version uint64) []byte {
-	if f := c.slots[version%uint64(len(c.slots))].Load(); f != nil && f.version == version {
+// frameSeed spreads the keys of one version over the slots.
+var frameSeed = maphash.MakeSeed()
+
+func (c *frameCache) slot(version uint64, key string) *atomic.Pointer[cachedFrame] {
+	return &c.slots[(version^maphash.String(frameSeed, key))%uint64(len(c.slots))]
+}
+
+func (c *frameCache) get(version uint64, key string) []byte {
+	if f := c.slot(version, key).Load(); f != nil && f.version == version && f.key == key {
 		return f.data
 	}
 	return nil
 }
 
-func (c *frameCache) put(version uint64, data []byte) {
-	c.slots[version%uint64(len(c.slots))].Store(&cachedFrame{version: version, data: bytes.Clone(data)})
+func (c *frameCache) put(version uint64, key string, data []byte) {
+	c.slot(version, key).Store(&cachedFrame{version: version, key: key, data: bytes.Clone(data)})
 }
 
 // relist tells a resuming client that its resume point is gone: it should
