@@ -49,6 +49,9 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 		netip.MustParsePrefix("192.0.2.1/32"),
 		netip.MustParsePrefix("172.16.0.0/12"),
 	}, c.TrustedProxies)
+	c, err = parseConfig([]string{"--max-batch-ops", "7"}, env(nil), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 7, c.MaxBatchOps)
 }
 
 func TestConfigLegacyFlags(t *testing.T) {
@@ -85,6 +88,7 @@ func TestConfigRejects(t *testing.T) {
 		{args: []string{"--max-watchers-per-net", "0"}, want: "max-watchers-per-net"},
 		{args: []string{"--watch-net-ipv4-prefix", "33"}, want: "watch-net-ipv4-prefix"},
 		{args: []string{"--watch-net-ipv6-prefix", "0"}, want: "watch-net-ipv6-prefix"},
+		{args: []string{"--max-batch-ops", "0"}, want: "max-batch-ops"},
 		{env: map[string]string{"RENDEZVOUS_MAX_KEYS": "many"}, want: "RENDEZVOUS_MAX_KEYS"},
 	}
 	for _, c := range cases {

@@ -130,6 +130,11 @@ func TestFullDiskAtStart(t *testing.T) {
 	assert.True(t, strings.HasSuffix(body, "\n"))
 	resp, body = do(t, "GET", s.base+"/get/new", "")
 	assert.Equal(t, 404, resp.StatusCode, "the refused write is not applied: %s", body)
+	resp, body = do(t, "POST", s.base+"/txn", `{"ops": [{"op": "set", "key": "new", "value": "fresh"}, {"op": "delete", "key": "k1"}]}`)
+	assert.Equal(t, 503, resp.StatusCode, body)
+	assert.Equal(t, "storage_unavailable", resp.Header.Get("X-Error-Code"))
+	resp, body = do(t, "GET", s.base+"/get/k1", "")
+	assert.Equal(t, 200, resp.StatusCode, "the refused transaction is not applied: %s", body)
 
 	// Room for a journal file's magic, not for its preallocated window:
 	// still refused, and the snapshots that fail meanwhile add no files.

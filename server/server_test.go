@@ -370,6 +370,7 @@ func TestValidateRefuses(t *testing.T) {
 		{"MaxWatchersPerNet", func(c *server.Config) { c.MaxWatchersPerNet = 0 }},
 		{"MaxTTL", func(c *server.Config) { c.MaxTTL = -time.Second }},
 		{"MaxWait", func(c *server.Config) { c.MaxWait = 0 }},
+		{"MaxBatchOps", func(c *server.Config) { c.MaxBatchOps = 0 }},
 		{"SaveInterval", func(c *server.Config) { c.SaveInterval = 0 }},
 		{"StreamWriteTimeout", func(c *server.Config) { c.StreamWriteTimeout = -1 }},
 		{"RateBurst", func(c *server.Config) { c.RateBurst = -1 }},
