@@ -17,9 +17,9 @@ import (
 )
 
 // The README's walk-through, typed as a newcomer types it: the shell
-// blocks of "Using it" and of "Discovery and coordination", run by bash
-// with curl against the server started as README says, each command's
-// answer checked against what its comment promises.
+// blocks of "Using it", "Discovery and coordination" and "Transactions",
+// run by bash with curl against the server started as README says, each
+// command's answer checked against what its comment promises.
 func TestReadmeWalkthrough(t *testing.T) {
 	curl := apt.Installed(t, "curl", "curl")
 	bash := apt.Installed(t, "bash", "bash")
@@ -34,31 +34,38 @@ func TestReadmeWalkthrough(t *testing.T) {
 		require.NotNil(t, m, "a shell block after %q", after)
 		return m[1]
 	}
-	script := block("## Using it") + block("### Discovery and coordination")
+	script := block("## Using it") + block("### Discovery and coordination") + block("### Transactions")
 	require.True(t, strings.Contains(readme, "go run . --rate off"), "README says how to run the walk-through")
 
 	s := startServer(t, "--data", "", "--rate", "off")
 	// Each command's output on a line of its own, after a marker.
 	var run strings.Builder
 	run.WriteString("set -m\n")
+	var cmd strings.Builder
 	for _, line := range strings.Split(script, "\n") {
-		if strings.TrimSpace(line) == "" {
+		if cmd.Len() == 0 && strings.TrimSpace(line) == "" {
 			continue
 		}
+		cmd.WriteString(line + "\n")
+		if strings.Count(cmd.String(), "'")%2 == 1 {
+			continue // a quoted JSON body goes on over the next line
+		}
 		run.WriteString("echo '>>>'\n")
-		run.WriteString(strings.ReplaceAll(line, "localhost:8080", strings.TrimPrefix(s.base, "http://")) + "\n")
+		run.WriteString(strings.ReplaceAll(cmd.String(), "localhost:8080", strings.TrimPrefix(s.base, "http://")))
 		run.WriteString("echo; sleep 0.2\n") // lets a background stream print first
+		cmd.Reset()
 	}
+	require.Zero(t, cmd.Len(), "a quote left open in the walk-through: %q", cmd.String())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bash, "-c", run.String())
-	cmd.Env = append(os.Environ(), "PATH="+strings.TrimSuffix(curl, "/curl")+":"+os.Getenv("PATH"))
+	sh := exec.CommandContext(ctx, bash, "-c", run.String())
+	sh.Env = append(os.Environ(), "PATH="+strings.TrimSuffix(curl, "/curl")+":"+os.Getenv("PATH"))
 	// A command that never ends (a stream left in the foreground) must not
 	// hold the test: on time-out the whole process group goes.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
+	sh.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	sh.Cancel = func() error { return syscall.Kill(-sh.Process.Pid, syscall.SIGKILL) }
+	sh.WaitDelay = 5 * time.Second
+	out, err := sh.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 
 	got := strings.Split(string(out), ">>>\n")[1:]
@@ -67,6 +74,9 @@ func TestReadmeWalkthrough(t *testing.T) {
 		"", // the stream, in the background
 		"event: set", "mesh42/leader\nmesh42/node-a\nmesh42/node-b", "", "",
 		"node-b", "", "OK", "", "OK", "precondition failed", "OK",
+		// Transactions: a hand-over, a stale one, two registrations.
+		"", `{"ok":true,"version":`, "node-b", `{"ok":false,"failed":[0]`,
+		`{"ok":true,"version":`, `{"ok":false,"failed":[1]`, "key not found",
 	}
 	require.Len(t, got, len(want), "one answer per command:\n%s", out)
 	for i, w := range want {

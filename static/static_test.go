@@ -29,7 +29,7 @@ func TestRenderFillsEveryPlaceholder(t *testing.T) {
 		assert.NotContains(t, page, "{{", name)
 		assert.NotContains(t, page, "}}", name)
 		for _, want := range []string{
-			sample.Host + "/get/mesh42/node-a", "256", "4096", "100000",
+			sample.Host + "/get/mesh42/node-a", "/txn", "256", "4096", "100000",
 			"24h", "10 tokens/s, burst 60",
 		} {
 			assert.Contains(t, page, want, name)
