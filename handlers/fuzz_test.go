@@ -1,6 +1,8 @@
 package handlers_test
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -151,4 +153,82 @@ func validTTL(s string) bool {
 	}
 	d, err := time.ParseDuration(s)
 	return err == nil && d > 0
+}
+
+// FuzzTxn sends arbitrary bodies to /txn. Whatever the input, the server
+// must not panic, must answer with a status a transaction can get, in one
+// line, and a commit must be readable: every key its last op set holds
+// what it set.
+//
+//	go test -fuzz=FuzzTxn ./handlers/
+func FuzzTxn(f *testing.F) {
+	for _, seed := range []string{
+		`{"checks": [{"key": "mesh42/leader", "version": 41}, {"key": "mesh42/lock", "absent": true}, {"key": "cfg", "value": "v1"}],
+		  "ops": [{"op": "set", "key": "mesh42/leader", "value": "node-b", "ttl": "30s"}, {"op": "set", "key": "blob", "value": "AAEC", "encoding": "base64"},
+		          {"op": "delete", "key": "mesh42/old"}]}`,
+		`{"ops": [{"op": "set", "key": "a", "value": "1", "secret": "s"}, {"op": "set", "key": "a", "value": "2"}]}`,
+		`{"checks": [{"key": "ip/x", "absent": true}], "ops": [{"op": "set", "key": "ip/x", "value": "v"}]}`,
+		`{"ops": [{"op": "set", "key": "k", "value": "\u0000\ud800", "ttl": "99999999999999999999h"}]}`,
+		`{"ops": [{"op": "delete", "key": "k", "secret": ""}], "checks": []}`,
+		`{"ops": null}`, `{"ops": [{}]}`, `{"ops": [null]}`, `{"checks": [{"key": "k", "value": "=", "encoding": "base64"}], "ops": []}`,
+		`{`, `[]`, `null`, `""`, `{"ops": [{"op": "set", "key": "k", "value": "v"}]} x`, "",
+	} {
+		f.Add(seed)
+	}
+	e := newEnv(f)
+	f.Fuzz(func(t *testing.T, body string) {
+		rec := e.serve(httptestRequest(http.MethodPost, "/txn", strings.NewReader(body)))
+		checkTxnResponse(t, rec.Code, rec.Header(), rec.Body.String())
+		if rec.Code != http.StatusOK {
+			return
+		}
+		var in struct {
+			Ops []struct {
+				Op, Key, Value string
+				Encoding       *string
+			}
+		}
+		if err := json.Unmarshal([]byte(body), &in); err != nil {
+			t.Fatalf("committed a body that does not decode: %v", err)
+		}
+		last := map[string]int{}
+		for i, op := range in.Ops {
+			last[op.Key] = i
+		}
+		for key, i := range last {
+			op := in.Ops[i]
+			if op.Op != "set" || strings.HasPrefix(key, "ip/") {
+				continue
+			}
+			want := op.Value
+			if op.Encoding != nil {
+				b, err := base64.StdEncoding.DecodeString(op.Value)
+				if err != nil {
+					t.Fatalf("committed a bad base64 value %q", op.Value)
+				}
+				want = string(b)
+			}
+			it, ok := e.store.Get(key)
+			if !ok || string(it.Value) != want {
+				t.Fatalf("committed %q = %q, store has %q (present %v)", key, want, it.Value, ok)
+			}
+		}
+	})
+}
+
+// checkTxnResponse asserts what holds for every answer of /txn.
+func checkTxnResponse(t *testing.T, status int, h http.Header, body string) {
+	t.Helper()
+	switch status {
+	case http.StatusOK, http.StatusConflict:
+		if h.Get("Content-Type") != "application/json" {
+			t.Fatalf("status %d answered as %q", status, h.Get("Content-Type"))
+		}
+	case http.StatusBadRequest, http.StatusForbidden:
+	default:
+		t.Fatalf("unexpected status %d %q", status, body)
+	}
+	if !strings.HasSuffix(body, "\n") || strings.Count(body, "\n") != 1 {
+		t.Fatalf("body %q is not one line", body)
+	}
 }
