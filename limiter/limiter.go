@@ -46,6 +46,8 @@ import (
 
 	"github.com/puzpuzpuz/xsync/v3"
 	"golang.org/x/time/rate"
+
+	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
 // Defaults applied by New for zero Config fields. They are exported so that
@@ -93,28 +95,12 @@ type Config struct {
 	MaxClients int
 }
 
-// Decision is the outcome of one request, carrying what an HTTP front end
-// needs for its rate-limit headers and for Retry-After.
-type Decision struct {
-	// Allowed reports whether the request may proceed; its tokens were spent
-	// only if it is true.
-	Allowed bool
-	// Limit is the bucket size (the Config's Burst), the most a client can
-	// ever have. It is zero only for a nil Limiter, which callers can use to
-	// leave out rate-limit headers.
-	Limit int
-	// Remaining is the number of whole tokens left after this decision, so a
-	// client can tell how many more requests of cost 1 would succeed now.
-	Remaining int
-	// RetryAfter is zero when Allowed. Otherwise it is how long until the
-	// bucket holds the requested tokens, rounded up to whole seconds (and at
-	// least one second) because HTTP's Retry-After has one-second resolution
-	// and rounding down would send clients back too early. A request costing
-	// more than Limit can never succeed; its RetryAfter is the time an empty
-	// bucket takes to refill completely, so a client that honours it backs off
-	// for a full refill instead of retrying at once.
-	RetryAfter time.Duration
-}
+// Decision is the outcome of one request. It moved to package kv, where
+// policy's Limiter interface names it; the alias keeps code written against
+// limiter.Decision compiling.
+//
+// Deprecated: use kv.Decision.
+type Decision = kv.Decision
 
 // Limiter holds one token bucket per client group. It is safe for concurrent
 // use. A nil *Limiter is valid and means rate limiting is off, so callers

@@ -1,121 +1,105 @@
 // Package ttlstore is a sharded in-memory key-value map with per-key expiry,
 // owner hashes, a capacity cap on live keys and one monotonic version counter.
+// It is the in-memory implementation of policy.Store; the types it takes and
+// returns (items, writes, changes, transactions, errors) are package kv's.
 //
 // Every operation is atomic per key: the decision (is the key live, does the
 // owner match, does the value match) and the write happen under one shard
 // lock, so concurrent writers cannot both win a race for the same key.
-// Commit applies a transaction (Txn) on many keys as one: checks and
+// Commit applies a transaction (kv.Txn) on many keys as one: checks and
 // writes decided and applied under the locks of all its shards, with one
 // version, seen whole or not at all by every reader.
 // Time comes from Options.Now, so expiry can be tested without sleeping.
 package ttlstore
 
 import (
-	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
-	"time"
+
+	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
-// Owner is the SHA-256 hash of an owner secret. The empty Owner means "no
-// owner". The store never sees a secret in plaintext.
-type Owner string
+// The store's types are package kv's, which every layer shares. These
+// aliases are the names ttlstore's own code uses, and they keep code written
+// against ttlstore.Item and the like compiling; new code names kv.
+type (
+	// Owner is kv.Owner.
+	//
+	// Deprecated: use kv.Owner.
+	Owner = kv.Owner
+	// Item is kv.Item.
+	//
+	// Deprecated: use kv.Item.
+	Item = kv.Item
+	// Write is kv.Write.
+	//
+	// Deprecated: use kv.Write.
+	Write = kv.Write
+	// Op is kv.Op.
+	//
+	// Deprecated: use kv.Op.
+	Op = kv.Op
+	// Change is kv.Change.
+	//
+	// Deprecated: use kv.Change.
+	Change = kv.Change
+)
+
+// The kinds of change, as aliases of kv's.
+const (
+	// OpSet is kv.OpSet.
+	//
+	// Deprecated: use kv.OpSet.
+	OpSet = kv.OpSet
+	// OpDelete is kv.OpDelete.
+	//
+	// Deprecated: use kv.OpDelete.
+	OpDelete = kv.OpDelete
+	// OpExpire is kv.OpExpire.
+	//
+	// Deprecated: use kv.OpExpire.
+	OpExpire = kv.OpExpire
+)
+
+// The store's errors, as aliases of kv's: the same values, so errors.Is
+// matches either name.
+var (
+	// ErrNotFound is kv.ErrNotFound.
+	//
+	// Deprecated: use kv.ErrNotFound.
+	ErrNotFound = kv.ErrNotFound
+	// ErrForbidden is kv.ErrForbidden.
+	//
+	// Deprecated: use kv.ErrForbidden.
+	ErrForbidden = kv.ErrForbidden
+	// ErrMismatch is kv.ErrMismatch.
+	//
+	// Deprecated: use kv.ErrMismatch.
+	ErrMismatch = kv.ErrMismatch
+	// ErrExists is kv.ErrExists.
+	//
+	// Deprecated: use kv.ErrExists.
+	ErrExists = kv.ErrExists
+	// ErrFull is kv.ErrFull.
+	//
+	// Deprecated: use kv.ErrFull.
+	ErrFull = kv.ErrFull
+	// ErrVersionMismatch is kv.ErrVersionMismatch.
+	//
+	// Deprecated: use kv.ErrVersionMismatch.
+	ErrVersionMismatch = kv.ErrVersionMismatch
+)
 
 // HashSecret returns the Owner for secret, or the empty Owner when secret is
 // empty.
-func HashSecret(secret string) Owner {
-	if secret == "" {
-		return ""
-	}
-	sum := sha256.Sum256([]byte(secret))
-	return Owner(sum[:])
-}
+//
+// Deprecated: use kv.HashSecret.
+func HashSecret(secret string) kv.Owner { return kv.HashSecret(secret) }
 
-// matches reports in constant time (for equal lengths) whether o equals other.
-func (o *Owner) matches(other Owner) bool {
+// ownerMatches reports in constant time (for equal lengths) whether the
+// stored owner o equals other.
+func ownerMatches(o *kv.Owner, other kv.Owner) bool {
 	if len(*o) != len(other) {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(*o), []byte(other)) == 1
 }
-
-// Item is a copy of one entry as seen at one moment.
-// Value shares memory with the store and must not be modified.
-type Item struct {
-	Key     string
-	Value   []byte
-	Expires int64 // Unix nanoseconds; 0 means the entry never expires.
-	Owner   Owner
-	Version uint64
-}
-
-// ExpiresAt returns the expiry as a time.Time, or the zero Time when the item
-// never expires.
-func (it Item) ExpiresAt() time.Time {
-	if it.Expires == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, it.Expires)
-}
-
-// Owned reports whether the item has an owner.
-func (it Item) Owned() bool { return it.Owner != "" }
-
-// Write is the new state a write operation asks for.
-type Write struct {
-	// Value is kept by the store, not copied: the caller must not modify it
-	// after the call.
-	Value   []byte
-	Expires int64 // Unix nanoseconds; 0 means never.
-	// Owner is the hash of the caller's secret, or empty. On a new or unowned
-	// key a non-empty Owner claims it; on an owned key it must match.
-	Owner Owner
-	// IfVersion, when non-zero, makes the write conditional on the key being
-	// live at exactly this version (HTTP If-Match); otherwise it fails with
-	// ErrVersionMismatch and the current item.
-	IfVersion uint64
-}
-
-// Op names the kind of a Change.
-type Op uint8
-
-// The kinds of change the store reports.
-const (
-	OpSet    Op = iota + 1 // a key was created or overwritten
-	OpDelete               // a key was deleted by a caller
-	OpExpire               // a key was removed because its expiry passed
-)
-
-func (op Op) String() string {
-	switch op {
-	case OpSet:
-		return "set"
-	case OpDelete:
-		return "delete"
-	case OpExpire:
-		return "expire"
-	}
-	return "unknown"
-}
-
-// Change describes one mutation. For OpSet, Item is the new state. For
-// OpDelete and OpExpire, Item carries the key, the removed value and owner,
-// and the new Version assigned to the removal.
-type Change struct {
-	Op   Op
-	Item Item
-	// Prepared is what Options.Prepare returned for this change, if set.
-	Prepared any
-}
-
-// Errors returned by the store. ErrMismatch and ErrExists come with the
-// current Item so a caller can show it.
-var (
-	ErrNotFound  = errors.New("key not found")
-	ErrForbidden = errors.New("key is owned by another secret")
-	ErrMismatch  = errors.New("value does not match")
-	ErrExists    = errors.New("key already exists")
-	ErrFull      = errors.New("store is full")
-	// ErrVersionMismatch means Write.IfVersion did not match.
-	ErrVersionMismatch = errors.New("version does not match")
-)

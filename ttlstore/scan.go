@@ -3,6 +3,8 @@ package ttlstore
 import (
 	"container/heap"
 	"slices"
+
+	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
 // Snapshot calls fn for every live item, one shard at a time. Each shard is
@@ -242,18 +244,10 @@ func (s *Store) RestoreDelete(key string, version uint64) {
 }
 
 // PrefixEnd returns the smallest key greater than every key that starts
-// with prefix, for use as Range's end; "" (unbounded) when there is none,
-// as for an empty prefix or one of only 0xff bytes.
-func PrefixEnd(prefix string) string {
-	b := []byte(prefix)
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] < 0xff {
-			b[i]++
-			return string(b[:i+1])
-		}
-	}
-	return ""
-}
+// with prefix, for use as Range's end; "" (unbounded) when there is none.
+//
+// Deprecated: use kv.PrefixEnd.
+func PrefixEnd(prefix string) string { return kv.PrefixEnd(prefix) }
 
 // RestoresConcurrently reports that Restore and RestoreDelete may be called
 // from several goroutines at once: each takes its key's shard lock, so

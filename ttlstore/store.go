@@ -314,7 +314,7 @@ func (s *Store) tryWrite(key string, w Write, mode writeMode, expected []byte) (
 	if mode == modeCreate {
 		return e.item(), ErrExists
 	}
-	if e.owner != nil && !e.owner.matches(w.Owner) {
+	if e.owner != nil && !ownerMatches(e.owner, w.Owner) {
 		return Item{}, ErrForbidden
 	}
 	if w.IfVersion != 0 && w.IfVersion != e.version {
@@ -449,7 +449,7 @@ func (s *Store) Delete(key string, owner Owner) (Item, error) {
 		}
 		return Item{}, ErrNotFound
 	}
-	if e.owner != nil && !e.owner.matches(owner) {
+	if e.owner != nil && !ownerMatches(e.owner, owner) {
 		return Item{}, ErrForbidden
 	}
 	return s.removeLocked(sh, e, OpDelete)

@@ -5,110 +5,69 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
-// CheckKind names what a Check asserts about its key.
-type CheckKind uint8
+// The transaction types are package kv's too, aliased here like Item.
+type (
+	// CheckKind is kv.CheckKind.
+	//
+	// Deprecated: use kv.CheckKind.
+	CheckKind = kv.CheckKind
+	// Check is kv.Check.
+	//
+	// Deprecated: use kv.Check.
+	Check = kv.Check
+	// TxnOp is kv.TxnOp.
+	//
+	// Deprecated: use kv.TxnOp.
+	TxnOp = kv.TxnOp
+	// Txn is kv.Txn.
+	//
+	// Deprecated: use kv.Txn.
+	Txn = kv.Txn
+	// CommitResult is kv.CommitResult.
+	//
+	// Deprecated: use kv.CommitResult.
+	CommitResult = kv.CommitResult
+	// TxnError is kv.TxnError.
+	//
+	// Deprecated: use kv.TxnError.
+	TxnError = kv.TxnError
+)
 
-// The kinds of check a transaction can commit under.
+// The kinds of check, as aliases of kv's.
 const (
-	CheckAbsent  CheckKind = iota + 1 // the key is not live
-	CheckVersion                      // the key is live at exactly Check.Version
-	CheckValue                        // the key is live and its value equals Check.Value
+	// CheckAbsent is kv.CheckAbsent.
+	//
+	// Deprecated: use kv.CheckAbsent.
+	CheckAbsent = kv.CheckAbsent
+	// CheckVersion is kv.CheckVersion.
+	//
+	// Deprecated: use kv.CheckVersion.
+	CheckVersion = kv.CheckVersion
+	// CheckValue is kv.CheckValue.
+	//
+	// Deprecated: use kv.CheckValue.
+	CheckValue = kv.CheckValue
 )
 
-// Check is a condition of a transaction, evaluated when it commits against
-// the state before any of its writes. An expired key counts as absent.
-type Check struct {
-	Kind CheckKind
-	Key  string
-	// Version is what CheckVersion compares with; live keys never have
-	// version 0, so a CheckVersion of 0 always fails.
-	Version uint64
-	// Value is what CheckValue compares with; nil equals an empty value.
-	Value []byte
-}
-
-// TxnOp is one write of a transaction.
-type TxnOp struct {
-	// Op is OpSet or OpDelete.
-	Op  Op
-	Key string
-	// Value and Expires are the new state an OpSet asks for, as in Write.
-	// Value is kept by the store: the caller must not modify it after the
-	// call.
-	Value   []byte
-	Expires int64
-	// Owner is the hash of the caller's secret, or empty. As with Set and
-	// Delete, an owned key refuses an OpSet or OpDelete whose Owner does not
-	// match, and an OpSet with an Owner claims a new or unowned key.
-	Owner Owner
-}
-
-// Txn is a transaction: checks and writes on keys in any shards, committed
-// together under one version or not at all.
-//
-// The writes apply in order, each seeing the ones before it: setting a key
-// twice keeps the second value, and an OpSet that claims a key makes a
-// later op on it need the same owner. A delete of a key that is absent
-// (or was deleted by an earlier op) does nothing, as a delete inside
-// MULTI/EXEC or an atomic write does, instead of failing the commit.
-type Txn struct {
-	Checks []Check
-	Ops    []TxnOp
-}
-
-// CommitResult describes a committed transaction.
-type CommitResult struct {
-	// Version is the commit's version, which every one of its changes
-	// carries. A commit that changes nothing (only checks, deletes of
-	// absent keys, a key created and deleted again) takes no version of
-	// its own: Version is then the store's version when it was decided.
-	Version uint64
-	// Changes are the changes the commit made, one per key it changed, in
-	// the order the keys first appear in Txn.Ops; nil when it changed
-	// nothing. They are what Options.OnCommit received, with Key and Value
-	// sharing the store's memory like an Item's.
-	Changes []Change
-}
-
-// ErrCheckFailed means a check of a transaction did not hold; TxnError.Failed
-// lists which.
-var ErrCheckFailed = errors.New("transaction check failed")
-
-// ErrInvalidTxn means a transaction names an unknown operation or check
-// kind: a mistake of the program calling Commit, which a front end checks
-// for before, not of its client.
-var ErrInvalidTxn = errors.New("invalid transaction")
+// The transaction errors, as aliases of kv's (the same values).
+var (
+	// ErrCheckFailed is kv.ErrCheckFailed.
+	//
+	// Deprecated: use kv.ErrCheckFailed.
+	ErrCheckFailed = kv.ErrCheckFailed
+	// ErrInvalidTxn is kv.ErrInvalidTxn.
+	//
+	// Deprecated: use kv.ErrInvalidTxn.
+	ErrInvalidTxn = kv.ErrInvalidTxn
+)
 
 // errNoCommitHook refuses a commit on a store that reports changes one by
 // one but has nowhere to report a transaction whole.
 var errNoCommitHook = errors.New("ttlstore: Options.OnCommit must be set to commit transactions when OnChange is")
-
-// TxnError is how Commit refuses a transaction for a reason tied to it:
-// Err is ErrCheckFailed, ErrForbidden or ErrFull (errors.Is works through
-// it). Nothing of a refused transaction is written.
-type TxnError struct {
-	Err error
-	// Op is the index in Txn.Ops of the operation that refused the commit
-	// (ErrForbidden), or -1.
-	Op int
-	// Failed holds the indexes in Txn.Checks of every check that failed,
-	// ascending (ErrCheckFailed).
-	Failed []int
-}
-
-func (e *TxnError) Error() string {
-	switch {
-	case len(e.Failed) > 0:
-		return fmt.Sprintf("%v: checks %v", e.Err, e.Failed)
-	case e.Op >= 0:
-		return fmt.Sprintf("operation %d: %v", e.Op, e.Err)
-	}
-	return e.Err.Error()
-}
-
-func (e *TxnError) Unwrap() error { return e.Err }
 
 // txnKey is one distinct key of a transaction with the state its ops leave
 // it in so far.
@@ -292,7 +251,7 @@ func (s *Store) tryCommit(t Txn, p *txnPlan) (CommitResult, error) {
 		if op.Op == OpDelete && !k.present {
 			continue
 		}
-		if k.owner != nil && !k.owner.matches(op.Owner) {
+		if k.owner != nil && !ownerMatches(k.owner, op.Owner) {
 			return CommitResult{}, &TxnError{Err: ErrForbidden, Op: i}
 		}
 		k.touched = true
