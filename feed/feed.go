@@ -9,14 +9,14 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
+	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
 // Event is one change as subscribers see it. For OpDelete and OpExpire,
 // Value and Expires describe the removed entry. Value shares memory with
 // the store and must not be modified.
 type Event struct {
-	Op      ttlstore.Op
+	Op      kv.Op
 	Key     string
 	Value   []byte
 	Expires int64 // Unix nanoseconds; 0 means the entry never expired
@@ -168,7 +168,7 @@ func New(opts Options) *Feed {
 // Call it only once the change is certain to happen: with a journal, after
 // the journal accepted the record, since a refused change gives its
 // version to the next one.
-func (f *Feed) Publish(c ttlstore.Change) {
+func (f *Feed) Publish(c kv.Change) {
 	it := &c.Item
 	f.mu.Lock()
 	if f.closed || it.Version <= f.head {
@@ -193,7 +193,7 @@ func (f *Feed) Publish(c ttlstore.Change) {
 // drops them together. A batch larger than the whole history cannot be
 // kept whole, so none of it is: every subscriber that had not read up to
 // it falls behind and relists.
-func (f *Feed) PublishBatch(cs []ttlstore.Change) {
+func (f *Feed) PublishBatch(cs []kv.Change) {
 	if len(cs) == 0 {
 		return
 	}
@@ -222,7 +222,7 @@ func (f *Feed) PublishBatch(cs []ttlstore.Change) {
 }
 
 // appendLocked puts c after the newest event; the ring has room.
-func (f *Feed) appendLocked(c ttlstore.Change) {
+func (f *Feed) appendLocked(c kv.Change) {
 	it := &c.Item
 	i := f.start + f.n
 	if i >= len(f.ring) {

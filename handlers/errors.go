@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/policy"
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
 // httpStatus is the HTTP status that answers a refusal of kind k: the one
@@ -92,8 +92,8 @@ type errorJSON struct {
 func (s *API) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	h := w.Header()
 	status, code, msg := errInternal.status, errInternal.code, errInternal.msg
-	var current *ttlstore.Item // the winner of a lost race
-	var failed []int           // the checks of a transaction that failed
+	var current *kv.Item // the winner of a lost race
+	var failed []int     // the checks of a transaction that failed
 	var pe *policy.Error
 	var re *routeError
 	switch {

@@ -16,10 +16,10 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/listener"
 	"github.com/rendezvous-kv/rendezvous/policy"
 	"github.com/rendezvous-kv/rendezvous/static"
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
 // Config configures the HTTP front end.
@@ -171,7 +171,7 @@ var octetStream = []string{"application/octet-stream"}
 
 // writeItem answers a successful read: JSON when the client asked for it,
 // else the raw value, with the same ETag and X-Expires-At either way.
-func writeItem(w http.ResponseWriter, r *http.Request, it ttlstore.Item) {
+func writeItem(w http.ResponseWriter, r *http.Request, it kv.Item) {
 	if wantsJSON(r) {
 		itemHeaders(w.Header(), it, false)
 		writeJSON(w, http.StatusOK, NewItemJSON(it, true))
@@ -180,7 +180,7 @@ func writeItem(w http.ResponseWriter, r *http.Request, it ttlstore.Item) {
 	writeValue(w, http.StatusOK, it)
 }
 
-func writeValue(w http.ResponseWriter, status int, it ttlstore.Item) {
+func writeValue(w http.ResponseWriter, status int, it kv.Item) {
 	h := w.Header()
 	h["Content-Type"] = octetStream
 	itemHeaders(h, it, true)
@@ -192,7 +192,7 @@ func writeValue(w http.ResponseWriter, status int, it ttlstore.Item) {
 // it. The numbers are formatted into one string and the header values
 // share one backing array: two allocations instead of six on the hottest
 // path.
-func itemHeaders(h http.Header, it ttlstore.Item, length bool) {
+func itemHeaders(h http.Header, it kv.Item, length bool) {
 	var buf [64]byte
 	b := append(buf[:0], '"')
 	b = strconv.AppendUint(b, it.Version, 10)

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/policy"
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
 // ItemJSON is how an item looks in JSON answers. Values are text when
@@ -25,7 +25,7 @@ type ItemJSON struct {
 }
 
 // NewItemJSON converts it; withOwner adds the owned flag.
-func NewItemJSON(it ttlstore.Item, withOwner bool) ItemJSON {
+func NewItemJSON(it kv.Item, withOwner bool) ItemJSON {
 	j := ItemJSON{Key: it.Key, Version: it.Version}
 	if it.Expires != 0 {
 		j.ExpiresAt = it.ExpiresAt().Unix()

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/rendezvous-kv/rendezvous/feed"
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/policy"
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
 // The defaults of Config.WatchKeepAlive and Config.StreamWriteTimeout.
@@ -184,7 +184,7 @@ func (st *eventStream) event(e *feed.Event, last bool) {
 	} else {
 		start := len(st.buf)
 		st.buf = append(st.buf, "data: "...)
-		st.appendJSON(NewItemJSON(ttlstore.Item{Key: e.Key, Value: e.Value, Expires: e.Expires, Version: e.Version}, false))
+		st.appendJSON(NewItemJSON(kv.Item{Key: e.Key, Value: e.Value, Expires: e.Expires, Version: e.Version}, false))
 		st.frames.put(e.Version, e.Key, st.buf[start:])
 	}
 	st.buf = append(st.buf, '\n')

@@ -16,7 +16,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
+	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
 // JournalMagic starts every journal file.
@@ -252,26 +252,26 @@ func (j *Journal) startGeneration(gen uint64) error {
 // taken by every write of the server, so the shorter its sections the
 // fewer writers queue behind one that is descheduled. The result is for
 // Append, as c.Prepared; nil for a change the journal does not record.
-func (j *Journal) Prepare(c ttlstore.Change) any {
+func (j *Journal) Prepare(c kv.Change) any {
 	if journalOp(c.Op) == 0 {
 		return nil
 	}
 	return prepareRecord(c)
 }
 
-func journalOp(op ttlstore.Op) uint64 {
+func journalOp(op kv.Op) uint64 {
 	switch op {
-	case ttlstore.OpSet:
+	case kv.OpSet:
 		return 1
-	case ttlstore.OpDelete:
+	case kv.OpDelete:
 		return 2
 	}
 	return 0
 }
 
-func prepareRecord(c ttlstore.Change) *recordBuf {
+func prepareRecord(c kv.Change) *recordBuf {
 	it := c.Item
-	if c.Op == ttlstore.OpDelete {
+	if c.Op == kv.OpDelete {
 		it.Value, it.Owner, it.Expires = nil, "", 0
 	}
 	rb := recordBufs.Get().(*recordBuf)
@@ -288,7 +288,7 @@ func prepareRecord(c ttlstore.Change) *recordBuf {
 // Expiry removals are not recorded: replay drops expired entries by their
 // own expiry. It returns the sticky write error, if any, so the store
 // refuses the mutation instead of applying an unrecorded one.
-func (j *Journal) Append(c ttlstore.Change) error {
+func (j *Journal) Append(c kv.Change) error {
 	if journalOp(c.Op) == 0 {
 		return nil
 	}
@@ -306,11 +306,11 @@ func (j *Journal) Append(c ttlstore.Change) error {
 // PrepareTxn encodes the commit record of a transaction's changes up to
 // its version, as Prepare does for one change (ttlstore.Options.
 // PrepareCommit). The result is for AppendTxn.
-func (j *Journal) PrepareTxn(cs []ttlstore.Change) any {
+func (j *Journal) PrepareTxn(cs []kv.Change) any {
 	return prepareTxnRecord(cs)
 }
 
-func prepareTxnRecord(cs []ttlstore.Change) *recordBuf {
+func prepareTxnRecord(cs []kv.Change) *recordBuf {
 	rb := recordBufs.Get().(*recordBuf)
 	rb.buf.Reset()
 	rb.err = nil
@@ -324,7 +324,7 @@ func prepareTxnRecord(cs []ttlstore.Change) *recordBuf {
 			break
 		}
 		it := c.Item
-		if c.Op == ttlstore.OpDelete {
+		if c.Op == kv.OpDelete {
 			it.Value, it.Owner, it.Expires = nil, "", 0
 		}
 		_ = rb.enc.EncodeArrayLen(changeFields)
@@ -346,7 +346,7 @@ func prepareTxnRecord(cs []ttlstore.Change) *recordBuf {
 // version, as one commit record (ttlstore.Options.OnCommit), with prepared
 // from PrepareTxn when the store has it. Like Append, it returns the sticky
 // write error, if any, so the store refuses the whole transaction.
-func (j *Journal) AppendTxn(cs []ttlstore.Change, prepared any) error {
+func (j *Journal) AppendTxn(cs []kv.Change, prepared any) error {
 	if len(cs) == 0 {
 		return nil
 	}

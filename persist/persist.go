@@ -62,7 +62,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
+	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
 // Magic is the first bytes of every snapshot file. The trailing NUL keeps a
@@ -130,7 +130,7 @@ type Stats struct {
 // Items whose Owner is neither empty nor 32 bytes, or whose key and value
 // together exceed MaxRecord, are refused with an error, since writing them
 // would produce a file that Decode rejects.
-func Encode(w io.Writer, iterate func(yield func(ttlstore.Item) error) error) (Stats, error) {
+func Encode(w io.Writer, iterate func(yield func(kv.Item) error) error) (Stats, error) {
 	return EncodeVersion(w, 0, iterate)
 }
 
@@ -138,7 +138,7 @@ func Encode(w io.Writer, iterate func(yield func(ttlstore.Item) error) error) (S
 // counter, as the snapshot's max version when it is higher than every item's.
 // Without it, deleting the newest keys before a snapshot would let versions
 // restart below ones clients have already seen.
-func EncodeVersion(w io.Writer, version uint64, iterate func(yield func(ttlstore.Item) error) error) (Stats, error) {
+func EncodeVersion(w io.Writer, version uint64, iterate func(yield func(kv.Item) error) error) (Stats, error) {
 	return EncodeCovering(w, version, 0, iterate)
 }
 
@@ -146,7 +146,7 @@ func EncodeVersion(w io.Writer, version uint64, iterate func(yield func(ttlstore
 // journal generation whose records the items include, so that recovery
 // can tell whether the journal generations it finds continue from the
 // snapshot.
-func EncodeCovering(w io.Writer, version, covered uint64, iterate func(yield func(ttlstore.Item) error) error) (Stats, error) {
+func EncodeCovering(w io.Writer, version, covered uint64, iterate func(yield func(kv.Item) error) error) (Stats, error) {
 	start := time.Now()
 	st := Stats{Created: start, MaxVersion: version, FormatVersion: FormatVersion, Covered: covered}
 	bw := bufio.NewWriterSize(w, ioBufSize)
@@ -168,7 +168,7 @@ func EncodeCovering(w io.Writer, version, covered uint64, iterate func(yield fun
 	}
 
 	var yieldErr error
-	yield := func(it ttlstore.Item) error {
+	yield := func(it kv.Item) error {
 		if yieldErr != nil {
 			return yieldErr
 		}
@@ -208,14 +208,14 @@ func EncodeCovering(w io.Writer, version, covered uint64, iterate func(yield fun
 	return st, nil
 }
 
-func encodeItem(enc *msgpack.Encoder, buf *bytes.Buffer, it ttlstore.Item) error {
+func encodeItem(enc *msgpack.Encoder, buf *bytes.Buffer, it kv.Item) error {
 	_ = enc.EncodeArrayLen(itemFields)
 	return encodeItemFields(enc, buf, it)
 }
 
 // encodeItemFields writes the five item fields; a journal record puts its
 // operation in front of the same fields.
-func encodeItemFields(enc *msgpack.Encoder, buf *bytes.Buffer, it ttlstore.Item) error {
+func encodeItemFields(enc *msgpack.Encoder, buf *bytes.Buffer, it kv.Item) error {
 	if err := encodeItemHead(enc, buf, it); err != nil {
 		return err
 	}
@@ -225,7 +225,7 @@ func encodeItemFields(enc *msgpack.Encoder, buf *bytes.Buffer, it ttlstore.Item)
 
 // encodeItemHead writes the item fields before the version, which comes
 // last so that a journal record can be encoded before its version is known.
-func encodeItemHead(enc *msgpack.Encoder, buf *bytes.Buffer, it ttlstore.Item) error {
+func encodeItemHead(enc *msgpack.Encoder, buf *bytes.Buffer, it kv.Item) error {
 	if len(it.Owner) != 0 && len(it.Owner) != ownerLen {
 		return fmt.Errorf("key %.64q: owner is %d bytes, want 0 or %d", it.Key, len(it.Owner), ownerLen)
 	}
@@ -260,7 +260,7 @@ func encodeItemHead(enc *msgpack.Encoder, buf *bytes.Buffer, it ttlstore.Item) e
 // size). Errors wrap ErrBadMagic, ErrUnsupportedVersion, ErrTruncated or
 // ErrCorrupt (the last two as a *RecordError carrying the byte offset), a
 // read error, or whatever fn returned, which is passed through unchanged.
-func Decode(r io.Reader, fn func(ttlstore.Item) error) (Stats, error) {
+func Decode(r io.Reader, fn func(kv.Item) error) (Stats, error) {
 	start := time.Now()
 	var st Stats
 	// Frames are read in small pieces, so unbuffered input is wrapped; input
@@ -439,7 +439,7 @@ func (d *recordDecoder) header(payload []byte, off int64, st *Stats) error {
 }
 
 // item decodes the fields of an item record after begin.
-func (d *recordDecoder) item(off int64) (ttlstore.Item, error) {
+func (d *recordDecoder) item(off int64) (kv.Item, error) {
 	it, err := d.itemHead(off, "item")
 	if err != nil {
 		return it, err
@@ -455,8 +455,8 @@ func (d *recordDecoder) item(off int64) (ttlstore.Item, error) {
 
 // itemHead decodes the item fields before the version; what names the
 // record in errors.
-func (d *recordDecoder) itemHead(off int64, what string) (ttlstore.Item, error) {
-	var it ttlstore.Item
+func (d *recordDecoder) itemHead(off int64, what string) (kv.Item, error) {
+	var it kv.Item
 	key, err := d.readBytes(msgpcode.IsString, "string")
 	if err != nil {
 		return it, corruptAt(off, "bad %s: key: %v", what, err)
@@ -486,7 +486,7 @@ func (d *recordDecoder) itemHead(off int64, what string) (ttlstore.Item, error) 
 		it.Key = unsafe.String(&buf[0], len(key))
 	}
 	it.Value = buf[len(key):len(buf):len(buf)]
-	it.Owner = ttlstore.Owner(owner)
+	it.Owner = kv.Owner(owner)
 	return it, nil
 }
 
@@ -614,20 +614,20 @@ func isIntCode(c byte) bool {
 //
 // Concurrent calls for the same path are safe (each uses its own temporary
 // file; the last rename wins) but wasteful.
-func WriteFile(path string, iterate func(yield func(ttlstore.Item) error) error) (st Stats, err error) {
+func WriteFile(path string, iterate func(yield func(kv.Item) error) error) (st Stats, err error) {
 	return WriteFileVersion(path, 0, iterate)
 }
 
 // WriteFileVersion is WriteFile that records the store's version counter as
 // EncodeVersion does. It also removes temporary files that an earlier
 // process left behind when it died in the middle of a write.
-func WriteFileVersion(path string, version uint64, iterate func(yield func(ttlstore.Item) error) error) (st Stats, err error) {
+func WriteFileVersion(path string, version uint64, iterate func(yield func(kv.Item) error) error) (st Stats, err error) {
 	return WriteFileCovering(path, version, 0, iterate)
 }
 
 // WriteFileCovering is WriteFileVersion that also records covered, the
 // journal generation the snapshot covers, as EncodeCovering does.
-func WriteFileCovering(path string, version, covered uint64, iterate func(yield func(ttlstore.Item) error) error) (st Stats, err error) {
+func WriteFileCovering(path string, version, covered uint64, iterate func(yield func(kv.Item) error) error) (st Stats, err error) {
 	start := time.Now()
 	dir := filepath.Dir(path)
 	pattern := "." + filepath.Base(path) + ".tmp-*"
@@ -692,7 +692,7 @@ func syncDir(dir string) error {
 // holds, so the caller can start with an empty store; every other problem
 // must stop the caller from overwriting the file. Errors name the file, as in
 // "snapshot /var/lib/rendezvous.db: truncated at byte 1234".
-func ReadFile(path string, fn func(ttlstore.Item) error) (Stats, error) {
+func ReadFile(path string, fn func(kv.Item) error) (Stats, error) {
 	start := time.Now()
 	f, err := os.Open(path)
 	if err != nil {

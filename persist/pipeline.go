@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
+	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
 // ConcurrentRestorer is a Restorer that accepts calls for different keys
@@ -36,7 +36,7 @@ type lane struct {
 
 // record is one decoded snapshot item or journal record.
 type record struct {
-	item   ttlstore.Item
+	item   kv.Item
 	delete bool
 }
 
@@ -86,11 +86,11 @@ func (p *pipeline) add(r record) {
 }
 
 // Restore implements Restorer.
-func (p *pipeline) Restore(it ttlstore.Item) { p.add(record{item: it}) }
+func (p *pipeline) Restore(it kv.Item) { p.add(record{item: it}) }
 
 // RestoreDelete implements Restorer.
 func (p *pipeline) RestoreDelete(key string, version uint64) {
-	p.add(record{item: ttlstore.Item{Key: key, Version: version}, delete: true})
+	p.add(record{item: kv.Item{Key: key, Version: version}, delete: true})
 }
 
 // AdvanceVersion implements Restorer; it commutes with every record.

@@ -17,7 +17,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
+	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
 // Restorer is what recovery loads into; *ttlstore.Store implements it.
@@ -25,7 +25,7 @@ import (
 // takes effect over an older version), which is what makes replaying a
 // journal on top of a newer snapshot safe.
 type Restorer interface {
-	Restore(ttlstore.Item)
+	Restore(kv.Item)
 	RestoreDelete(key string, version uint64)
 	AdvanceVersion(uint64)
 }
@@ -114,7 +114,7 @@ func Recover(path string, into Restorer, repair bool, log *slog.Logger) (Recover
 
 func recoverInto(path string, into *pipeline, repair bool, log *slog.Logger) (RecoverStats, error) {
 	var st RecoverStats
-	snap, err := ReadFile(path, func(it ttlstore.Item) error {
+	snap, err := ReadFile(path, func(it kv.Item) error {
 		into.Restore(it)
 		return nil
 	})
@@ -694,7 +694,7 @@ func decodeJournal(r io.Reader, off int64, into Restorer) (int, error) {
 
 // txnChange is one decoded change of a commit record.
 type txnChange struct {
-	item   ttlstore.Item
+	item   kv.Item
 	delete bool
 }
 

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
+	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
 // Saver writes snapshots of a store to one file, periodically and on
@@ -17,7 +17,7 @@ type Saver struct {
 	// Path is the snapshot file.
 	Path string
 	// Source produces the items to save; ttlstore.Store.Snapshot fits.
-	Source func(yield func(ttlstore.Item) error) error
+	Source func(yield func(kv.Item) error) error
 	// Version, when set, returns the store's version counter; it is read
 	// before Source runs and recorded so versions never repeat after a
 	// restart.

@@ -4,8 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/rendezvous-kv/rendezvous/limiter"
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
+	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
 // Kind classifies an Error: one kind for each refusal a client may want to
@@ -73,9 +72,9 @@ type Error struct {
 	Kind    Kind
 	Message string
 	// Current is the stored item when Kind is KindConflict.
-	Current *ttlstore.Item
+	Current *kv.Item
 	// Limit is the rate-limit decision when Kind is KindRateLimited.
-	Limit *limiter.Decision
+	Limit *kv.Decision
 	// Failed lists, ascending, the indexes in TxnRequest.Checks of the
 	// checks that did not hold, when Kind is KindCheckFailed.
 	Failed []int
@@ -100,22 +99,22 @@ var (
 	errCrossSite    = &Error{Kind: KindForbidden, Message: "ip/ keys cannot be written or deleted by a page of another web site, which acts from its visitor's address"}
 )
 
-// fromStore turns a ttlstore error into an Error.
-func fromStore(err error, cur ttlstore.Item) error {
+// fromStore turns a store's refusal (one of kv's errors) into an Error.
+func fromStore(err error, cur kv.Item) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, ttlstore.ErrNotFound):
+	case errors.Is(err, kv.ErrNotFound):
 		return errNotFound
-	case errors.Is(err, ttlstore.ErrForbidden):
+	case errors.Is(err, kv.ErrForbidden):
 		return errOwned
-	case errors.Is(err, ttlstore.ErrFull):
+	case errors.Is(err, kv.ErrFull):
 		return errFull
-	case errors.Is(err, ttlstore.ErrExists):
+	case errors.Is(err, kv.ErrExists):
 		return &Error{Kind: KindConflict, Message: "key already exists", Current: &cur}
-	case errors.Is(err, ttlstore.ErrVersionMismatch):
+	case errors.Is(err, kv.ErrVersionMismatch):
 		return errPrecondition
-	case errors.Is(err, ttlstore.ErrMismatch):
+	case errors.Is(err, kv.ErrMismatch):
 		return &Error{Kind: KindConflict, Message: "value does not match", Current: &cur}
 	}
 	return &Error{Kind: KindUnavailable, Message: "storage unavailable: " + err.Error()}

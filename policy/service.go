@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rendezvous-kv/rendezvous/feed"
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
@@ -133,16 +134,16 @@ func (s *Service) charge(c Caller, cost int) error {
 
 // Get returns the live item under key. Keys are read as given: ip/ keys
 // are not rewritten on reads, so anyone can read ip/<addr>/<name>.
-func (s *Service) Get(c Caller, key string) (ttlstore.Item, error) {
+func (s *Service) Get(c Caller, key string) (kv.Item, error) {
 	if err := s.charge(c, s.cfg.CostRead); err != nil {
-		return ttlstore.Item{}, err
+		return kv.Item{}, err
 	}
 	if err := s.checkKey(key); err != nil {
-		return ttlstore.Item{}, err
+		return kv.Item{}, err
 	}
 	it, ok := s.store.Get(key)
 	if !ok {
-		return ttlstore.Item{}, errNotFound
+		return kv.Item{}, errNotFound
 	}
 	return it, nil
 }
@@ -179,7 +180,7 @@ type WriteResult struct {
 	Key string
 	// Scoped is true when the key was rewritten into the caller's ip/ space.
 	Scoped bool
-	Item   ttlstore.Item
+	Item   kv.Item
 }
 
 // Write performs op. A key starting with "ip/" is stored under
@@ -200,10 +201,10 @@ func (s *Service) Write(c Caller, op WriteOp, req WriteRequest) (WriteResult, er
 	if err != nil {
 		return WriteResult{}, err
 	}
-	w := ttlstore.Write{
+	w := kv.Write{
 		Value:     req.Value,
 		Expires:   expires,
-		Owner:     ttlstore.HashSecret(req.Secret),
+		Owner:     kv.HashSecret(req.Secret),
 		IfVersion: req.IfMatch,
 	}
 	if req.IfNoneMatch {
@@ -215,7 +216,7 @@ func (s *Service) Write(c Caller, op WriteOp, req WriteRequest) (WriteResult, er
 		}
 		op = OpLoadOrStore
 	}
-	var it ttlstore.Item
+	var it kv.Item
 	switch op {
 	case OpSet:
 		it, err = s.store.Set(key, w)
@@ -229,7 +230,7 @@ func (s *Service) Write(c Caller, op WriteOp, req WriteRequest) (WriteResult, er
 		return WriteResult{}, Errorf(KindBadRequest, "unknown write operation")
 	}
 	if err != nil {
-		if req.IfNoneMatch && errors.Is(err, ttlstore.ErrExists) {
+		if req.IfNoneMatch && errors.Is(err, kv.ErrExists) {
 			return WriteResult{}, errPrecondition
 		}
 		return WriteResult{}, fromStore(err, it)
@@ -264,7 +265,7 @@ func (s *Service) expiry(now time.Time, ttl time.Duration) (int64, error) {
 
 // ListPage is one page of a prefix listing.
 type ListPage struct {
-	Items []ttlstore.Item
+	Items []kv.Item
 	// Next is the cursor for the following page (pass it as After), or
 	// empty when this page reaches the end of the prefix.
 	Next string
@@ -299,7 +300,7 @@ func (s *Service) List(c Caller, prefix, after string, limit int) (ListPage, err
 	if after != "" && after >= prefix {
 		start = after + "\x00"
 	}
-	end := ttlstore.PrefixEnd(prefix)
+	end := kv.PrefixEnd(prefix)
 	if end != "" && start >= end {
 		return ListPage{}, nil
 	}
@@ -316,7 +317,7 @@ func (s *Service) List(c Caller, prefix, after string, limit int) (ListPage, err
 type DeleteResult struct {
 	Key    string // as stored, with the caller's address for ip/ keys
 	Scoped bool
-	Item   ttlstore.Item // the removed item, with the removal's version
+	Item   kv.Item // the removed item, with the removal's version
 }
 
 // Delete removes key. Like a write it costs CostWrite, is scoped for ip/
@@ -329,7 +330,7 @@ func (s *Service) Delete(c Caller, key, secret string) (DeleteResult, error) {
 	if err != nil {
 		return DeleteResult{}, err
 	}
-	it, err := s.store.Delete(key, ttlstore.HashSecret(secret))
+	it, err := s.store.Delete(key, kv.HashSecret(secret))
 	if err != nil {
 		return DeleteResult{}, fromStore(err, it)
 	}

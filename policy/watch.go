@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/rendezvous-kv/rendezvous/feed"
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/limiter"
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
 // DefaultMaxWait caps long-polls when Config.MaxWait is zero.
@@ -112,12 +112,12 @@ func (s *Service) fromFeed(err error) error {
 // Item when it is absent. A waiting long-poll holds a place in the same
 // per-client and total caps as a watch. When ctx is done it returns
 // ctx.Err().
-func (s *Service) WaitKey(ctx context.Context, c Caller, key string, etag uint64, wait time.Duration) (ttlstore.Item, bool, error) {
+func (s *Service) WaitKey(ctx context.Context, c Caller, key string, etag uint64, wait time.Duration) (kv.Item, bool, error) {
 	if err := s.charge(c, s.cfg.CostRead); err != nil {
-		return ttlstore.Item{}, false, err
+		return kv.Item{}, false, err
 	}
 	if err := s.checkKey(key); err != nil {
-		return ttlstore.Item{}, false, err
+		return kv.Item{}, false, err
 	}
 	if it, ok := s.changed(key, etag); ok {
 		return it, true, nil
@@ -128,7 +128,7 @@ func (s *Service) WaitKey(ctx context.Context, c Caller, key string, etag uint64
 	}
 	f := s.cfg.Feed
 	if f == nil {
-		return ttlstore.Item{}, false, errNoFeed
+		return kv.Item{}, false, errNoFeed
 	}
 	// Subscribe from the head, then read again. A write with a version up
 	// to the cursor was published before Subscribe read the head, while
@@ -137,7 +137,7 @@ func (s *Service) WaitKey(ctx context.Context, c Caller, key string, etag uint64
 	// write between the first read and Subscribe is therefore never lost.
 	sub, err := s.subscribe(c, feed.SubOptions{Prefix: key, Exact: true})
 	if err != nil {
-		return ttlstore.Item{}, false, err
+		return kv.Item{}, false, err
 	}
 	defer sub.Close()
 	if it, ok := s.changed(key, etag); ok {
@@ -157,13 +157,13 @@ func (s *Service) WaitKey(ctx context.Context, c Caller, key string, etag uint64
 			// store, read after Reset, tells what was missed.
 			sub.Reset()
 		case ctx.Err() != nil:
-			return ttlstore.Item{}, false, ctx.Err()
+			return kv.Item{}, false, ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded):
 			return s.unchanged(key, etag)
 		case errors.Is(err, feed.ErrClosed):
-			return ttlstore.Item{}, false, errClosed
+			return kv.Item{}, false, errClosed
 		default:
-			return ttlstore.Item{}, false, err
+			return kv.Item{}, false, err
 		}
 		if it, ok := s.changed(key, etag); ok {
 			return it, true, nil
@@ -173,7 +173,7 @@ func (s *Service) WaitKey(ctx context.Context, c Caller, key string, etag uint64
 
 func hasSet(evs []feed.Event) bool {
 	for i := range evs {
-		if evs[i].Op == ttlstore.OpSet {
+		if evs[i].Op == kv.OpSet {
 			return true
 		}
 	}
@@ -181,21 +181,21 @@ func hasSet(evs []feed.Event) bool {
 }
 
 // changed returns the live item under key when its version is not etag.
-func (s *Service) changed(key string, etag uint64) (ttlstore.Item, bool) {
+func (s *Service) changed(key string, etag uint64) (kv.Item, bool) {
 	it, ok := s.store.Get(key)
 	if !ok || (etag != 0 && it.Version == etag) {
-		return ttlstore.Item{}, false
+		return kv.Item{}, false
 	}
 	return it, true
 }
 
 // unchanged is WaitKey's answer when the wait is over: the item if it
 // changed at the last moment, else the item still at etag, or nothing.
-func (s *Service) unchanged(key string, etag uint64) (ttlstore.Item, bool, error) {
+func (s *Service) unchanged(key string, etag uint64) (kv.Item, bool, error) {
 	it, ok := s.store.Get(key)
 	switch {
 	case !ok:
-		return ttlstore.Item{}, false, nil
+		return kv.Item{}, false, nil
 	case etag != 0 && it.Version == etag:
 		return it, false, nil
 	}

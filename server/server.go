@@ -26,6 +26,7 @@ import (
 	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/gcpace"
 	"github.com/rendezvous-kv/rendezvous/handlers"
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 	"github.com/rendezvous-kv/rendezvous/listener"
 	"github.com/rendezvous-kv/rendezvous/metrics"
@@ -132,7 +133,7 @@ func New(cfg Config) (_ *Server, err error) {
 	s.changes = feed.New(feed.Options{MaxPerClient: cfg.MaxWatchersPerIP, MaxPerNetwork: cfg.MaxWatchersPerNet, MaxTotal: cfg.MaxWatchers})
 	// The journal is opened after recovery, so the store reaches it
 	// through s.journal; nothing mutates the store before it is set.
-	s.store = ttlstore.New(ttlstore.Options{MaxKeys: cfg.MaxKeys, Now: cfg.Now, OnChange: func(c ttlstore.Change) error {
+	s.store = ttlstore.New(ttlstore.Options{MaxKeys: cfg.MaxKeys, Now: cfg.Now, OnChange: func(c kv.Change) error {
 		// The journal first: a change it refuses is not applied, so it
 		// must never reach watchers.
 		if s.journal != nil {
@@ -142,12 +143,12 @@ func New(cfg Config) (_ *Server, err error) {
 		}
 		s.changes.Publish(c)
 		return nil
-	}, Prepare: func(c ttlstore.Change) any {
+	}, Prepare: func(c kv.Change) any {
 		if s.journal != nil {
 			return s.journal.Prepare(c)
 		}
 		return nil
-	}, OnCommit: func(cs []ttlstore.Change, prepared any) error {
+	}, OnCommit: func(cs []kv.Change, prepared any) error {
 		// A transaction: one journal record, one batch of events.
 		if s.journal != nil {
 			if err := s.journal.AppendTxn(cs, prepared); err != nil {
@@ -156,7 +157,7 @@ func New(cfg Config) (_ *Server, err error) {
 		}
 		s.changes.PublishBatch(cs)
 		return nil
-	}, PrepareCommit: func(cs []ttlstore.Change) any {
+	}, PrepareCommit: func(cs []kv.Change) any {
 		if s.journal != nil {
 			return s.journal.PrepareTxn(cs)
 		}
