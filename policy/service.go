@@ -4,6 +4,12 @@
 // HTTP today, and later the KV Connect, Redis and line protocols, parse
 // their own wire format and then call a Service; none of them touches the
 // store directly, so no protocol can skip a rule another one enforces.
+//
+// A Service reaches its backends only through the interfaces Store,
+// Limiter and Feed, in the types of package kv: the in-memory store
+// (ttlstore), the token-bucket limiter (limiter) and the change feed (feed)
+// implement them, and a backend kept elsewhere (Redis) can replace any of
+// them without a front end or a rule changing.
 package policy
 
 import (
@@ -17,8 +23,6 @@ import (
 
 	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/kv"
-	"github.com/rendezvous-kv/rendezvous/limiter"
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
 // Config holds the limits a Service enforces.
@@ -32,9 +36,9 @@ type Config struct {
 	// acknowledged; it returns once the write is durable (a journal's group
 	// commit). An error turns the answer into "storage unavailable".
 	Commit func() error
-	// Feed is the change feed that watches and long-polls read; nil
-	// disables them.
-	Feed *feed.Feed
+	// Feed is the change feed that watches and long-polls read; nil (or a
+	// nil *feed.Feed) disables them.
+	Feed Feed
 	// MaxWait caps how long a long-poll may hold a request.
 	MaxWait time.Duration
 	// MaxScanLimit caps the keys one listing page returns.
@@ -62,8 +66,8 @@ const (
 
 // Service applies the rules in Config to operations on a store.
 type Service struct {
-	store  *ttlstore.Store
-	limits *limiter.Limiter // nil: rate limiting is off
+	store  Store
+	limits Limiter // nil: rate limiting is off
 	cfg    Config
 	now    func() time.Time
 	// tooLarge is the one refusal of an oversized value, whichever layer
@@ -73,9 +77,14 @@ type Service struct {
 
 // New returns a Service over store. limits may be nil to disable rate
 // limiting. now may be nil for time.Now.
-func New(store *ttlstore.Store, limits *limiter.Limiter, cfg Config, now func() time.Time) *Service {
+func New(store Store, limits Limiter, cfg Config, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
+	}
+	if f, ok := cfg.Feed.(*feed.Feed); ok && f == nil {
+		// A nil *feed.Feed meant "no feed" when Config held one; in the
+		// interface it would be called.
+		cfg.Feed = nil
 	}
 	return &Service{store: store, limits: limits, cfg: cfg, now: now, tooLarge: &Error{Kind: KindTooLarge,
 		Message: fmt.Sprintf("value too large: value plus owner secret may be at most %d bytes", cfg.MaxValueSize)}}

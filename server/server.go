@@ -202,7 +202,11 @@ func New(cfg Config) (_ *Server, err error) {
 	if s.journal != nil {
 		pcfg.Commit = s.journal.Commit
 	}
-	svc := policy.New(s.store, s.limits, pcfg, cfg.Now)
+	var limits policy.Limiter // a nil interface with rate limiting off: policy skips it
+	if s.limits != nil {
+		limits = s.limits
+	}
+	svc := policy.New(s.store, limits, pcfg, cfg.Now)
 
 	src := metrics.Sources{
 		Keys:            func() float64 { return float64(s.store.Len()) },
