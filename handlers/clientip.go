@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/rendezvous-kv/rendezvous/policy"
+	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
 // ClientIP finds the caller's address. The TCP peer is the answer unless
@@ -42,7 +42,7 @@ func (c ClientIP) Resolve(r *http.Request) netip.Addr {
 					// the last proxy we trust is all we know.
 					return peer
 				}
-				ip = policy.CanonicalIP(ip)
+				ip = kv.CanonicalIP(ip)
 				if !c.trusted(ip) {
 					return ip
 				}
@@ -53,7 +53,7 @@ func (c ClientIP) Resolve(r *http.Request) netip.Addr {
 	}
 	if xr := r.Header.Get("X-Real-IP"); xr != "" {
 		if ip, err := netip.ParseAddr(strings.TrimSpace(xr)); err == nil {
-			return policy.CanonicalIP(ip)
+			return kv.CanonicalIP(ip)
 		}
 	}
 	return peer
@@ -71,10 +71,10 @@ func (c ClientIP) trusted(ip netip.Addr) bool {
 // peerAddr parses an http.Request RemoteAddr ("ip:port").
 func peerAddr(remote string) netip.Addr {
 	if ap, err := netip.ParseAddrPort(remote); err == nil {
-		return policy.CanonicalIP(ap.Addr())
+		return kv.CanonicalIP(ap.Addr())
 	}
 	if ip, err := netip.ParseAddr(remote); err == nil {
-		return policy.CanonicalIP(ip)
+		return kv.CanonicalIP(ip)
 	}
 	return netip.Addr{}
 }

@@ -7,7 +7,8 @@
 // budget per request by rotating its interface identifier; grouping by
 // Config.IPv6Prefix bits (default /64) closes that. IPv4-mapped IPv6 addresses
 // (::ffff:a.b.c.d, as seen on dual-stack listeners) are unmapped first, so a
-// client keeps one budget whichever socket it reaches.
+// client keeps one budget whichever socket it reaches. The grouping is
+// kv.ClientKey, which policy's watcher caps use as well.
 //
 // # Bounded memory
 //
@@ -54,8 +55,8 @@ import (
 // callers documenting their limits (for example in a usage page) quote the
 // values actually in force.
 const (
-	DefaultIPv4Prefix = 32
-	DefaultIPv6Prefix = 64
+	DefaultIPv4Prefix = kv.DefaultIPv4Prefix
+	DefaultIPv6Prefix = kv.DefaultIPv6Prefix
 	DefaultMaxClients = 100000
 )
 
@@ -201,26 +202,13 @@ func New(cfg Config) (*Limiter, error) {
 
 // ClientKey returns the group that ip is limited as: the address unmapped
 // from IPv4-in-IPv6 and stripped of its zone, masked to v4bits or v6bits.
-// It is exported so that callers (and tests) can tell whether two addresses
-// share a budget. Like Config, zero bits mean the default (32 and 64), and
-// values beyond the address length are clamped to it, so ClientKey never
-// fails. Every invalid address maps to the zero Prefix, so all requests
-// without a usable address share one bucket rather than each escaping the
-// limit.
+// Zero bits mean the defaults (32 and 64), values beyond the address length
+// are clamped to it, and every invalid address maps to the zero Prefix.
+//
+// Deprecated: use kv.ClientKey, which this calls; policy groups watchers
+// with it too.
 func ClientKey(ip netip.Addr, v4bits, v6bits int) netip.Prefix {
-	ip = ip.Unmap()
-	var bits int
-	switch {
-	case ip.Is4():
-		bits = clampBits(v4bits, DefaultIPv4Prefix, 32)
-	case ip.Is6():
-		ip = ip.WithZone("")
-		bits = clampBits(v6bits, DefaultIPv6Prefix, 128)
-	default:
-		return netip.Prefix{}
-	}
-	p, _ := ip.Prefix(bits) // cannot fail: bits is within the address length
-	return p
+	return kv.ClientKey(ip, v4bits, v6bits)
 }
 
 // prefixHasher returns the table's hash function. xsync's default hashes a
@@ -242,16 +230,6 @@ func prefixHasher(seed maphash.Seed) func(netip.Prefix, uint64) uint64 {
 		}
 		return maphash.Bytes(seed, buf[:])
 	}
-}
-
-func clampBits(bits, def, max int) int {
-	switch {
-	case bits <= 0:
-		return def
-	case bits > max:
-		return max
-	}
-	return bits
 }
 
 // Allow is AllowAt at time.Now(). It is the call request handlers make; a
@@ -276,7 +254,7 @@ func (l *Limiter) AllowAt(ip netip.Addr, cost int, now time.Time) Decision {
 		return Decision{Allowed: true}
 	}
 	cost = max(cost, 0)
-	key := ClientKey(ip, l.v4bits, l.v6bits)
+	key := kv.ClientKey(ip, l.v4bits, l.v6bits)
 	for {
 		b, ok := l.buckets.Load(key)
 		if !ok {

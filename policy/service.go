@@ -117,9 +117,9 @@ type Caller struct {
 
 // CanonicalIP returns ip unmapped from IPv4-in-IPv6 and without a zone, the
 // form used in ip/ keys and rate-limit buckets.
-func CanonicalIP(ip netip.Addr) netip.Addr {
-	return ip.Unmap().WithZone("")
-}
+//
+// Deprecated: use kv.CanonicalIP, which this calls.
+func CanonicalIP(ip netip.Addr) netip.Addr { return kv.CanonicalIP(ip) }
 
 // charge spends cost tokens from the caller's bucket.
 func (s *Service) charge(c Caller, cost int) error {
@@ -383,7 +383,7 @@ func (s *Service) scopeKey(c Caller, key string) (string, bool, error) {
 	if name == "" {
 		return "", false, Errorf(KindBadRequest, "ip/ key needs a name after ip/")
 	}
-	ip := CanonicalIP(c.IP)
+	ip := kv.CanonicalIP(c.IP)
 	if !ip.IsValid() {
 		return "", false, Errorf(KindBadRequest, "ip/ keys need a caller address")
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/kv"
-	"github.com/rendezvous-kv/rendezvous/limiter"
 )
 
 // DefaultMaxWait caps long-polls when Config.MaxWait is zero.
@@ -25,7 +24,7 @@ var (
 // IPv4 address and the IPv6 /64), so one client is one client under every
 // rule and rotating interface identifiers does not mint more.
 func (s *Service) watchClient(c Caller) netip.Prefix {
-	return limiter.ClientKey(c.IP, s.cfg.IPv4Prefix, s.cfg.IPv6Prefix)
+	return kv.ClientKey(c.IP, s.cfg.IPv4Prefix, s.cfg.IPv6Prefix)
 }
 
 // watchNetwork is the larger group whose watches share the per-network
@@ -39,7 +38,7 @@ func (s *Service) watchNetwork(c Caller) netip.Prefix {
 	if v6 <= 0 {
 		v6 = DefaultNetIPv6Prefix
 	}
-	return limiter.ClientKey(c.IP, v4, v6)
+	return kv.ClientKey(c.IP, v4, v6)
 }
 
 // subscribe opens a subscription for c, counted against c's client and
