@@ -77,13 +77,18 @@ func TestCommitConcurrentTransfers(t *testing.T) {
 
 	var writing sync.WaitGroup
 	var committed, conflicts atomic.Int64
+	// Writers go on past their transfers until the readers have read
+	// enough, since on a loaded machine the writers could otherwise finish
+	// before a reader was first scheduled.
+	var pages, snapshots atomic.Int64
+	readEnough := func() bool { return pages.Load() > 10 && snapshots.Load() > 2 }
 	done := make(chan struct{})
 	for w := range writers {
 		writing.Add(1)
 		go func() {
 			defer writing.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), 3))
-			for range transfers {
+			for i := 0; i < transfers || !readEnough(); i++ {
 				from, to := rng.IntN(accounts), rng.IntN(accounts)
 				if from == to {
 					continue
@@ -130,7 +135,6 @@ func TestCommitConcurrentTransfers(t *testing.T) {
 	}()
 
 	var reading sync.WaitGroup
-	var pages, snapshots atomic.Int64
 	var bad atomic.Value
 	reading.Add(2)
 	go func() {
