@@ -12,16 +12,12 @@ import (
 	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
-// Event is one change as subscribers see it. For OpDelete and OpExpire,
-// Value and Expires describe the removed entry. Value shares memory with
-// the store and must not be modified.
-type Event struct {
-	Op      kv.Op
-	Key     string
-	Value   []byte
-	Expires int64 // Unix nanoseconds; 0 means the entry never expired
-	Version uint64
-}
+// Event is kv.Event, the change subscribers read: the ring holds them and
+// Next returns them. The alias is the name feed's own code uses, and it
+// keeps code written against feed.Event compiling; new code names kv.
+//
+// Deprecated: use kv.Event.
+type Event = kv.Event
 
 // Defaults applied by New for zero Options fields.
 const (
