@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/policy"
 )
@@ -61,11 +60,11 @@ func (s *API) handleWatch(w http.ResponseWriter, r *http.Request, c policy.Calle
 	if err != nil {
 		return err
 	}
-	sub, err := s.svc.Watch(c, prefix, since, exact)
+	wt, err := s.svc.Watch(c, prefix, since, exact)
 	if err != nil {
 		return err
 	}
-	defer sub.Close()
+	defer wt.Close()
 
 	rc := http.NewResponseController(w)
 	// The server's timeouts are meant for requests, not for a stream that
@@ -87,31 +86,29 @@ func (s *API) handleWatch(w http.ResponseWriter, r *http.Request, c policy.Calle
 	if st.flush() != nil {
 		return nil
 	}
-	resuming := since != 0
 	for {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WatchKeepAlive)
-		evs, err := sub.Next(ctx)
+		step, err := wt.Next(ctx)
 		cancel()
 		switch {
-		case err == nil:
-			resuming = false
-			// Next returns a transaction's events together, so the last
-			// of a version in evs is the last this stream gets.
+		case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
+			st.buf = append(st.buf, ": keep-alive\n\n"...)
+		case err != nil:
+			// The client left, or the server is shutting down: end the
+			// stream cleanly.
+			return nil
+		case step.Kind == policy.WatchEvents:
+			// A step holds a transaction's events together, so the last
+			// of a version in it is the last this stream gets.
+			evs := step.Events
 			for i := range evs {
 				st.event(&evs[i], i+1 == len(evs) || evs[i+1].Version != evs[i].Version)
 			}
-		case errors.Is(err, feed.ErrBehind) && resuming:
-			resuming = false
-			st.relist(sub.Reset())
-		case errors.Is(err, feed.ErrBehind):
+		case step.Kind == policy.WatchRelist:
+			st.relist(step.Cursor)
+		default: // policy.WatchDropped
 			st.buf = append(st.buf, "event: error\ndata: {\"error\":\"too slow; events were dropped\"}\n\n"...)
 			st.flush()
-			return nil
-		case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
-			st.buf = append(st.buf, ": keep-alive\n\n"...)
-		default:
-			// The client left, or the feed closed for shutdown: end the
-			// stream cleanly.
 			return nil
 		}
 		if st.flush() != nil {
@@ -171,7 +168,7 @@ type eventStream struct {
 // event appends e, with its id when it is the last event of its version
 // on this stream. Its data is the entry as JSON answers show items (for a
 // delete or an expiry, the entry removed) with the event's version.
-func (st *eventStream) event(e *feed.Event, last bool) {
+func (st *eventStream) event(e *kv.Event, last bool) {
 	st.buf = append(st.buf, "event: "...)
 	st.buf = append(st.buf, e.Op.String()...)
 	if last {

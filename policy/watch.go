@@ -54,8 +54,8 @@ func (s *Service) subscribe(c Caller, o feed.SubOptions) (*feed.Sub, error) {
 
 // Watch subscribes c to the changes (sets, deletes and expiries) of the
 // keys starting with prefix, or of the key prefix alone when exact, after
-// version since (0: from now). The caller reads the subscriber with Next
-// and must Close it.
+// version since (0: from now). The caller reads the watch's steps with
+// the Watcher's Next and must Close it.
 //
 // A watch costs CostRead once, when it opens: the events it then carries
 // were paid for by their writers, and what a watch holds (a connection and
@@ -66,7 +66,7 @@ func (s *Service) subscribe(c Caller, o feed.SubOptions) (*feed.Sub, error) {
 // The prefix follows the key syntax except that it may be empty (every
 // key). Like reads, it is not rewritten for ip/: anyone may watch
 // ip/<addr>/, as anyone may read it.
-func (s *Service) Watch(c Caller, prefix string, since uint64, exact bool) (*feed.Sub, error) {
+func (s *Service) Watch(c Caller, prefix string, since uint64, exact bool) (*Watcher, error) {
 	if err := s.charge(c, s.cfg.CostRead); err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func (s *Service) Watch(c Caller, prefix string, since uint64, exact bool) (*fee
 	if f == nil {
 		return nil, errNoFeed
 	}
-	return s.subscribe(c, feed.SubOptions{Prefix: prefix, Exact: exact, Since: since})
+	return s.watcher(c, feed.SubOptions{Prefix: prefix, Exact: exact, Since: since})
 }
 
 // fromFeed turns a feed error into an Error.
@@ -134,35 +134,35 @@ func (s *Service) WaitKey(ctx context.Context, c Caller, key string, etag uint64
 	// its writer held the key's shard lock until the write was applied, so
 	// the second read sees it; every later write is delivered by Next. A
 	// write between the first read and Subscribe is therefore never lost.
-	sub, err := s.subscribe(c, feed.SubOptions{Prefix: key, Exact: true})
+	wt, err := s.watcher(c, feed.SubOptions{Prefix: key, Exact: true})
 	if err != nil {
 		return kv.Item{}, false, err
 	}
-	defer sub.Close()
+	defer wt.Close()
 	if it, ok := s.changed(key, etag); ok {
 		return it, true, nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for {
-		evs, err := sub.Next(wctx)
+		step, err := wt.Next(wctx)
 		switch {
-		case err == nil:
-			if !hasSet(evs) {
+		case err == nil && step.Kind == WatchEvents:
+			if !hasSet(step.Events) {
 				continue // deleted or expired: keep waiting for a set
 			}
-		case errors.Is(err, feed.ErrBehind):
-			// Only possible after a burst of thousands of writes; the
-			// store, read after Reset, tells what was missed.
-			sub.Reset()
+		case err == nil:
+			// WatchDropped, the only other step of a watch that does not
+			// resume; only possible after a burst of thousands of writes.
+			// A long-poll loses nothing by it: the store, read after
+			// skipping, tells what was missed.
+			wt.skipLost()
 		case ctx.Err() != nil:
 			return kv.Item{}, false, ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded):
 			return s.unchanged(key, etag)
-		case errors.Is(err, feed.ErrClosed):
-			return kv.Item{}, false, errClosed
 		default:
-			return kv.Item{}, false, err
+			return kv.Item{}, false, err // errClosed at shutdown
 		}
 		if it, ok := s.changed(key, etag); ok {
 			return it, true, nil
@@ -170,7 +170,7 @@ func (s *Service) WaitKey(ctx context.Context, c Caller, key string, etag uint64
 	}
 }
 
-func hasSet(evs []feed.Event) bool {
+func hasSet(evs []kv.Event) bool {
 	for i := range evs {
 		if evs[i].Op == kv.OpSet {
 			return true

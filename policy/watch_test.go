@@ -13,6 +13,7 @@ import (
 
 	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/internal/fakeclock"
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 	"github.com/rendezvous-kv/rendezvous/policy"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
@@ -35,6 +36,9 @@ func newWatchFixture(t *testing.T, fo feed.Options, lim *limiter.Limiter, maxWai
 	store := ttlstore.New(ttlstore.Options{Now: clk.Now, OnChange: func(c ttlstore.Change) error {
 		f.Publish(c)
 		return nil
+	}, OnCommit: func(cs []kv.Change, _ any) error {
+		f.PublishBatch(cs)
+		return nil
 	}})
 	cfg := testConfig
 	cfg.Feed = f
@@ -49,13 +53,24 @@ func (w *watchFixture) set(t *testing.T, c policy.Caller, key, value string) ttl
 	return res.Item
 }
 
-func watchNext(t *testing.T, s *feed.Sub) []feed.Event {
+// watchStep returns the next step of w, failing the test after 5 s.
+func watchStep(t *testing.T, w *policy.Watcher) policy.WatchStep {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	evs, err := s.Next(ctx)
+	step, err := w.Next(ctx)
 	require.NoError(t, err)
-	return evs
+	return step
+}
+
+// watchNext returns the events of the next step of w, which must be
+// events.
+func watchNext(t *testing.T, w *policy.Watcher) []kv.Event {
+	t.Helper()
+	step := watchStep(t, w)
+	require.Equal(t, policy.WatchEvents, step.Kind)
+	require.NotEmpty(t, step.Events)
+	return step.Events
 }
 
 func TestWatchDeliversMatchingChanges(t *testing.T) {
@@ -68,7 +83,7 @@ func TestWatchDeliversMatchingChanges(t *testing.T) {
 	_, err = w.svc.Delete(v4, "app/x", "")
 	require.NoError(t, err)
 
-	var evs []feed.Event
+	var evs []kv.Event
 	for len(evs) < 2 {
 		evs = append(evs, watchNext(t, sub)...)
 	}
@@ -210,8 +225,7 @@ func TestWatchResume(t *testing.T) {
 	old, err := w.svc.Watch(v4, "", 1, false)
 	require.NoError(t, err)
 	defer old.Close()
-	_, err = old.Next(context.Background())
-	assert.ErrorIs(t, err, feed.ErrBehind)
+	assert.Equal(t, policy.WatchRelist, watchStep(t, old).Kind)
 }
 
 func TestWaitKeyImmediate(t *testing.T) {
