@@ -8,7 +8,7 @@
 // Config.IPv6Prefix bits (default /64) closes that. IPv4-mapped IPv6 addresses
 // (::ffff:a.b.c.d, as seen on dual-stack listeners) are unmapped first, so a
 // client keeps one budget whichever socket it reaches. The grouping is
-// kv.ClientKey, which policy's watcher caps use as well.
+// kv.Grouping, which policy's watcher caps use as well.
 //
 // # Bounded memory
 //
@@ -205,10 +205,10 @@ func New(cfg Config) (*Limiter, error) {
 // Zero bits mean the defaults (32 and 64), values beyond the address length
 // are clamped to it, and every invalid address maps to the zero Prefix.
 //
-// Deprecated: use kv.ClientKey, which this calls; policy groups watchers
-// with it too.
+// Deprecated: use kv.Grouping's Group, which this calls; policy groups
+// watchers with it too.
 func ClientKey(ip netip.Addr, v4bits, v6bits int) netip.Prefix {
-	return kv.ClientKey(ip, v4bits, v6bits)
+	return kv.Grouping{V4: v4bits, V6: v6bits}.Group(ip)
 }
 
 // prefixHasher returns the table's hash function. xsync's default hashes a
@@ -254,7 +254,7 @@ func (l *Limiter) AllowAt(ip netip.Addr, cost int, now time.Time) Decision {
 		return Decision{Allowed: true}
 	}
 	cost = max(cost, 0)
-	key := kv.ClientKey(ip, l.v4bits, l.v6bits)
+	key := kv.Grouping{V4: l.v4bits, V6: l.v6bits}.Group(ip)
 	for {
 		b, ok := l.buckets.Load(key)
 		if !ok {

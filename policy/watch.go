@@ -24,7 +24,7 @@ var (
 // IPv4 address and the IPv6 /64), so one client is one client under every
 // rule and rotating interface identifiers does not mint more.
 func (s *Service) watchClient(c Caller) netip.Prefix {
-	return kv.ClientKey(c.IP, s.cfg.IPv4Prefix, s.cfg.IPv6Prefix)
+	return kv.Grouping{V4: s.cfg.IPv4Prefix, V6: s.cfg.IPv6Prefix}.Group(c.IP)
 }
 
 // watchNetwork is the larger group whose watches share the per-network
@@ -38,7 +38,7 @@ func (s *Service) watchNetwork(c Caller) netip.Prefix {
 	if v6 <= 0 {
 		v6 = DefaultNetIPv6Prefix
 	}
-	return kv.ClientKey(c.IP, v4, v6)
+	return kv.Grouping{V4: v4, V6: v6}.Group(c.IP)
 }
 
 // subscribe opens a subscription for c, counted against c's client and
