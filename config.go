@@ -141,8 +141,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "token bucket size (default: N of --rate)")
 	fs.IntVar(&c.CostRead, "cost-read", c.CostRead, "tokens a read costs")
 	fs.IntVar(&c.CostWrite, "cost-write", c.CostWrite, "tokens a write costs")
-	fs.IntVar(&c.RateIPv4Prefix, "rate-ipv4-prefix", c.RateIPv4Prefix, "IPv4 prefix length that shares one bucket")
-	fs.IntVar(&c.RateIPv6Prefix, "rate-ipv6-prefix", c.RateIPv6Prefix, "IPv6 prefix length that shares one bucket")
+	fs.IntVar(&c.ClientGrouping.V4, "rate-ipv4-prefix", c.ClientGrouping.V4, "IPv4 prefix length that shares one bucket")
+	fs.IntVar(&c.ClientGrouping.V6, "rate-ipv6-prefix", c.ClientGrouping.V6, "IPv6 prefix length that shares one bucket")
 	fs.IntVar(&c.RateClients, "rate-clients", c.RateClients, "maximum buckets kept; beyond it new clients share one")
 	fs.Var((*prefixList)(&c.TrustedProxies), "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For/X-Real-IP is believed (repeatable, comma-separated)")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow plaintext HTTP on a non-loopback address")
@@ -159,8 +159,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 	fs.IntVar(&c.MaxWatchers, "max-watchers", c.MaxWatchers, "watch streams and long-polls open at once, in all")
 	fs.IntVar(&c.MaxWatchersPerIP, "max-watchers-per-ip", c.MaxWatchersPerIP, "watch streams and long-polls open at once per client")
 	fs.IntVar(&c.MaxWatchersPerNet, "max-watchers-per-net", c.MaxWatchersPerNet, "watch streams and long-polls open at once per network (see --watch-net-ipv4-prefix)")
-	fs.IntVar(&c.WatchNetIPv4Prefix, "watch-net-ipv4-prefix", c.WatchNetIPv4Prefix, "IPv4 prefix length of a network for --max-watchers-per-net")
-	fs.IntVar(&c.WatchNetIPv6Prefix, "watch-net-ipv6-prefix", c.WatchNetIPv6Prefix, "IPv6 prefix length of a network for --max-watchers-per-net")
+	fs.IntVar(&c.NetworkGrouping.V4, "watch-net-ipv4-prefix", c.NetworkGrouping.V4, "IPv4 prefix length of a network for --max-watchers-per-net")
+	fs.IntVar(&c.NetworkGrouping.V6, "watch-net-ipv6-prefix", c.NetworkGrouping.V6, "IPv6 prefix length of a network for --max-watchers-per-net")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9090)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof and expvar on this loopback address (off by default)")
 	fs.BoolVar(&c.Repair, "repair", c.Repair, "start despite a damaged snapshot or journal, or missing journal generations: load what can be read, move the files aside (never delete)")
@@ -245,11 +245,11 @@ var flagNames = map[string]string{
 	"MaxKeys": "max-keys", "MaxTTL": "max-ttl", "SaveInterval": "save-interval",
 	"RateTokens": "rate", "RateWindow": "rate", "RateBurst": "rate-burst",
 	"CostRead": "cost-read", "CostWrite": "cost-write",
-	"RateIPv4Prefix": "rate-ipv4-prefix", "RateIPv6Prefix": "rate-ipv6-prefix", "RateClients": "rate-clients",
+	"ClientGrouping.V4": "rate-ipv4-prefix", "ClientGrouping.V6": "rate-ipv6-prefix", "RateClients": "rate-clients",
 	"TrustedProxies": "trusted-proxy", "Fsync": "fsync", "CORSOrigin": "cors-origin",
 	"IPWriteOrigins": "ip-write-origins", "MaxScanLimit": "max-scan-limit", "MaxWait": "max-wait", "MaxBatchOps": "max-batch-ops",
 	"MaxWatchers": "max-watchers", "MaxWatchersPerIP": "max-watchers-per-ip", "MaxWatchersPerNet": "max-watchers-per-net",
-	"WatchNetIPv4Prefix": "watch-net-ipv4-prefix", "WatchNetIPv6Prefix": "watch-net-ipv6-prefix",
+	"NetworkGrouping.V4": "watch-net-ipv4-prefix", "NetworkGrouping.V6": "watch-net-ipv6-prefix",
 	"MetricsAddr": "metrics-addr", "PprofAddr": "pprof-addr",
 }
 

@@ -46,14 +46,16 @@ type Config struct {
 	// MaxBatchOps caps the operations of one transaction, and separately
 	// its checks; 0 means DefaultMaxBatchOps.
 	MaxBatchOps int
-	// IPv4Prefix and IPv6Prefix group client addresses for per-client caps
-	// (0: the limiter's defaults, /32 and /64); main sets them to the rate
-	// limiter's grouping.
-	IPv4Prefix, IPv6Prefix int
-	// NetIPv4Prefix and NetIPv6Prefix group client addresses into the
-	// networks whose watches and long-polls share the feed's per-network
-	// cap (0: DefaultNetIPv4Prefix and DefaultNetIPv6Prefix).
-	NetIPv4Prefix, NetIPv6Prefix int
+	// ClientGrouping groups client addresses into the clients of the
+	// per-client watcher cap; a zero length means kv's default (/32,
+	// /64).
+	ClientGrouping kv.Grouping
+	// NetworkGrouping groups client addresses into the networks whose
+	// watches and long-polls share the feed's per-network cap; a zero
+	// length means DefaultNetIPv4Prefix or DefaultNetIPv6Prefix. A network
+	// holds whole clients, so a length longer than ClientGrouping's is
+	// shortened to it.
+	NetworkGrouping kv.Grouping
 }
 
 // The default networks of the per-network watcher cap: an IPv4 /24 and an
@@ -69,7 +71,10 @@ type Service struct {
 	store  Store
 	limits Limiter // nil: rate limiting is off
 	cfg    Config
-	now    func() time.Time
+	// clients and networks are cfg's groupings with their defaults filled
+	// in.
+	clients, networks kv.Grouping
+	now               func() time.Time
 	// tooLarge is the one refusal of an oversized value, whichever layer
 	// finds it: Write, or a front end that stops reading the body.
 	tooLarge *Error
@@ -86,8 +91,25 @@ func New(store Store, limits Limiter, cfg Config, now func() time.Time) *Service
 		// interface it would be called.
 		cfg.Feed = nil
 	}
-	return &Service{store: store, limits: limits, cfg: cfg, now: now, tooLarge: &Error{Kind: KindTooLarge,
+	clients, networks := groupings(cfg.ClientGrouping, cfg.NetworkGrouping)
+	return &Service{store: store, limits: limits, cfg: cfg, clients: clients, networks: networks, now: now, tooLarge: &Error{Kind: KindTooLarge,
 		Message: fmt.Sprintf("value too large: value plus owner secret may be at most %d bytes", cfg.MaxValueSize)}}
+}
+
+// groupings fills in the default lengths of a Config's groupings, and
+// widens a network that is narrower than a client to the client's group.
+func groupings(clients, networks kv.Grouping) (kv.Grouping, kv.Grouping) {
+	orDefault := func(bits, def int) int {
+		if bits <= 0 {
+			return def
+		}
+		return bits
+	}
+	clients.V4 = orDefault(clients.V4, kv.DefaultIPv4Prefix)
+	clients.V6 = orDefault(clients.V6, kv.DefaultIPv6Prefix)
+	networks.V4 = min(orDefault(networks.V4, DefaultNetIPv4Prefix), clients.V4)
+	networks.V6 = min(orDefault(networks.V6, DefaultNetIPv6Prefix), clients.V6)
+	return clients, networks
 }
 
 // Config returns the limits s enforces, for front ends that describe them.

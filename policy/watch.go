@@ -24,21 +24,14 @@ var (
 // IPv4 address and the IPv6 /64), so one client is one client under every
 // rule and rotating interface identifiers does not mint more.
 func (s *Service) watchClient(c Caller) netip.Prefix {
-	return kv.Grouping{V4: s.cfg.IPv4Prefix, V6: s.cfg.IPv6Prefix}.Group(c.IP)
+	return s.clients.Group(c.IP)
 }
 
 // watchNetwork is the larger group whose watches share the per-network
 // cap: without it one IPv6 /48 holds 65536 /64s, each with its own
 // per-client allowance, and fills the total cap for everyone.
 func (s *Service) watchNetwork(c Caller) netip.Prefix {
-	v4, v6 := s.cfg.NetIPv4Prefix, s.cfg.NetIPv6Prefix
-	if v4 <= 0 {
-		v4 = DefaultNetIPv4Prefix
-	}
-	if v6 <= 0 {
-		v6 = DefaultNetIPv6Prefix
-	}
-	return kv.Grouping{V4: v4, V6: v6}.Group(c.IP)
+	return s.networks.Group(c.IP)
 }
 
 // subscribe opens a subscription for c, counted against c's client and

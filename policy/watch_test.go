@@ -401,7 +401,7 @@ func TestWatchCapFollowsClientGrouping(t *testing.T) {
 	store := ttlstore.New(ttlstore.Options{Now: clk.Now, OnChange: func(c ttlstore.Change) error { f.Publish(c); return nil }})
 	cfg := testConfig
 	cfg.Feed = f
-	cfg.IPv4Prefix = 24
+	cfg.ClientGrouping.V4 = 24
 	svc := policy.New(store, nil, cfg, clk.Now)
 
 	a, err := svc.Watch(policy.Caller{IP: netip.MustParseAddr("198.51.100.7")}, "", 0, false)

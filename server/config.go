@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/persist"
 )
 
@@ -64,9 +65,10 @@ type Config struct {
 	RateBurst int
 	// CostRead and CostWrite are the tokens a read and a write take.
 	CostRead, CostWrite int
-	// RateIPv4Prefix and RateIPv6Prefix are the prefix lengths of the
-	// addresses that share one bucket (and one set of watcher places).
-	RateIPv4Prefix, RateIPv6Prefix int
+	// ClientGrouping is how many leading bits of an address make one
+	// client: the addresses that share them share one bucket and one set
+	// of watcher places.
+	ClientGrouping kv.Grouping
 	// RateClients is the most buckets kept; beyond it new clients share
 	// one.
 	RateClients int
@@ -83,11 +85,11 @@ type Config struct {
 	IPWriteOrigins []string
 
 	// MaxWatchers caps the watch streams and long-polls open at once, in
-	// all; MaxWatchersPerIP per client (grouped as for the rate limit);
-	// MaxWatchersPerNet per network of WatchNetIPv4Prefix or
-	// WatchNetIPv6Prefix bits (never narrower than a client's group).
+	// all; MaxWatchersPerIP per client (of ClientGrouping);
+	// MaxWatchersPerNet per network of NetworkGrouping (never narrower
+	// than a client's group).
 	MaxWatchers, MaxWatchersPerIP, MaxWatchersPerNet int
-	WatchNetIPv4Prefix, WatchNetIPv6Prefix           int
+	NetworkGrouping                                  kv.Grouping
 	// WatchKeepAlive is how long a watch stream stays silent before it
 	// sends a comment line; 0 means handlers.DefaultWatchKeepAlive.
 	WatchKeepAlive time.Duration
@@ -122,37 +124,36 @@ type Config struct {
 // without flags (which also sets PaceGC).
 func DefaultConfig() Config {
 	return Config{
-		Addr:               "127.0.0.1:8080",
-		Data:               "rendezvous.db",
-		Fsync:              persist.SyncEverySec,
-		SaveInterval:       time.Minute,
-		MaxKeySize:         100,
-		MaxValueSize:       1000,
-		MaxKeys:            100000,
-		MaxTTL:             2 * time.Hour,
-		MaxScanLimit:       1000,
-		MaxWait:            time.Minute,
-		MaxBatchOps:        100,
-		RateTokens:         17,
-		RateWindow:         time.Minute,
-		CostRead:           1,
-		CostWrite:          3,
-		RateIPv4Prefix:     32,
-		RateIPv6Prefix:     64,
-		RateClients:        100000,
-		CORSOrigin:         "*",
-		MaxWatchers:        1000,
-		MaxWatchersPerIP:   10,
-		MaxWatchersPerNet:  100,
-		WatchNetIPv4Prefix: 24,
-		WatchNetIPv6Prefix: 48,
-		DrainTimeout:       10 * time.Second,
+		Addr:              "127.0.0.1:8080",
+		Data:              "rendezvous.db",
+		Fsync:             persist.SyncEverySec,
+		SaveInterval:      time.Minute,
+		MaxKeySize:        100,
+		MaxValueSize:      1000,
+		MaxKeys:           100000,
+		MaxTTL:            2 * time.Hour,
+		MaxScanLimit:      1000,
+		MaxWait:           time.Minute,
+		MaxBatchOps:       100,
+		RateTokens:        17,
+		RateWindow:        time.Minute,
+		CostRead:          1,
+		CostWrite:         3,
+		ClientGrouping:    kv.Grouping{V4: 32, V6: 64},
+		RateClients:       100000,
+		CORSOrigin:        "*",
+		MaxWatchers:       1000,
+		MaxWatchersPerIP:  10,
+		MaxWatchersPerNet: 100,
+		NetworkGrouping:   kv.Grouping{V4: 24, V6: 48},
+		DrainTimeout:      10 * time.Second,
 	}
 }
 
 // ConfigError says which setting Validate refused, and why.
 type ConfigError struct {
-	// Field is the name of the Config field, like "MaxTTL".
+	// Field is the name of the Config field, like "MaxTTL", or of the
+	// field within it, like "ClientGrouping.V4".
 	Field string
 	// Value is the refused value.
 	Value any
@@ -239,16 +240,15 @@ func (c *Config) Validate() error {
 		return refuse("RateBurst", c.RateBurst, errNegative)
 	}
 	for _, p := range []struct {
-		field   string
-		v, most int
+		field string
+		g     kv.Grouping
 	}{
-		{"RateIPv4Prefix", c.RateIPv4Prefix, 32},
-		{"RateIPv6Prefix", c.RateIPv6Prefix, 128},
-		{"WatchNetIPv4Prefix", c.WatchNetIPv4Prefix, 32},
-		{"WatchNetIPv6Prefix", c.WatchNetIPv6Prefix, 128},
+		{"ClientGrouping", c.ClientGrouping},
+		{"NetworkGrouping", c.NetworkGrouping},
 	} {
-		if p.v < 1 || p.v > p.most {
-			return refuse(p.field, p.v, fmt.Errorf("must be 1..%d", p.most))
+		var ge *kv.GroupingError
+		if errors.As(p.g.Validate(), &ge) {
+			return refuse(p.field+"."+ge.Field, ge.Bits, ge.Err)
 		}
 	}
 	if !c.RateOff {

@@ -174,8 +174,8 @@ func New(cfg Config) (_ *Server, err error) {
 			Tokens:     cfg.RateTokens,
 			Window:     cfg.RateWindow,
 			Burst:      cfg.burst(),
-			IPv4Prefix: cfg.RateIPv4Prefix,
-			IPv6Prefix: cfg.RateIPv6Prefix,
+			IPv4Prefix: cfg.ClientGrouping.V4,
+			IPv6Prefix: cfg.ClientGrouping.V6,
 			MaxClients: cfg.RateClients,
 		})
 		if err != nil {
@@ -183,21 +183,17 @@ func New(cfg Config) (_ *Server, err error) {
 		}
 	}
 	pcfg := policy.Config{
-		MaxKeySize:   cfg.MaxKeySize,
-		MaxValueSize: cfg.MaxValueSize,
-		MaxTTL:       cfg.MaxTTL,
-		CostRead:     cfg.CostRead,
-		CostWrite:    cfg.CostWrite,
-		MaxScanLimit: cfg.MaxScanLimit,
-		MaxBatchOps:  cfg.MaxBatchOps,
-		MaxWait:      cfg.MaxWait,
-		Feed:         s.changes,
-		IPv4Prefix:   cfg.RateIPv4Prefix,
-		IPv6Prefix:   cfg.RateIPv6Prefix,
-		// A network holds whole clients: never narrower than the grouping
-		// of the rate limit.
-		NetIPv4Prefix: min(cfg.WatchNetIPv4Prefix, cfg.RateIPv4Prefix),
-		NetIPv6Prefix: min(cfg.WatchNetIPv6Prefix, cfg.RateIPv6Prefix),
+		MaxKeySize:      cfg.MaxKeySize,
+		MaxValueSize:    cfg.MaxValueSize,
+		MaxTTL:          cfg.MaxTTL,
+		CostRead:        cfg.CostRead,
+		CostWrite:       cfg.CostWrite,
+		MaxScanLimit:    cfg.MaxScanLimit,
+		MaxBatchOps:     cfg.MaxBatchOps,
+		MaxWait:         cfg.MaxWait,
+		Feed:            s.changes,
+		ClientGrouping:  cfg.ClientGrouping,
+		NetworkGrouping: cfg.NetworkGrouping,
 	}
 	if s.journal != nil {
 		pcfg.Commit = s.journal.Commit

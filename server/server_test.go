@@ -377,8 +377,8 @@ func TestValidateRefuses(t *testing.T) {
 		{"RateBurst", func(c *server.Config) { c.RateTokens = 2 }}, // smaller than a write's cost
 		{"RateTokens", func(c *server.Config) { c.RateTokens = 0 }},
 		{"RateWindow", func(c *server.Config) { c.RateWindow = 0 }},
-		{"RateIPv4Prefix", func(c *server.Config) { c.RateIPv4Prefix = 33 }},
-		{"WatchNetIPv6Prefix", func(c *server.Config) { c.WatchNetIPv6Prefix = 0 }},
+		{"ClientGrouping.V4", func(c *server.Config) { c.ClientGrouping.V4 = 33 }},
+		{"NetworkGrouping.V6", func(c *server.Config) { c.NetworkGrouping.V6 = 0 }},
 		{"Fsync", func(c *server.Config) { c.Fsync = 9 }},
 		{"TrustedProxies", func(c *server.Config) { c.TrustedProxies = []netip.Prefix{{}} }},
 		{"TrustedProxies", func(c *server.Config) {

@@ -124,7 +124,7 @@ func TestETagSurvivesRestart(t *testing.T) {
 func TestWatchersPerNetwork(t *testing.T) {
 	cfg := testConfig()
 	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	cfg.MaxWatchersPerIP, cfg.MaxWatchersPerNet, cfg.WatchNetIPv6Prefix = 1, 2, 56
+	cfg.MaxWatchersPerIP, cfg.MaxWatchersPerNet, cfg.NetworkGrouping.V6 = 1, 2, 56
 	s := start(t, cfg)
 	open := func(ip string) *http.Response {
 		t.Helper()
