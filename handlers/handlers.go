@@ -155,7 +155,7 @@ func (s *API) wrap(route string, h handlerFunc) http.HandlerFunc {
 		if s.cfg.Metrics != nil {
 			start = time.Now()
 		}
-		c := policy.Caller{IP: s.cfg.ClientIP.Resolve(r), CrossSite: s.crossSite(r)}
+		c := s.svc.Caller(s.cfg.ClientIP.Resolve(r), s.crossSite(r))
 		w.Header()["X-Client-Ip"] = []string{c.IP.String()}
 		status := http.StatusOK
 		if err := h(w, r, c); err != nil {

@@ -1,14 +1,13 @@
 // Package limiter gives each client of a public service its own token bucket,
 // so that one noisy client cannot use up the capacity everyone else shares.
 //
-// Buckets are golang.org/x/time/rate limiters keyed by the client's address
-// group rather than by its exact address. An IPv6 end site is normally handed
-// a /64 or more, so a per-address budget would let one host mint a fresh
-// budget per request by rotating its interface identifier; grouping by
-// Config.IPv6Prefix bits (default /64) closes that. IPv4-mapped IPv6 addresses
-// (::ffff:a.b.c.d, as seen on dual-stack listeners) are unmapped first, so a
-// client keeps one budget whichever socket it reaches. The grouping is
-// kv.Grouping, which policy's watcher caps use as well.
+// Buckets are golang.org/x/time/rate limiters kept per client key, a
+// netip.Prefix the caller passes. The limiter does not group addresses
+// itself: policy derives the key once per request (kv.Grouping: by default
+// the IPv4 address and the IPv6 /64, so that rotating interface identifiers
+// does not mint budgets), and the watcher caps use the same key, so a client
+// is one client under every rule. Any two equal keys share a bucket; the
+// zero Prefix is a key like any other.
 //
 // # Bounded memory
 //
@@ -51,14 +50,10 @@ import (
 	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
-// Defaults applied by New for zero Config fields. They are exported so that
-// callers documenting their limits (for example in a usage page) quote the
-// values actually in force.
-const (
-	DefaultIPv4Prefix = kv.DefaultIPv4Prefix
-	DefaultIPv6Prefix = kv.DefaultIPv6Prefix
-	DefaultMaxClients = 100000
-)
+// DefaultMaxClients is what New uses for a zero Config.MaxClients. It is
+// exported so that callers documenting their limits (for example in a
+// usage page) quote the value actually in force.
+const DefaultMaxClients = 100000
 
 // onDemandSweepGap is the minimum time between two sweeps triggered by new
 // clients finding the table full. Without it, a flood of unknown addresses
@@ -84,13 +79,6 @@ type Config struct {
 	// being idle. Zero means Tokens, so that an idle client may spend one
 	// Window's worth at once. It must not be negative.
 	Burst int
-	// IPv4Prefix is the number of leading bits that identify an IPv4 client.
-	// Zero means 32 (one bucket per address). Valid values are 1 to 32.
-	IPv4Prefix int
-	// IPv6Prefix is the number of leading bits that identify an IPv6 client.
-	// Zero means 64, the usual size of one site's subnet. Valid values are
-	// 1 to 128.
-	IPv6Prefix int
 	// MaxClients bounds how many buckets are kept. Zero means 100000. It
 	// must not be negative.
 	MaxClients int
@@ -103,7 +91,7 @@ type Config struct {
 // Deprecated: use kv.Decision.
 type Decision = kv.Decision
 
-// Limiter holds one token bucket per client group. It is safe for concurrent
+// Limiter holds one token bucket per client key. It is safe for concurrent
 // use. A nil *Limiter is valid and means rate limiting is off, so callers
 // can keep a single code path whether limiting is configured or not.
 type Limiter struct {
@@ -112,8 +100,6 @@ type Limiter struct {
 	tokens     int
 	window     time.Duration
 	fullRefill time.Duration // rounded-up time for an empty bucket to refill
-	v4bits     int
-	v6bits     int
 	maxClients int64
 
 	buckets *xsync.MapOf[netip.Prefix, *bucket]
@@ -163,21 +149,11 @@ func New(cfg Config) (*Limiter, error) {
 		return nil, fmt.Errorf("limiter: Window must be positive, got %v", cfg.Window)
 	case cfg.Burst < 0:
 		return nil, fmt.Errorf("limiter: Burst must not be negative, got %d", cfg.Burst)
-	case cfg.IPv4Prefix < 0 || cfg.IPv4Prefix > 32:
-		return nil, fmt.Errorf("limiter: IPv4Prefix must be 0 to 32, got %d", cfg.IPv4Prefix)
-	case cfg.IPv6Prefix < 0 || cfg.IPv6Prefix > 128:
-		return nil, fmt.Errorf("limiter: IPv6Prefix must be 0 to 128, got %d", cfg.IPv6Prefix)
 	case cfg.MaxClients < 0:
 		return nil, fmt.Errorf("limiter: MaxClients must not be negative, got %d", cfg.MaxClients)
 	}
 	if cfg.Burst == 0 {
 		cfg.Burst = cfg.Tokens
-	}
-	if cfg.IPv4Prefix == 0 {
-		cfg.IPv4Prefix = DefaultIPv4Prefix
-	}
-	if cfg.IPv6Prefix == 0 {
-		cfg.IPv6Prefix = DefaultIPv6Prefix
 	}
 	if cfg.MaxClients == 0 {
 		cfg.MaxClients = DefaultMaxClients
@@ -187,8 +163,6 @@ func New(cfg Config) (*Limiter, error) {
 		burst:      cfg.Burst,
 		tokens:     cfg.Tokens,
 		window:     cfg.Window,
-		v4bits:     cfg.IPv4Prefix,
-		v6bits:     cfg.IPv6Prefix,
 		maxClients: int64(cfg.MaxClients),
 		buckets:    xsync.NewMapOfWithHasher[netip.Prefix, *bucket](prefixHasher(maphash.MakeSeed())),
 	}
@@ -198,17 +172,6 @@ func New(cfg Config) (*Limiter, error) {
 	l.fullRefill = l.refillTime(float64(cfg.Burst))
 	l.overflow = l.newBucket()
 	return l, nil
-}
-
-// ClientKey returns the group that ip is limited as: the address unmapped
-// from IPv4-in-IPv6 and stripped of its zone, masked to v4bits or v6bits.
-// Zero bits mean the defaults (32 and 64), values beyond the address length
-// are clamped to it, and every invalid address maps to the zero Prefix.
-//
-// Deprecated: use kv.Grouping's Group, which this calls; policy groups
-// watchers with it too.
-func ClientKey(ip netip.Addr, v4bits, v6bits int) netip.Prefix {
-	return kv.Grouping{V4: v4bits, V6: v6bits}.Group(ip)
 }
 
 // prefixHasher returns the table's hash function. xsync's default hashes a
@@ -234,31 +197,31 @@ func prefixHasher(seed maphash.Seed) func(netip.Prefix, uint64) uint64 {
 
 // Allow is AllowAt at time.Now(). It is the call request handlers make; a
 // nil Limiter allows everything.
-func (l *Limiter) Allow(ip netip.Addr, cost int) Decision {
+func (l *Limiter) Allow(client netip.Prefix, cost int) Decision {
 	if l == nil {
 		return Decision{Allowed: true}
 	}
-	return l.AllowAt(ip, cost, time.Now())
+	return l.AllowAt(client, cost, time.Now())
 }
 
-// AllowAt reports whether a request costing cost tokens from the client at
-// ip may proceed at time now, and spends the tokens only if it may: a denied
+// AllowAt reports whether a request costing cost tokens from the client
+// with key client may proceed at time now, and spends the tokens only if it
+// may: a denied
 // request spends nothing, so a client that keeps retrying too early is not
 // pushed further back. A cost of zero or less spends nothing and is always
 // allowed (negative costs never add tokens), so a front end can make some
 // operations free and still report Remaining.
 //
 // For a client that already has a bucket, AllowAt does not allocate.
-func (l *Limiter) AllowAt(ip netip.Addr, cost int, now time.Time) Decision {
+func (l *Limiter) AllowAt(client netip.Prefix, cost int, now time.Time) Decision {
 	if l == nil {
 		return Decision{Allowed: true}
 	}
 	cost = max(cost, 0)
-	key := kv.Grouping{V4: l.v4bits, V6: l.v6bits}.Group(ip)
 	for {
-		b, ok := l.buckets.Load(key)
+		b, ok := l.buckets.Load(client)
 		if !ok {
-			b = l.lookupSlow(key, now)
+			b = l.lookupSlow(client, now)
 		}
 		if d, ok := l.take(b, cost, now); ok {
 			return d

@@ -17,56 +17,56 @@ import (
 var generous = limiter.Config{Tokens: 1 << 30, Window: time.Second, Burst: 1 << 30}
 
 func BenchmarkAllowSameClient(b *testing.B) {
-	ip := netip.MustParseAddr("2001:db8::1")
+	client := netip.MustParsePrefix("2001:db8::/64")
 	b.Run("allowed", func(b *testing.B) {
 		l := newLimiter(b, generous)
 		now := t0
-		l.AllowAt(ip, 1, now) // create the bucket outside the timed loop
+		l.AllowAt(client, 1, now) // create the bucket outside the timed loop
 		b.ReportAllocs()
 		b.ResetTimer()
 		for b.Loop() {
 			now = now.Add(time.Microsecond)
-			if !l.AllowAt(ip, 1, now).Allowed {
+			if !l.AllowAt(client, 1, now).Allowed {
 				b.Fatal("denied")
 			}
 		}
 	})
 	b.Run("denied", func(b *testing.B) {
 		l := newLimiter(b, defaultCfg)
-		l.AllowAt(ip, 17, t0)
+		l.AllowAt(client, 17, t0)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for b.Loop() {
-			if l.AllowAt(ip, 1, t0).Allowed {
+			if l.AllowAt(client, 1, t0).Allowed {
 				b.Fatal("allowed")
 			}
 		}
 	})
 	b.Run("wall-clock", func(b *testing.B) {
 		l := newLimiter(b, generous)
-		l.Allow(ip, 1)
+		l.Allow(client, 1)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for b.Loop() {
-			l.Allow(ip, 1)
+			l.Allow(client, 1)
 		}
 	})
 }
 
 func BenchmarkAllowManyClients(b *testing.B) {
 	const clients = 10000
-	ips := make([]netip.Addr, clients)
-	for i := range ips {
+	keys := make([]netip.Prefix, clients)
+	for i := range keys {
 		if i%2 == 0 {
-			ips[i] = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+			keys[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
 		} else {
-			ips[i] = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 6: byte(i >> 8), 7: byte(i), 15: 1})
+			keys[i] = netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 6: byte(i >> 8), 7: byte(i)}), 64)
 		}
 	}
 	l := newLimiter(b, generous)
 	now := t0
-	for _, ip := range ips {
-		l.AllowAt(ip, 1, now)
+	for _, k := range keys {
+		l.AllowAt(k, 1, now)
 	}
 	if l.Len() != clients {
 		b.Fatalf("Len %d, want %d", l.Len(), clients)
@@ -76,7 +76,7 @@ func BenchmarkAllowManyClients(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		now = now.Add(time.Microsecond)
-		l.AllowAt(ips[i], 1, now)
+		l.AllowAt(keys[i], 1, now)
 		if i++; i == clients {
 			i = 0
 		}
@@ -86,13 +86,13 @@ func BenchmarkAllowManyClients(b *testing.B) {
 func BenchmarkAllowParallel(b *testing.B) {
 	b.Run("same-client", func(b *testing.B) {
 		l := newLimiter(b, generous)
-		ip := netip.MustParseAddr("192.0.2.1")
-		l.Allow(ip, 1)
+		client := netip.MustParsePrefix("192.0.2.1/32")
+		l.Allow(client, 1)
 		b.ReportAllocs()
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				l.Allow(ip, 1)
+				l.Allow(client, 1)
 			}
 		})
 	})
@@ -103,9 +103,9 @@ func BenchmarkAllowParallel(b *testing.B) {
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
 			n := next.Add(1)
-			ip := netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})
+			client := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}), 32)
 			for pb.Next() {
-				l.Allow(ip, 1)
+				l.Allow(client, 1)
 			}
 		})
 	})

@@ -19,10 +19,10 @@ func TestSweptBucketIsNotSpent(t *testing.T) {
 	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	l, err := New(Config{Tokens: 17, Window: time.Minute})
 	require.NoError(t, err)
-	ip := netip.MustParseAddr("192.0.2.1")
-	require.True(t, l.AllowAt(ip, 0, t0).Allowed) // creates a full bucket
+	client := netip.MustParsePrefix("192.0.2.1/32")
+	require.True(t, l.AllowAt(client, 0, t0).Allowed) // creates a full bucket
 
-	b, ok := l.buckets.Load(ClientKey(ip, l.v4bits, l.v6bits))
+	b, ok := l.buckets.Load(client)
 	require.True(t, ok)
 	require.Equal(t, 1, l.SweepAt(t0))
 	require.Equal(t, 0, l.Len())
@@ -32,8 +32,8 @@ func TestSweptBucketIsNotSpent(t *testing.T) {
 	assert.Equal(t, float64(17), b.lim.TokensAt(t0), "nothing was spent from it")
 
 	// AllowAt retries on a new bucket, and the client gets one burst only.
-	assert.Equal(t, Decision{Allowed: true, Limit: 17}, l.AllowAt(ip, 17, t0))
-	assert.False(t, l.AllowAt(ip, 1, t0).Allowed)
+	assert.Equal(t, Decision{Allowed: true, Limit: 17}, l.AllowAt(client, 17, t0))
+	assert.False(t, l.AllowAt(client, 1, t0).Allowed)
 	assert.Equal(t, 1, l.Len())
 }
 
@@ -41,17 +41,17 @@ func TestSweptBucketIsNotSpent(t *testing.T) {
 // equality, which the table relies on, and separates the families.
 func TestPrefixHasher(t *testing.T) {
 	h := prefixHasher(maphash.MakeSeed())
-	same := []netip.Addr{
-		netip.MustParseAddr("2001:db8::1"),
-		netip.MustParseAddr("2001:db8::2%eth0"),
-		netip.MustParseAddr("2001:db8::ffff:ffff:ffff:ffff"),
+	p := netip.MustParsePrefix("2001:db8::/64")
+	want := h(p, 0)
+	for _, same := range []netip.Prefix{
+		netip.MustParsePrefix("2001:db8::/64"),
+		netip.PrefixFrom(netip.MustParseAddr("2001:db8::"), 64),
+	} {
+		assert.Equal(t, want, h(same, 0), "%v", same)
+		assert.Equal(t, want, h(same, 12345), "xsync's seed is ignored")
 	}
-	want := h(ClientKey(same[0], 0, 0), 0)
-	for _, ip := range same {
-		assert.Equal(t, want, h(ClientKey(ip, 0, 0), 0), "%v", ip)
-		assert.Equal(t, want, h(ClientKey(ip, 0, 0), 12345), "xsync's seed is ignored")
-	}
-	v4 := h(ClientKey(netip.MustParseAddr("192.0.2.1"), 0, 0), 0)
+	assert.NotEqual(t, want, h(netip.MustParsePrefix("2001:db8::/63"), 0), "the length counts")
+	v4 := h(netip.MustParsePrefix("192.0.2.1/32"), 0)
 	mapped := h(netip.PrefixFrom(netip.MustParseAddr("::ffff:192.0.2.1"), 128), 0)
 	assert.NotEqual(t, v4, mapped, "IPv4 and IPv4-mapped IPv6 prefixes are distinct keys")
 	assert.NotEqual(t, h(netip.Prefix{}, 0), h(netip.MustParsePrefix("::/0"), 0))

@@ -29,7 +29,12 @@ func newLimiter(t testing.TB, cfg limiter.Config) *limiter.Limiter {
 	return l
 }
 
-func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+// key is the client key of one address: the limiter keeps whatever keys it
+// is given, so the tests use single-address prefixes.
+func key(s string) netip.Prefix {
+	ip := netip.MustParseAddr(s)
+	return netip.PrefixFrom(ip, ip.BitLen())
+}
 
 func allowed(remaining int) limiter.Decision {
 	return limiter.Decision{Allowed: true, Limit: 17, Remaining: remaining}
@@ -147,9 +152,9 @@ func TestTokenArithmetic(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := newLimiter(t, defaultCfg)
-			ip := addr("192.0.2.1")
+			client := key("192.0.2.1")
 			for i, s := range tt.steps {
-				got := l.AllowAt(ip, s.cost, t0.Add(s.at))
+				got := l.AllowAt(client, s.cost, t0.Add(s.at))
 				require.Equal(t, s.want, got, "step %d: cost %d at +%v", i, s.cost, s.at)
 			}
 		})
@@ -174,13 +179,13 @@ func TestRetryAfterOtherRates(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := newLimiter(t, tt.cfg)
-			ip := addr("2001:db8::1")
+			client := key("2001:db8::1")
 			burst := tt.cfg.Burst
 			if burst == 0 {
 				burst = tt.cfg.Tokens
 			}
-			require.True(t, l.AllowAt(ip, burst, t0).Allowed)
-			d := l.AllowAt(ip, tt.cost, t0)
+			require.True(t, l.AllowAt(client, burst, t0).Allowed)
+			d := l.AllowAt(client, tt.cost, t0)
 			assert.False(t, d.Allowed)
 			assert.Equal(t, burst, d.Limit)
 			assert.Equal(t, 0, d.Remaining)
@@ -191,7 +196,7 @@ func TestRetryAfterOtherRates(t *testing.T) {
 
 func TestBurstDefaultsToTokens(t *testing.T) {
 	l := newLimiter(t, limiter.Config{Tokens: 5, Window: time.Second})
-	d := l.AllowAt(addr("192.0.2.1"), 1, t0)
+	d := l.AllowAt(key("192.0.2.1"), 1, t0)
 	assert.Equal(t, limiter.Decision{Allowed: true, Limit: 5, Remaining: 4}, d)
 }
 
@@ -205,10 +210,6 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"zero window", limiter.Config{Tokens: 17}},
 		{"negative window", limiter.Config{Tokens: 17, Window: -time.Second}},
 		{"negative burst", limiter.Config{Tokens: 17, Window: time.Minute, Burst: -1}},
-		{"negative IPv4 prefix", limiter.Config{Tokens: 17, Window: time.Minute, IPv4Prefix: -1}},
-		{"IPv4 prefix too long", limiter.Config{Tokens: 17, Window: time.Minute, IPv4Prefix: 33}},
-		{"negative IPv6 prefix", limiter.Config{Tokens: 17, Window: time.Minute, IPv6Prefix: -8}},
-		{"IPv6 prefix too long", limiter.Config{Tokens: 17, Window: time.Minute, IPv6Prefix: 129}},
 		{"negative max clients", limiter.Config{Tokens: 17, Window: time.Minute, MaxClients: -1}},
 	}
 	for _, tt := range tests {
@@ -222,8 +223,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	valid := []limiter.Config{
 		defaultCfg,
 		{Tokens: 1, Window: time.Nanosecond},
-		{Tokens: 17, Window: time.Minute, IPv4Prefix: 32, IPv6Prefix: 128},
-		{Tokens: 17, Window: time.Minute, IPv4Prefix: 1, IPv6Prefix: 1, MaxClients: 1},
+		{Tokens: 17, Window: time.Minute, MaxClients: 1},
 	}
 	for _, cfg := range valid {
 		_, err := limiter.New(cfg)
@@ -231,71 +231,28 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 }
 
-func TestClientKey(t *testing.T) {
-	tests := []struct {
-		ip     netip.Addr
-		v4, v6 int
-		want   string // "" for the zero Prefix
-	}{
-		{addr("192.0.2.77"), 0, 0, "192.0.2.77/32"},
-		{addr("192.0.2.77"), 24, 0, "192.0.2.0/24"},
-		{addr("::ffff:192.0.2.77"), 0, 0, "192.0.2.77/32"},
-		{addr("::ffff:192.0.2.77"), 16, 128, "192.0.0.0/16"},
-		{addr("2001:db8:1:2:3:4:5:6"), 0, 0, "2001:db8:1:2::/64"},
-		{addr("2001:db8:1:2:3:4:5:6"), 0, 48, "2001:db8:1::/48"},
-		{addr("2001:db8:1:2:3:4:5:6"), 0, 128, "2001:db8:1:2:3:4:5:6/128"},
-		{addr("fe80::1:2:3:4%eth0"), 0, 0, "fe80::/64"},
-		{addr("fe80::1%eth0"), 0, 128, "fe80::1/128"},
-		// Out-of-range bits are clamped rather than failing.
-		{addr("192.0.2.77"), 40, 0, "192.0.2.77/32"},
-		{addr("192.0.2.77"), -3, 0, "192.0.2.77/32"},
-		{addr("2001:db8::1"), 0, 200, "2001:db8::1/128"},
-		{netip.Addr{}, 0, 0, ""},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%v/%d/%d", tt.ip, tt.v4, tt.v6), func(t *testing.T) {
-			got := limiter.ClientKey(tt.ip, tt.v4, tt.v6)
-			if tt.want == "" {
-				assert.Equal(t, netip.Prefix{}, got)
-				return
-			}
-			assert.Equal(t, netip.MustParsePrefix(tt.want), got)
-		})
-	}
-}
-
-func TestClientGrouping(t *testing.T) {
+// Equal keys share a bucket and any two different keys have their own:
+// the limiter groups nothing itself, whatever the keys look like.
+func TestBucketPerKey(t *testing.T) {
+	p := netip.MustParsePrefix
 	tests := []struct {
 		name   string
-		cfg    limiter.Config
-		a, b   netip.Addr
+		a, b   netip.Prefix
 		shared bool
 	}{
-		{"IPv6 same /64", defaultCfg, addr("2001:db8:1:2::1"), addr("2001:db8:1:2:ffff:ffff:ffff:ffff"), true},
-		{"IPv6 different /64", defaultCfg, addr("2001:db8:1:2::1"), addr("2001:db8:1:3::1"), false},
-		{"IPv6 /48 groups neighbouring /64s",
-			limiter.Config{Tokens: 17, Window: time.Minute, IPv6Prefix: 48},
-			addr("2001:db8:1:2::1"), addr("2001:db8:1:3::1"), true},
-		{"IPv6 /128 separates addresses",
-			limiter.Config{Tokens: 17, Window: time.Minute, IPv6Prefix: 128},
-			addr("2001:db8:1:2::1"), addr("2001:db8:1:2::2"), false},
-		{"IPv4 default is per address", defaultCfg, addr("192.0.2.1"), addr("192.0.2.2"), false},
-		{"IPv4 /24 same",
-			limiter.Config{Tokens: 17, Window: time.Minute, IPv4Prefix: 24},
-			addr("192.0.2.1"), addr("192.0.2.200"), true},
-		{"IPv4 /24 different",
-			limiter.Config{Tokens: 17, Window: time.Minute, IPv4Prefix: 24},
-			addr("192.0.2.1"), addr("192.0.3.1"), false},
-		{"IPv4-mapped IPv6 shares the IPv4 bucket", defaultCfg, addr("::ffff:192.0.2.1"), addr("192.0.2.1"), true},
-		{"zones are dropped", defaultCfg, addr("fe80::1%eth0"), addr("fe80::2%eth1"), true},
-		{"invalid addresses share one bucket", defaultCfg, netip.Addr{}, netip.Addr{}, true},
-		{"invalid is not 0.0.0.0", defaultCfg, netip.Addr{}, addr("0.0.0.0"), false},
-		{"invalid is not ::", defaultCfg, netip.Addr{}, addr("::"), false},
-		{"IPv4 is not the IPv6 zero /64", defaultCfg, addr("0.0.0.1"), addr("::1"), false},
+		{"same /64", p("2001:db8:1:2::/64"), p("2001:db8:1:2::/64"), true},
+		{"another /64", p("2001:db8:1:2::/64"), p("2001:db8:1:3::/64"), false},
+		{"a /48 is not the /64 inside it", p("2001:db8:1::/48"), p("2001:db8:1::/64"), false},
+		{"same address", key("192.0.2.1"), key("192.0.2.1"), true},
+		{"another address", key("192.0.2.1"), key("192.0.2.2"), false},
+		{"IPv4-mapped is another key", key("192.0.2.1"), key("::ffff:192.0.2.1"), false},
+		{"the zero Prefix is one key", netip.Prefix{}, netip.Prefix{}, true},
+		{"the zero Prefix is not 0.0.0.0/32", netip.Prefix{}, key("0.0.0.0"), false},
+		{"the zero Prefix is not ::/0", netip.Prefix{}, p("::/0"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := newLimiter(t, tt.cfg)
+			l := newLimiter(t, defaultCfg)
 			require.True(t, l.AllowAt(tt.a, 17, t0).Allowed)
 			d := l.AllowAt(tt.b, 1, t0)
 			assert.Equal(t, !tt.shared, d.Allowed, "%v then %v", tt.a, tt.b)
@@ -310,7 +267,7 @@ func TestClientGrouping(t *testing.T) {
 
 func TestSweepDropsOnlyFullBuckets(t *testing.T) {
 	l := newLimiter(t, defaultCfg)
-	a, b, c := addr("192.0.2.1"), addr("192.0.2.2"), addr("192.0.2.3")
+	a, b, c := key("192.0.2.1"), key("192.0.2.2"), key("192.0.2.3")
 	require.True(t, l.AllowAt(a, 1, t0).Allowed)  // 16 left: full after 3.53s
 	require.True(t, l.AllowAt(b, 17, t0).Allowed) // empty: full after 60s
 	require.True(t, l.AllowAt(c, 0, t0).Allowed)  // never spent: already full
@@ -336,45 +293,45 @@ func TestSweepDropsOnlyFullBuckets(t *testing.T) {
 func TestFullTableUsesSharedOverflow(t *testing.T) {
 	l := newLimiter(t, limiter.Config{Tokens: 17, Window: time.Minute, MaxClients: 3})
 	for i := 1; i <= 3; i++ {
-		require.Equal(t, allowed(16), l.AllowAt(addr(fmt.Sprintf("192.0.2.%d", i)), 1, t0))
+		require.Equal(t, allowed(16), l.AllowAt(key(fmt.Sprintf("192.0.2.%d", i)), 1, t0))
 	}
 	require.Equal(t, 3, l.Len())
 
 	// The table is full of active clients: new ones share one budget.
 	n := 0
 	for i := 10; i < 100; i++ {
-		if l.AllowAt(addr(fmt.Sprintf("198.51.100.%d", i)), 1, t0).Allowed {
+		if l.AllowAt(key(fmt.Sprintf("198.51.100.%d", i)), 1, t0).Allowed {
 			n++
 		}
 		require.LessOrEqual(t, l.Len(), 3)
 	}
 	assert.Equal(t, 17, n, "all newcomers together get one burst")
-	d := l.AllowAt(addr("2001:db8::1"), 1, t0)
+	d := l.AllowAt(key("2001:db8::1"), 1, t0)
 	assert.Equal(t, denied(0, 4*time.Second), d)
 
 	// Known clients keep their own budgets meanwhile.
-	assert.Equal(t, allowed(15), l.AllowAt(addr("192.0.2.1"), 1, t0))
+	assert.Equal(t, allowed(15), l.AllowAt(key("192.0.2.1"), 1, t0))
 	assert.Equal(t, 3, l.Len())
 }
 
 func TestSweepFreesRoomForNewClients(t *testing.T) {
 	l := newLimiter(t, limiter.Config{Tokens: 17, Window: time.Minute, MaxClients: 3})
 	for i := 1; i <= 3; i++ {
-		require.True(t, l.AllowAt(addr(fmt.Sprintf("192.0.2.%d", i)), 17, t0).Allowed)
+		require.True(t, l.AllowAt(key(fmt.Sprintf("192.0.2.%d", i)), 17, t0).Allowed)
 	}
 	// Exhaust the overflow bucket.
-	require.True(t, l.AllowAt(addr("198.51.100.1"), 17, t0).Allowed)
-	require.False(t, l.AllowAt(addr("198.51.100.2"), 1, t0).Allowed)
+	require.True(t, l.AllowAt(key("198.51.100.1"), 17, t0).Allowed)
+	require.False(t, l.AllowAt(key("198.51.100.2"), 1, t0).Allowed)
 
 	// After 2 minutes every bucket is full again. A new client triggers a
 	// sweep and gets a bucket of its own (16 left), not the overflow's.
 	later := t0.Add(2 * time.Minute)
-	assert.Equal(t, allowed(16), l.AllowAt(addr("198.51.100.3"), 1, later))
+	assert.Equal(t, allowed(16), l.AllowAt(key("198.51.100.3"), 1, later))
 	assert.Equal(t, 1, l.Len())
 
 	// An explicit sweep does the same without waiting for a newcomer.
 	for i := 1; i <= 2; i++ {
-		require.True(t, l.AllowAt(addr(fmt.Sprintf("203.0.113.%d", i)), 17, later).Allowed)
+		require.True(t, l.AllowAt(key(fmt.Sprintf("203.0.113.%d", i)), 17, later).Allowed)
 	}
 	require.Equal(t, 3, l.Len())
 	assert.Equal(t, 3, l.SweepAt(later.Add(2*time.Minute)))
@@ -384,27 +341,27 @@ func TestSweepFreesRoomForNewClients(t *testing.T) {
 func TestOnDemandSweepIsThrottled(t *testing.T) {
 	l := newLimiter(t, limiter.Config{Tokens: 17, Window: time.Minute, MaxClients: 2})
 	// a is 0.15 tokens short of full at t0 and refills at t0+0.53s.
-	a := addr("192.0.2.1")
+	a := key("192.0.2.1")
 	require.True(t, l.AllowAt(a, 1, t0.Add(-3*time.Second)).Allowed)
-	require.True(t, l.AllowAt(addr("192.0.2.2"), 17, t0).Allowed)
+	require.True(t, l.AllowAt(key("192.0.2.2"), 17, t0).Allowed)
 
 	// The first newcomer sweeps at t0 and finds nothing to drop.
-	assert.Equal(t, allowed(16), l.AllowAt(addr("198.51.100.1"), 1, t0))
+	assert.Equal(t, allowed(16), l.AllowAt(key("198.51.100.1"), 1, t0))
 	// a is full at t0+0.7s, but the next on-demand sweep waits a second, so
 	// this newcomer is charged to the overflow bucket.
-	assert.Equal(t, allowed(15), l.AllowAt(addr("198.51.100.2"), 1, t0.Add(700*time.Millisecond)))
+	assert.Equal(t, allowed(15), l.AllowAt(key("198.51.100.2"), 1, t0.Add(700*time.Millisecond)))
 	assert.Equal(t, 2, l.Len())
 	// A second later, a newcomer's sweep drops a and it gets its own bucket.
-	assert.Equal(t, allowed(16), l.AllowAt(addr("198.51.100.3"), 1, t0.Add(time.Second)))
+	assert.Equal(t, allowed(16), l.AllowAt(key("198.51.100.3"), 1, t0.Add(time.Second)))
 	assert.Equal(t, 2, l.Len())
 }
 
 func TestNilLimiterAllowsEverything(t *testing.T) {
 	var l *limiter.Limiter
-	for _, ip := range []netip.Addr{addr("192.0.2.1"), addr("2001:db8::1"), {}} {
+	for _, client := range []netip.Prefix{key("192.0.2.1"), key("2001:db8::1"), {}} {
 		for i := 0; i < 100; i++ {
-			assert.Equal(t, limiter.Decision{Allowed: true}, l.Allow(ip, 1000))
-			assert.Equal(t, limiter.Decision{Allowed: true}, l.AllowAt(ip, 1, t0))
+			assert.Equal(t, limiter.Decision{Allowed: true}, l.Allow(client, 1000))
+			assert.Equal(t, limiter.Decision{Allowed: true}, l.AllowAt(client, 1, t0))
 		}
 	}
 	assert.Equal(t, 0, l.Len())
@@ -414,9 +371,9 @@ func TestNilLimiterAllowsEverything(t *testing.T) {
 
 func TestAllowUsesWallClock(t *testing.T) {
 	l := newLimiter(t, defaultCfg)
-	assert.Equal(t, allowed(16), l.Allow(addr("192.0.2.1"), 1))
-	assert.Equal(t, allowed(0), l.Allow(addr("192.0.2.1"), 16))
-	d := l.Allow(addr("192.0.2.1"), 1)
+	assert.Equal(t, allowed(16), l.Allow(key("192.0.2.1"), 1))
+	assert.Equal(t, allowed(0), l.Allow(key("192.0.2.1"), 16))
+	d := l.Allow(key("192.0.2.1"), 1)
 	assert.False(t, d.Allowed)
 	assert.Equal(t, 4*time.Second, d.RetryAfter)
 }
@@ -426,7 +383,7 @@ func TestRun(t *testing.T) {
 	// Spent an hour ago, so full by now: the first periodic sweep drops them.
 	past := time.Now().Add(-time.Hour)
 	for i := 1; i <= 5; i++ {
-		require.True(t, l.AllowAt(addr(fmt.Sprintf("192.0.2.%d", i)), 17, past).Allowed)
+		require.True(t, l.AllowAt(key(fmt.Sprintf("192.0.2.%d", i)), 17, past).Allowed)
 	}
 	require.Equal(t, 5, l.Len())
 
@@ -466,11 +423,10 @@ func TestConcurrentSameClient(t *testing.T) {
 			wg.Add(1)
 			go func(g int) {
 				defer wg.Done()
-				// Addresses differ but share one /64.
-				ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(g)})
+				client := netip.MustParsePrefix("2001:db8::/64")
 				<-start
 				for i := 0; i < attempts; i++ {
-					d := l.AllowAt(ip, 1, t0)
+					d := l.AllowAt(client, 1, t0)
 					if d.Allowed {
 						ok.Add(1)
 					}
@@ -514,8 +470,8 @@ func TestConcurrentSweepChangesNoAnswer(t *testing.T) {
 			for r := 0; r < rounds; r++ {
 				for c := 0; c < clients; c++ {
 					c := (c + g*7) % clients
-					ip := netip.AddrFrom4([4]byte{10, 0, byte(c >> 8), byte(c)})
-					if l.AllowAt(ip, 1, t0).Allowed {
+					client := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(c >> 8), byte(c)}), 32)
+					if l.AllowAt(client, 1, t0).Allowed {
 						ok[c].Add(1)
 					}
 				}
@@ -544,8 +500,8 @@ func TestConcurrentTableBound(t *testing.T) {
 		go func(g int) {
 			defer wg.Done()
 			for i := 0; i < perGoroutine; i++ {
-				ip := netip.AddrFrom4([4]byte{10, byte(g), byte(i >> 8), byte(i)})
-				if l.AllowAt(ip, 17, t0).Allowed {
+				client := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(g), byte(i >> 8), byte(i)}), 32)
+				if l.AllowAt(client, 17, t0).Allowed {
 					ok.Add(1)
 				}
 				if n := l.Len(); n > maxClients {

@@ -50,15 +50,20 @@ type Store interface {
 	Commit(t kv.Txn) (kv.CommitResult, error)
 }
 
-// Limiter decides whether a caller may spend cost tokens now, and spends
+// Limiter decides whether a client may spend cost tokens now, and spends
 // them if so. *limiter.Limiter, per-client token buckets in memory,
 // implements it. Allow is called on every request, so an implementation
 // should not allocate for a client it knows.
 //
+// client is the caller's client key (see Service.Caller), the group of
+// addresses that counts as one client. A Limiter keeps one budget per key
+// and groups nothing itself, so the rate limit and the watcher caps always
+// agree on who one client is.
+//
 // A nil Limiter turns rate limiting off. So does a nil *limiter.Limiter
 // passed as one, which allows everything: a Service treats both alike.
 type Limiter interface {
-	Allow(ip netip.Addr, cost int) kv.Decision
+	Allow(client netip.Prefix, cost int) kv.Decision
 }
 
 // Feed is the change feed that watches and long-polls read. *feed.Feed

@@ -20,11 +20,12 @@ var (
 )
 
 // watchClient is the group whose watches and long-polls share the
-// per-client cap: the same grouping as the rate limiter's (by default the
-// IPv4 address and the IPv6 /64), so one client is one client under every
-// rule and rotating interface identifiers does not mint more.
+// per-client cap: the caller's client key, which its rate-limit bucket is
+// kept under too (by default the IPv4 address and the IPv6 /64), so one
+// client is one client under every rule and rotating interface
+// identifiers does not mint more.
 func (s *Service) watchClient(c Caller) netip.Prefix {
-	return s.clients.Group(c.IP)
+	return s.clientKey(c)
 }
 
 // watchNetwork is the larger group whose watches share the per-network

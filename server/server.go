@@ -174,8 +174,6 @@ func New(cfg Config) (_ *Server, err error) {
 			Tokens:     cfg.RateTokens,
 			Window:     cfg.RateWindow,
 			Burst:      cfg.burst(),
-			IPv4Prefix: cfg.ClientGrouping.V4,
-			IPv6Prefix: cfg.ClientGrouping.V6,
 			MaxClients: cfg.RateClients,
 		})
 		if err != nil {
