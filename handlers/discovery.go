@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/rendezvous-kv/rendezvous/policy"
@@ -20,10 +19,10 @@ func (s *API) handleList(w http.ResponseWriter, r *http.Request, c policy.Caller
 		return err
 	}
 	q := r.URL.Query()
-	limit := 0
+	limit := 0 // the default page
 	if l := q.Get("limit"); l != "" {
-		if limit, err = strconv.Atoi(l); err != nil || limit <= 0 {
-			return policy.Errorf(policy.KindBadRequest, "limit must be a positive integer")
+		if limit, err = policy.ParsePageSize(l); err != nil {
+			return err
 		}
 	}
 	page, err := s.svc.List(c, prefix, q.Get("after"), limit)

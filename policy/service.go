@@ -41,7 +41,8 @@ type Config struct {
 	Feed Feed
 	// MaxWait caps how long a long-poll may hold a request.
 	MaxWait time.Duration
-	// MaxScanLimit caps the keys one listing page returns.
+	// MaxScanLimit caps the keys one listing page returns; 0 means
+	// DefaultMaxScanLimit.
 	MaxScanLimit int
 	// MaxBatchOps caps the operations of one transaction, and separately
 	// its checks; 0 means DefaultMaxBatchOps.
@@ -348,22 +349,50 @@ type ListPage struct {
 	Next string
 }
 
-// listCostUnit is how many listed keys cost as much as one read.
-const listCostUnit = 100
+// The sizes of listing pages, for every front end.
+const (
+	// DefaultPageSize is how many keys a page holds when the caller asks
+	// for no number.
+	DefaultPageSize = 100
+	// DefaultMaxScanLimit caps a page when Config.MaxScanLimit is zero.
+	DefaultMaxScanLimit = 1000
+	// KeysPerRead is how many keys of a page cost as much as one read: a
+	// page costs one read per started KeysPerRead keys asked for, since
+	// that is the work it may do.
+	KeysPerRead = 100
+)
+
+// PageSize returns how many keys List puts in a page asked for limit
+// keys: limit, DefaultPageSize for limit <= 0, at most
+// Config.MaxScanLimit.
+func (s *Service) PageSize(limit int) int {
+	maxLimit := s.cfg.MaxScanLimit
+	if maxLimit <= 0 {
+		maxLimit = DefaultMaxScanLimit
+	}
+	if limit <= 0 {
+		limit = DefaultPageSize
+	}
+	return min(limit, maxLimit)
+}
+
+// ParsePageSize parses the number of keys a listing asks for, as a front
+// end reads it from a request: a positive decimal integer.
+func ParsePageSize(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, Errorf(KindBadRequest, "limit must be a positive integer")
+	}
+	return n, nil
+}
 
 // List returns up to limit live items whose keys start with prefix and
-// come after the cursor after, in byte order. limit <= 0 means the default
-// page size of 100, and it is capped by Config.MaxScanLimit. A page costs
-// one read per started 100 keys requested, since that is the work it may
-// do. ip/ prefixes are read as given, like keys.
+// come after the cursor after, in byte order: PageSize(limit) of them,
+// costing a read per started KeysPerRead. ip/ prefixes are read as given,
+// like keys.
 func (s *Service) List(c Caller, prefix, after string, limit int) (ListPage, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	if s.cfg.MaxScanLimit > 0 {
-		limit = min(limit, s.cfg.MaxScanLimit)
-	}
-	if err := s.charge(c, s.cfg.CostRead*((limit+listCostUnit-1)/listCostUnit)); err != nil {
+	limit = s.PageSize(limit)
+	if err := s.charge(c, s.cfg.CostRead*((limit+KeysPerRead-1)/KeysPerRead)); err != nil {
 		return ListPage{}, err
 	}
 	if prefix != "" {

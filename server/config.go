@@ -12,6 +12,7 @@ import (
 
 	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/persist"
+	"github.com/rendezvous-kv/rendezvous/policy"
 )
 
 // Config is everything a Server is set up with. Start from DefaultConfig:
@@ -132,7 +133,7 @@ func DefaultConfig() Config {
 		MaxValueSize:      1000,
 		MaxKeys:           100000,
 		MaxTTL:            2 * time.Hour,
-		MaxScanLimit:      1000,
+		MaxScanLimit:      policy.DefaultMaxScanLimit,
 		MaxWait:           time.Minute,
 		MaxBatchOps:       100,
 		RateTokens:        17,
