@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/rendezvous-kv/rendezvous/internal/wiretest"
 )
 
 // binary is the server built once for the end-to-end tests.
@@ -124,22 +124,11 @@ func (s *process) stop(t *testing.T) int {
 	return s.cmd.ProcessState.ExitCode()
 }
 
-var client = &http.Client{Timeout: 10 * time.Second}
-
-func do(t *testing.T, method, url, body string, hdr ...string) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	require.NoError(t, err)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := client.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, string(b)
-}
+// client and do talk to the server under test (see wiretest).
+var (
+	client = wiretest.Client
+	do     = wiretest.Do
+)
 
 func TestEndToEndCorruptSnapshotRefusesToStart(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "rendezvous.db")

@@ -2,9 +2,7 @@ package server_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/rendezvous-kv/rendezvous/internal/wiretest"
 	"github.com/rendezvous-kv/rendezvous/server"
 )
 
@@ -83,19 +82,8 @@ func (r *running) stop(t *testing.T) error {
 	return err
 }
 
-var client = &http.Client{Timeout: 10 * time.Second}
-
-func do(t *testing.T, method, url, body string, hdr ...string) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	require.NoError(t, err)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := client.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, string(b)
-}
+// client and do talk to the server under test (see wiretest).
+var (
+	client = wiretest.Client
+	do     = wiretest.Do
+)
