@@ -3,7 +3,6 @@ package handlers_test
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -27,24 +26,13 @@ func TestWireHugeTxn(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
 			ws := startWire(t, e)
-			var body io.Reader = bytes.NewReader(huge)
-			if !declared {
-				body = struct{ io.Reader }{body}
-			}
-			r, err := http.NewRequest(http.MethodPost, ws.URL+"/txn", body)
-			require.NoError(t, err)
-			if !declared {
-				r.ContentLength = -1
-			}
-			resp, err := ws.Client().Do(r)
+			resp, b, err := postHuge(t, ws, "/txn", huge, declared)
 			if err != nil {
 				assert.True(t, isConnClosed(err), "unexpected client error: %v", err)
 			} else {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
 				assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 				assert.Equal(t, "too_large", resp.Header.Get("X-Error-Code"))
-				assert.Equal(t, "transaction too large: the body may be at most "+itoa(limit)+" bytes\n", string(b))
+				assert.Equal(t, "transaction too large: the body may be at most "+itoa(limit)+" bytes\n", b)
 			}
 			assert.LessOrEqual(t, ws.bodyRead.Load(), int64(limit+64<<10), "handler read too much of the body")
 			assert.Equal(t, 0, e.store.Len())

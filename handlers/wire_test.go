@@ -176,25 +176,12 @@ func TestWireHugeBody(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
 			ws := startWire(t, e)
-			var body io.Reader = bytes.NewReader(bytes.Repeat([]byte{'x'}, tenMB))
-			if !declared {
-				body = struct{ io.Reader }{body}
-			}
-			r, err := http.NewRequest(http.MethodPost, ws.URL+"/set/big", body)
-			require.NoError(t, err)
-			if declared {
-				require.EqualValues(t, tenMB, r.ContentLength)
-			} else {
-				r.ContentLength = -1 // sent chunked
-			}
-			resp, err := ws.Client().Do(r)
+			resp, b, err := postHuge(t, ws, "/set/big", bytes.Repeat([]byte{'x'}, tenMB), declared)
 			if err != nil {
 				assert.True(t, isConnClosed(err), "unexpected client error: %v", err)
 			} else {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
 				assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
-				assert.Equal(t, tooLarge+"\n", string(b))
+				assert.Equal(t, tooLarge+"\n", b)
 				assert.Equal(t, "too_large", resp.Header.Get("X-Error-Code"))
 				assert.Equal(t, "127.0.0.1", resp.Header.Get("X-Client-Ip"))
 			}
@@ -207,6 +194,31 @@ func TestWireHugeBody(t *testing.T) {
 			assert.Equal(t, 200, res.status)
 		})
 	}
+}
+
+// postHuge posts payload to path, with its Content-Length declared or
+// sent chunked, and returns the answer with its body read, or the error
+// of a client whose write the server cut short.
+func postHuge(t *testing.T, ws *wireServer, path string, payload []byte, declared bool) (*http.Response, string, error) {
+	t.Helper()
+	var body io.Reader = bytes.NewReader(payload)
+	if !declared {
+		body = struct{ io.Reader }{body}
+	}
+	r, err := http.NewRequest(http.MethodPost, ws.URL+path, body)
+	require.NoError(t, err)
+	if declared {
+		require.EqualValues(t, len(payload), r.ContentLength)
+	} else {
+		r.ContentLength = -1 // sent chunked
+	}
+	resp, err := ws.Client().Do(r)
+	if err != nil {
+		return nil, "", err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b), nil
 }
 
 func isConnClosed(err error) bool {
