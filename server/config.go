@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/persist"
 	"github.com/rendezvous-kv/rendezvous/policy"
@@ -114,6 +115,29 @@ type Config struct {
 	// at most one server in a process should have it; the rendezvous
 	// command sets it.
 	PaceGC bool
+	// WatchOff refuses watch streams and long-polls (code
+	// watch_disabled), for an embedder that serves no long-lived requests.
+	WatchOff bool
+	// WatchHistory is how many recent changes are kept for watch streams
+	// to resume from; 0 means feed.DefaultHistory.
+	WatchHistory int
+
+	// Observer, when set, is told of every API request (its route name,
+	// status and duration) as well as the server's metrics, for an
+	// embedder's own tracing or logs.
+	Observer handlers.Observer
+	// Ready, when set, is asked by /readyz besides the journal, so that
+	// an embedder's own dependency can take the server out of a load
+	// balancer.
+	Ready func() error
+	// OnChange, when set, sees every change (each change of a
+	// transaction) before the journal does; an error refuses the whole
+	// write, which then changes nothing and is answered
+	// storage_unavailable. It is for an embedder that must mirror or audit
+	// a write before it is acknowledged. It is called under the store's
+	// lock, so it must be quick and must not call the server.
+	OnChange func(kv.Change) error
+
 	// Now is the clock of expiry and TTLs; nil means time.Now. Tests pass
 	// a fake one. The rate limiter and snapshot times keep the real clock.
 	Now func() time.Time
@@ -239,6 +263,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RateBurst < 0 {
 		return refuse("RateBurst", c.RateBurst, errNegative)
+	}
+	if c.WatchHistory < 0 {
+		return refuse("WatchHistory", c.WatchHistory, errNegative)
 	}
 	for _, p := range []struct {
 		field string

@@ -71,6 +71,8 @@ type Server struct {
 	journal *persist.Journal // nil in memory
 	saver   *persist.Saver   // nil in memory
 	limits  *limiter.Limiter // nil with rate limiting off
+	svc     *policy.Service
+	api     http.Handler
 	// loaded says that recovery filled the store, whose ordered index is
 	// then built in the background; replayed that its journal records
 	// are worth folding into a snapshot soon.
@@ -130,12 +132,17 @@ func New(cfg Config) (_ *Server, err error) {
 		}
 	}
 
-	s.changes = feed.New(feed.Options{MaxPerClient: cfg.MaxWatchersPerIP, MaxPerNetwork: cfg.MaxWatchersPerNet, MaxTotal: cfg.MaxWatchers})
+	s.changes = feed.New(feed.Options{History: cfg.WatchHistory, MaxPerClient: cfg.MaxWatchersPerIP, MaxPerNetwork: cfg.MaxWatchersPerNet, MaxTotal: cfg.MaxWatchers})
 	// The journal is opened after recovery, so the store reaches it
 	// through s.journal; nothing mutates the store before it is set.
 	s.store = ttlstore.New(ttlstore.Options{MaxKeys: cfg.MaxKeys, Now: cfg.Now, OnChange: func(c kv.Change) error {
-		// The journal first: a change it refuses is not applied, so it
-		// must never reach watchers.
+		// The hook and the journal first: a change they refuse is not
+		// applied, so it must never reach watchers.
+		if cfg.OnChange != nil {
+			if err := cfg.OnChange(c); err != nil {
+				return err
+			}
+		}
 		if s.journal != nil {
 			if err := s.journal.Append(c); err != nil {
 				return err
@@ -150,6 +157,13 @@ func New(cfg Config) (_ *Server, err error) {
 		return nil
 	}, OnCommit: func(cs []kv.Change, prepared any) error {
 		// A transaction: one journal record, one batch of events.
+		if cfg.OnChange != nil {
+			for _, c := range cs {
+				if err := cfg.OnChange(c); err != nil {
+					return err
+				}
+			}
+		}
 		if s.journal != nil {
 			if err := s.journal.AppendTxn(cs, prepared); err != nil {
 				return err
@@ -189,9 +203,11 @@ func New(cfg Config) (_ *Server, err error) {
 		MaxScanLimit:    cfg.MaxScanLimit,
 		MaxBatchOps:     cfg.MaxBatchOps,
 		MaxWait:         cfg.MaxWait,
-		Feed:            s.changes,
 		ClientGrouping:  cfg.ClientGrouping,
 		NetworkGrouping: cfg.NetworkGrouping,
+	}
+	if !cfg.WatchOff {
+		pcfg.Feed = s.changes
 	}
 	if s.journal != nil {
 		pcfg.Commit = s.journal.Commit
@@ -200,7 +216,7 @@ func New(cfg Config) (_ *Server, err error) {
 	if s.limits != nil {
 		limits = s.limits
 	}
-	svc := policy.New(s.store, limits, pcfg, cfg.Now)
+	s.svc = policy.New(s.store, limits, pcfg, cfg.Now)
 
 	src := metrics.Sources{
 		Keys:            func() float64 { return float64(s.store.Len()) },
@@ -223,7 +239,7 @@ func New(cfg Config) (_ *Server, err error) {
 		Log:                log,
 		CORSOrigin:         cfg.CORSOrigin,
 		IPWriteOrigins:     cfg.IPWriteOrigins,
-		Metrics:            met,
+		Metrics:            observers(met, cfg.Observer),
 		WatchKeepAlive:     cfg.WatchKeepAlive,
 		StreamWriteTimeout: cfg.StreamWriteTimeout,
 	}
@@ -236,8 +252,12 @@ func New(cfg Config) (_ *Server, err error) {
 		// are refused and a load balancer should know.
 		hcfg.Ready = s.journal.Err
 	}
+	if cfg.Ready != nil {
+		hcfg.Ready = readyBoth(hcfg.Ready, cfg.Ready)
+	}
+	s.api = handlers.New(s.svc, hcfg)
 	api := &http.Server{
-		Handler:           handlers.New(svc, hcfg),
+		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
