@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/rendezvous-kv/rendezvous/handlers"
-	"github.com/rendezvous-kv/rendezvous/limiter"
 )
 
 // discardWriter is a minimal http.ResponseWriter that keeps only the
@@ -76,7 +75,7 @@ func BenchmarkGetHandlerRateLimited(b *testing.B) {
 	const clients = 10_000
 	// A budget no client exhausts, so every request takes the allowed path
 	// through a table of 10,000 buckets.
-	e := newEnvWith(b, options{rate: &limiter.Config{Tokens: 1 << 30, Window: time.Second, Burst: 1 << 30}})
+	e := newEnvWith(b, options{rate: &rateConfig{Tokens: 1 << 30, Window: time.Second, Burst: 1 << 30}})
 	r, _ := newRequest(http.MethodPost, "/set/bench/key", string(benchValue))
 	if rec := e.serve(r); rec.Code != http.StatusOK {
 		b.Fatalf("set: %d", rec.Code)

@@ -12,12 +12,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/rendezvous-kv/rendezvous/handlers"
-	"github.com/rendezvous-kv/rendezvous/metrics"
-	"github.com/rendezvous-kv/rendezvous/policy"
-	"github.com/rendezvous-kv/rendezvous/static"
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
 func lines(body string) []string {
@@ -199,10 +193,10 @@ func TestIPEndpointIsFree(t *testing.T) {
 	assert.JSONEq(t, `{"ip":"198.51.100.2"}`, rec.Body.String())
 }
 
+// newCORSServer is a server with CORSOrigin origin and /metrics on a
+// listener of its own.
 func newCORSServer(t *testing.T, origin string, ready func() error) http.Handler {
-	store := ttlstore.New(ttlstore.Options{})
-	svc := policy.New(store, nil, policy.Config{MaxKeySize: 100, MaxValueSize: 1000, MaxTTL: maxTTL, CostRead: 1, CostWrite: 3}, nil)
-	return handlers.New(svc, handlers.Config{CORSOrigin: origin, Ready: ready, Landing: static.Vars{}})
+	return newEnvWith(t, options{cors: origin, ready: ready, ownMetrics: true}).srv
 }
 
 func TestCORS(t *testing.T) {
@@ -273,10 +267,7 @@ func TestHealthIsNotRateLimited(t *testing.T) {
 // their Allow list, like every other route; OPTIONS from a page is the
 // CORS preflight there too. /metrics exists only when it is served here.
 func TestServiceRoutesMethods(t *testing.T) {
-	store := ttlstore.New(ttlstore.Options{})
-	svc := policy.New(store, nil, policy.Config{MaxKeySize: 100, MaxValueSize: 1000, MaxTTL: maxTTL, CostRead: 1, CostWrite: 3}, nil)
-	met := metrics.New(metrics.Sources{})
-	srv := handlers.New(svc, handlers.Config{CORSOrigin: "*", Metrics: met, MetricsHandler: met.Handler()})
+	srv := newEnvWith(t, options{cors: "*"}).srv
 	noMetrics := newCORSServer(t, "*", nil)
 	serve := func(h http.Handler, method, path string, header ...string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(method, path, nil)

@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/rendezvous-kv/rendezvous/limiter"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
@@ -49,7 +48,7 @@ func errorCases() []errorCase {
 		{code: "owned", status: 403, setup: set("/set/mine", "v", "X-Owner-Secret", "s"), method: "POST", path: "/set/mine", body: "w",
 			msg: "key is owned: wrong or missing owner secret"},
 		{code: "key_not_found", status: 404, method: "GET", path: "/get/missing", msg: "key not found"},
-		{code: "rate_limited", status: 429, opts: options{rate: &limiter.Config{Tokens: 3, Window: time.Minute}},
+		{code: "rate_limited", status: 429, opts: options{rate: &rateConfig{Tokens: 3, Window: time.Minute}},
 			setup: set("/set/a", "v"), method: "GET", path: "/get/a", msg: "rate limit exceeded, retry after 20s",
 			check: func(t *testing.T, h http.Header) {
 				assert.Equal(t, "20", h.Get("Retry-After"))
@@ -65,9 +64,9 @@ func errorCases() []errorCase {
 			method: "GET", path: "/readyz", msg: "not ready: journal stalled"},
 		{code: "precondition_failed", status: 412, setup: set("/set/a", "v"), method: "POST", path: "/set/a", body: "w",
 			header: []string{"If-Match", `"999"`}, msg: "precondition failed: the key changed or does not exist"},
-		{code: "watch_disabled", status: 503, method: "GET", path: "/watch/",
+		{code: "watch_disabled", status: 503, opts: options{watchOff: true}, method: "GET", path: "/watch/",
 			msg: "watching and waiting are not enabled on this server"},
-		{code: "watch_disabled", status: 503, method: "GET", path: "/get/a?wait=5s",
+		{code: "watch_disabled", status: 503, opts: options{watchOff: true}, method: "GET", path: "/get/a?wait=5s",
 			msg: "watching and waiting are not enabled on this server"},
 		{code: "unknown_endpoint", status: 404, method: "GET", path: "/nope", msg: "no such endpoint; see / for usage"},
 		{code: "method_not_allowed", status: 405, method: "PATCH", path: "/get/k", msg: "method not allowed",

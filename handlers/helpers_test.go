@@ -15,9 +15,8 @@ import (
 
 	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/internal/fakeclock"
-	"github.com/rendezvous-kv/rendezvous/limiter"
-	"github.com/rendezvous-kv/rendezvous/policy"
-	"github.com/rendezvous-kv/rendezvous/static"
+	"github.com/rendezvous-kv/rendezvous/kv"
+	"github.com/rendezvous-kv/rendezvous/server"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
@@ -46,25 +45,38 @@ var t0 = time.Unix(1_700_000_000, 0)
 // so expiry is tested without sleeping.
 type fakeClock = fakeclock.Clock
 
-// env is one server stack, built the way main.go builds it.
+// env is one server, started through server.New as the rendezvous
+// command starts it, whose API handler tests call with chosen peer
+// addresses.
 type env struct {
 	t     testing.TB
-	srv   *handlers.API
+	srv   http.Handler
 	store *ttlstore.Store
 	clock *fakeClock
 }
 
-// options tweak the stack an env builds.
+// options tweak the server an env starts; each is a server.Config field.
 type options struct {
-	maxKeys  int
-	rate     *limiter.Config // nil: rate limiting off
+	maxKeys  int         // MaxKeys; 0 means the default
+	rate     *rateConfig // nil: rate limiting off
 	trusted  handlers.ClientIP
-	onChange func(ttlstore.Change) error
-	cors     string   // Config.CORSOrigin
-	origins  []string // Config.IPWriteOrigins
+	onChange func(kv.Change) error
+	cors     string   // CORSOrigin
+	origins  []string // IPWriteOrigins
 	observer handlers.Observer
-	metrics  http.Handler // Config.MetricsHandler
-	ready    func() error
+	// ownMetrics serves /metrics on a listener of its own, so the API
+	// has no such route.
+	ownMetrics bool
+	ready      func() error
+	watchOff   bool
+}
+
+// rateConfig is a token bucket: Tokens every Window, up to Burst (0:
+// Tokens).
+type rateConfig struct {
+	Tokens int
+	Window time.Duration
+	Burst  int
 }
 
 func newEnv(t testing.TB) *env { return newEnvWith(t, options{}) }
@@ -72,39 +84,38 @@ func newEnv(t testing.TB) *env { return newEnvWith(t, options{}) }
 func newEnvWith(t testing.TB, o options) *env {
 	t.Helper()
 	clk := fakeclock.New(t0)
-	store := ttlstore.New(ttlstore.Options{MaxKeys: o.maxKeys, Now: clk.Now, OnChange: o.onChange})
-	var lim *limiter.Limiter
-	if o.rate != nil {
-		var err error
-		lim, err = limiter.New(*o.rate)
-		require.NoError(t, err)
+	cfg := server.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Data = ""
+	cfg.MaxKeySize, cfg.MaxValueSize, cfg.MaxTTL = maxKey, maxValue, maxTTL
+	if o.maxKeys > 0 {
+		cfg.MaxKeys = o.maxKeys
 	}
-	svc := policy.New(store, lim, policy.Config{
-		MaxKeySize:   maxKey,
-		MaxValueSize: maxValue,
-		MaxTTL:       maxTTL,
-		CostRead:     1,
-		CostWrite:    3,
-	}, clk.Now)
-	srv := handlers.New(svc, handlers.Config{
-		ClientIP:       o.trusted,
-		CORSOrigin:     o.cors,
-		IPWriteOrigins: o.origins,
-		Metrics:        o.observer,
-		MetricsHandler: o.metrics,
-		Ready:          o.ready,
-		Landing: static.Vars{
-			MaxKey: maxKey, MaxValue: maxValue, MaxKeys: o.maxKeys,
-			MaxTTL: "2h", Rate: "17 tokens per 1m, burst 17", CostRead: 1, CostWrite: 3,
-		},
-	})
-	return &env{t: t, srv: srv, store: store, clock: clk}
+	cfg.RateOff = o.rate == nil
+	if o.rate != nil {
+		cfg.RateTokens, cfg.RateWindow, cfg.RateBurst = o.rate.Tokens, o.rate.Window, o.rate.Burst
+	}
+	cfg.TrustedProxies = o.trusted.Trusted
+	cfg.OnChange = o.onChange
+	cfg.CORSOrigin = o.cors
+	cfg.IPWriteOrigins = o.origins
+	cfg.Observer = o.observer
+	if o.ownMetrics {
+		cfg.MetricsAddr = "127.0.0.1:0"
+	}
+	cfg.Ready = o.ready
+	cfg.WatchOff = o.watchOff
+	cfg.Now = clk.Now
+	s, err := server.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return &env{t: t, srv: s.Handler(), store: s.Internals().Store, clock: clk}
 }
 
 // defaultRate is the service's default budget: 17 tokens, refilled 17 a
 // minute.
-func defaultRate() *limiter.Config {
-	return &limiter.Config{Tokens: 17, Window: time.Minute}
+func defaultRate() *rateConfig {
+	return &rateConfig{Tokens: 17, Window: time.Minute}
 }
 
 // req describes one request; zero fields take defaults.

@@ -53,11 +53,7 @@ func TestRoutes(t *testing.T) {
 	}
 	methods := []string{"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND"}
 	obs := make(observed, 1)
-	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		w.Write([]byte("metrics\n"))
-	})
-	ws := startWire(t, newEnvWith(t, options{observer: obs, metrics: metrics}))
+	ws := startWire(t, newEnvWith(t, options{observer: obs, watchOff: true})) // a stream would hold the GET
 	c := ws.Client()
 	c.Timeout = 5 * time.Second
 	for _, rt := range routes {
@@ -88,7 +84,7 @@ func TestRoutes(t *testing.T) {
 
 // /metrics is a route only where the server serves it.
 func TestMetricsRouteOnlyWhenServed(t *testing.T) {
-	e := newEnv(t)
+	e := newEnvWith(t, options{ownMetrics: true})
 	for _, m := range []string{"GET", "HEAD", "POST"} {
 		rec := e.do(req{method: m, target: "/metrics"})
 		assert.Equal(t, http.StatusNotFound, rec.Code, m)
