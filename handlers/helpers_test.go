@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/internal/fakeclock"
 	"github.com/rendezvous-kv/rendezvous/kv"
@@ -52,6 +53,7 @@ type env struct {
 	t     testing.TB
 	srv   http.Handler
 	store *ttlstore.Store
+	feed  *feed.Feed
 	clock *fakeClock
 }
 
@@ -69,6 +71,7 @@ type options struct {
 	ownMetrics bool
 	ready      func() error
 	watchOff   bool
+	keepAlive  time.Duration // WatchKeepAlive
 }
 
 // rateConfig is a token bucket: Tokens every Window, up to Burst (0:
@@ -105,11 +108,13 @@ func newEnvWith(t testing.TB, o options) *env {
 	}
 	cfg.Ready = o.ready
 	cfg.WatchOff = o.watchOff
+	cfg.WatchKeepAlive = o.keepAlive
 	cfg.Now = clk.Now
 	s, err := server.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
-	return &env{t: t, srv: s.Handler(), store: s.Internals().Store, clock: clk}
+	in := s.Internals()
+	return &env{t: t, srv: s.Handler(), store: in.Store, feed: in.Feed, clock: clk}
 }
 
 // defaultRate is the service's default budget: 17 tokens, refilled 17 a

@@ -9,11 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rendezvous-kv/rendezvous/feed"
-	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/kv"
-	"github.com/rendezvous-kv/rendezvous/policy"
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
 // streamWriter is the http.ResponseWriter of a watch stream in the
@@ -56,12 +52,8 @@ func (w *streamWriter) waitFor(n int64) {
 func BenchmarkWatchStream(b *testing.B) {
 	for _, batch := range []int{1, 64} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			f := feed.New(feed.Options{})
-			defer f.Close()
-			svc := policy.New(ttlstore.New(ttlstore.Options{}), nil, policy.Config{
-				MaxKeySize: maxKey, MaxValueSize: maxValue, MaxTTL: maxTTL, CostRead: 1, CostWrite: 3, Feed: f,
-			}, nil)
-			api := handlers.New(svc, handlers.Config{WatchKeepAlive: time.Hour})
+			e := newEnvWith(b, options{keepAlive: time.Hour})
+			f, api := e.feed, e.srv
 			ctx, cancel := context.WithCancel(context.Background())
 			req := httptestRequest(http.MethodGet, "/watch/bench/", nil).WithContext(ctx)
 			w := &streamWriter{h: make(http.Header), wrote: make(chan struct{}, 1)}

@@ -1,9 +1,9 @@
-package handlers
+package handlers_test
 
-// These tests are internal (package handlers) so that they can route
-// /watch/ and ?wait= themselves while those routes are not yet registered
-// in New. They run over real connections (httptest listens on 127.0.0.1)
-// with a small server-sent-events client written here.
+// These tests run over real connections (httptest listens on 127.0.0.1,
+// with the timeouts and socket buffers a test needs) to the API of a
+// server started through server.New, with a small server-sent-events
+// client written here.
 
 import (
 	"bufio"
@@ -25,18 +25,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rendezvous-kv/rendezvous/feed"
+	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/internal/fakeclock"
 	"github.com/rendezvous-kv/rendezvous/policy"
+	"github.com/rendezvous-kv/rendezvous/server"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
 var wT0 = time.Unix(1_700_000_000, 0)
 
-// wEnv is a server stack with a change feed, as main.go wires it, behind
-// a real listener.
+// wEnv is a server, started through server.New, behind a real listener
+// that trusts the loopback peer's X-Forwarded-For.
 type wEnv struct {
 	t      *testing.T
-	srv    *API
 	svc    *policy.Service
 	store  *ttlstore.Store
 	feed   *feed.Feed
@@ -47,6 +48,9 @@ type wEnv struct {
 }
 
 type wOpts struct {
+	// feed sets the watcher caps (MaxWatchers, MaxWatchersPerIP,
+	// MaxWatchersPerNet) and WatchHistory; zero fields keep the
+	// defaults.
 	feed feed.Options
 	// serverTimeout is the http.Server's ReadTimeout and WriteTimeout:
 	// streams and long-polls must outlive it.
@@ -62,19 +66,22 @@ type wOpts struct {
 func newWEnv(t *testing.T, o wOpts) *wEnv {
 	t.Helper()
 	clk := fakeclock.New(wT0)
-	f := feed.New(o.feed)
-	store := ttlstore.New(ttlstore.Options{Now: clk.Now, OnChange: func(c ttlstore.Change) error {
-		f.Publish(c)
-		return nil
-	}})
-	svc := policy.New(store, nil, policy.Config{
-		MaxKeySize: 100, MaxValueSize: 1000, MaxTTL: 2 * time.Hour, CostRead: 1, CostWrite: 3,
-		Feed: f, MaxWait: time.Minute, MaxScanLimit: 100,
-	}, clk.Now)
-	srv := New(svc, Config{ClientIP: ClientIP{Trusted: []netip.Prefix{
-		netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
-	}}, WatchKeepAlive: o.keepAlive, StreamWriteTimeout: o.writeTimeout})
-	ts := httptest.NewUnstartedServer(watchRoutes(srv))
+	cfg := server.DefaultConfig()
+	cfg.Addr, cfg.Data, cfg.RateOff, cfg.Now = "127.0.0.1:0", "", true, clk.Now
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	cfg.WatchKeepAlive, cfg.StreamWriteTimeout = o.keepAlive, o.writeTimeout
+	cfg.WatchHistory = o.feed.History
+	for _, c := range []struct {
+		dst *int
+		v   int
+	}{{&cfg.MaxWatchersPerIP, o.feed.MaxPerClient}, {&cfg.MaxWatchersPerNet, o.feed.MaxPerNetwork}, {&cfg.MaxWatchers, o.feed.MaxTotal}} {
+		if c.v > 0 {
+			*c.dst = c.v
+		}
+	}
+	srv, err := server.New(cfg)
+	require.NoError(t, err)
+	ts := httptest.NewUnstartedServer(srv.Handler())
 	ts.Config.ReadTimeout, ts.Config.WriteTimeout = o.serverTimeout, o.serverTimeout
 	dialer := &net.Dialer{}
 	tr := &http.Transport{DialContext: dialer.DialContext}
@@ -89,37 +96,14 @@ func newWEnv(t *testing.T, o wOpts) *wEnv {
 		}
 	}
 	ts.Start()
-	e := &wEnv{t: t, srv: srv, svc: svc, store: store, feed: f, clock: clk, ts: ts, tr: tr, client: &http.Client{Transport: tr}}
+	in := srv.Internals()
+	e := &wEnv{t: t, svc: srv.Service(), store: in.Store, feed: in.Feed, clock: clk, ts: ts, tr: tr, client: &http.Client{Transport: tr}}
 	t.Cleanup(func() {
-		f.Close() // ends the streams, so Close need not wait for them
+		srv.Close() // ends the streams, so ts.Close need not wait for them
 		tr.CloseIdleConnections()
 		ts.Close()
 	})
 	return e
-}
-
-// watchRoutes serves /watch/ and GET /get/...?wait= the way New will once
-// their routes are added, and everything else through the API.
-func watchRoutes(s *API) http.Handler {
-	watch := s.wrap("watch", s.handleWatch)
-	poll := s.wrap("get", func(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
-		key, err := keyFrom(r, "/get/")
-		if err != nil {
-			return err
-		}
-		return s.longPoll(w, r, c, key)
-	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		get := r.Method == http.MethodGet || r.Method == http.MethodHead
-		switch {
-		case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/watch/"):
-			watch(w, r)
-		case get && strings.HasPrefix(r.URL.Path, "/get/") && wantsWait(r):
-			poll(w, r)
-		default:
-			s.ServeHTTP(w, r)
-		}
-	})
 }
 
 type smallBufListener struct{ net.Listener }
@@ -298,9 +282,9 @@ func (st *sseStream) end() ([]sseEvent, error) {
 func (st *sseStream) close() { st.resp.Body.Close() }
 
 // item decodes an event's data.
-func item(t *testing.T, ev sseEvent) ItemJSON {
+func item(t *testing.T, ev sseEvent) handlers.ItemJSON {
 	t.Helper()
-	var it ItemJSON
+	var it handlers.ItemJSON
 	require.NoError(t, json.Unmarshal([]byte(ev.Data), &it), ev.Data)
 	assert.Equal(t, ev.ID, strconv.FormatUint(it.Version, 10), "the id is the version")
 	return it
@@ -661,7 +645,7 @@ func TestLongPollAnswersSoonAfterTheWrite(t *testing.T) {
 	vn := e.set("new", "hello")
 	a = <-done
 	assert.Equal(t, http.StatusOK, a.r.status)
-	var got ItemJSON
+	var got handlers.ItemJSON
 	require.NoError(t, json.Unmarshal([]byte(a.r.body), &got))
 	assert.Equal(t, "hello", got.Value)
 	assert.Equal(t, vn, got.Version)
