@@ -16,11 +16,12 @@ import (
 	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 	"github.com/rendezvous-kv/rendezvous/policy"
+	"github.com/rendezvous-kv/rendezvous/server"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
-// watchFixture is a Service whose store publishes into a feed, as main.go
-// wires it.
+// watchFixture is the Service of a server started through server.New,
+// with its store and change feed.
 type watchFixture struct {
 	svc   *policy.Service
 	store *ttlstore.Store
@@ -28,22 +29,35 @@ type watchFixture struct {
 	clock *fakeClock
 }
 
-func newWatchFixture(t *testing.T, fo feed.Options, lim *limiter.Limiter, maxWait time.Duration) *watchFixture {
+// newWatchFixture starts a server whose watcher caps and history are fo's
+// (zero fields keep the defaults), whose rate limit is rate (nil: off) and
+// whose MaxWait is maxWait; tweak, when given, changes its Config last.
+func newWatchFixture(t *testing.T, fo feed.Options, rate *limiter.Config, maxWait time.Duration, tweak ...func(*server.Config)) *watchFixture {
 	t.Helper()
 	clk := fakeclock.New(t0)
-	f := feed.New(fo)
-	t.Cleanup(f.Close)
-	store := ttlstore.New(ttlstore.Options{Now: clk.Now, OnChange: func(c ttlstore.Change) error {
-		f.Publish(c)
-		return nil
-	}, OnCommit: func(cs []kv.Change, _ any) error {
-		f.PublishBatch(cs)
-		return nil
-	}})
-	cfg := testConfig
-	cfg.Feed = f
-	cfg.MaxWait = maxWait
-	return &watchFixture{svc: policy.New(store, lim, cfg, clk.Now), store: store, feed: f, clock: clk}
+	cfg := server.DefaultConfig()
+	cfg.Addr, cfg.Data, cfg.Now, cfg.MaxWait = "127.0.0.1:0", "", clk.Now, maxWait
+	cfg.RateOff = rate == nil
+	if rate != nil {
+		cfg.RateTokens, cfg.RateWindow, cfg.RateBurst = rate.Tokens, rate.Window, rate.Burst
+	}
+	cfg.WatchHistory = fo.History
+	for _, c := range []struct {
+		dst *int
+		v   int
+	}{{&cfg.MaxWatchersPerIP, fo.MaxPerClient}, {&cfg.MaxWatchersPerNet, fo.MaxPerNetwork}, {&cfg.MaxWatchers, fo.MaxTotal}} {
+		if c.v > 0 {
+			*c.dst = c.v
+		}
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	srv, err := server.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	in := srv.Internals()
+	return &watchFixture{svc: srv.Service(), store: in.Store, feed: in.Feed, clock: clk}
 }
 
 func (w *watchFixture) set(t *testing.T, c policy.Caller, key, value string) ttlstore.Item {
@@ -164,15 +178,13 @@ func TestWatchCaps(t *testing.T) {
 }
 
 func TestWatchCostsOneRead(t *testing.T) {
-	lim, err := limiter.New(limiter.Config{Tokens: 3, Window: time.Hour})
-	require.NoError(t, err)
-	w := newWatchFixture(t, feed.Options{}, lim, time.Second)
+	w := newWatchFixture(t, feed.Options{}, &limiter.Config{Tokens: 3, Window: time.Hour}, time.Second)
 	for range 3 {
 		sub, err := w.svc.Watch(v4, "", 0, false)
 		require.NoError(t, err)
 		sub.Close()
 	}
-	_, err = w.svc.Watch(v4, "", 0, false)
+	_, err := w.svc.Watch(v4, "", 0, false)
 	pe := policyErr(t, err, policy.KindRateLimited)
 	assert.NotNil(t, pe.Limit)
 	_, _, err = w.svc.WaitKey(context.Background(), v4, "k", 0, 0)
@@ -395,14 +407,9 @@ func TestParseWait(t *testing.T) {
 // The per-client cap groups addresses as the rate limiter is configured
 // to: with IPv4 grouped by /24, two addresses of one /24 are one client.
 func TestWatchCapFollowsClientGrouping(t *testing.T) {
-	clk := fakeclock.New(t0)
-	f := feed.New(feed.Options{MaxPerClient: 1})
-	t.Cleanup(f.Close)
-	store := ttlstore.New(ttlstore.Options{Now: clk.Now, OnChange: func(c ttlstore.Change) error { f.Publish(c); return nil }})
-	cfg := testConfig
-	cfg.Feed = f
-	cfg.ClientGrouping.V4 = 24
-	svc := policy.New(store, nil, cfg, clk.Now)
+	svc := newWatchFixture(t, feed.Options{MaxPerClient: 1}, nil, time.Minute, func(c *server.Config) {
+		c.ClientGrouping.V4 = 24
+	}).svc
 
 	a, err := svc.Watch(policy.Caller{IP: netip.MustParseAddr("198.51.100.7")}, "", 0, false)
 	require.NoError(t, err)
