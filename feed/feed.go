@@ -2,7 +2,6 @@ package feed
 
 import (
 	"context"
-	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -53,7 +52,7 @@ type Options struct {
 	// MaxPerClient caps the subscribers of one client group. Default 10.
 	MaxPerClient int
 	// MaxPerNetwork caps the subscribers of one network, a group of
-	// client groups (SubOptions.Network), so that one allocation of many
+	// client groups (kv.SubOptions.Network), so that one allocation of many
 	// client groups, such as an IPv6 /48 of /64s, cannot take the whole
 	// MaxTotal. Default 100.
 	MaxPerNetwork int
@@ -80,21 +79,29 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Errors returned by Subscribe and Next.
+// Errors returned by Subscribe and Next: kv's, under the names feed had
+// before the subscription seam moved to kv. New code names kv.
 var (
-	// ErrBehind means events the subscriber had not read were dropped from
-	// history. Next keeps returning it until Reset.
-	ErrBehind = errors.New("feed: subscriber fell behind the history")
-	// ErrClosed means the feed or the subscriber was closed.
-	ErrClosed = errors.New("feed: closed")
-	// ErrTooMany means the feed has Options.MaxTotal subscribers.
-	ErrTooMany = errors.New("feed: too many subscribers")
-	// ErrTooManyForClient means the client group has Options.MaxPerClient
-	// subscribers.
-	ErrTooManyForClient = errors.New("feed: too many subscribers for this client")
-	// ErrTooManyForNetwork means the network has Options.MaxPerNetwork
-	// subscribers.
-	ErrTooManyForNetwork = errors.New("feed: too many subscribers for this network")
+	// ErrBehind is kv.ErrBehind.
+	//
+	// Deprecated: use kv.ErrBehind.
+	ErrBehind = kv.ErrBehind
+	// ErrClosed is kv.ErrFeedClosed.
+	//
+	// Deprecated: use kv.ErrFeedClosed.
+	ErrClosed = kv.ErrFeedClosed
+	// ErrTooMany is kv.ErrTooManyWatchers.
+	//
+	// Deprecated: use kv.ErrTooManyWatchers.
+	ErrTooMany = kv.ErrTooManyWatchers
+	// ErrTooManyForClient is kv.ErrTooManyWatchersForClient.
+	//
+	// Deprecated: use kv.ErrTooManyWatchersForClient.
+	ErrTooManyForClient = kv.ErrTooManyWatchersForClient
+	// ErrTooManyForNetwork is kv.ErrTooManyWatchersForNetwork.
+	//
+	// Deprecated: use kv.ErrTooManyWatchersForNetwork.
+	ErrTooManyForNetwork = kv.ErrTooManyWatchersForNetwork
 )
 
 // Feed is a bounded history of changes with cursor-based subscribers. It is
@@ -130,7 +137,7 @@ type Feed struct {
 	lens       []int       // the keys of lenCount, sorted
 	perClient  map[netip.Prefix]int
 	perNetwork map[netip.Prefix]int
-	limits     Limits
+	limits     kv.FeedLimits
 }
 
 // New returns an empty Feed and starts its dispatcher goroutine, which
@@ -149,7 +156,7 @@ func New(opts Options) *Feed {
 		lenCount:   make(map[int]int),
 		perClient:  make(map[netip.Prefix]int),
 		perNetwork: make(map[netip.Prefix]int),
-		limits:     Limits{PerClient: opts.MaxPerClient, PerNetwork: opts.MaxPerNetwork, Total: opts.MaxTotal},
+		limits:     kv.FeedLimits{PerClient: opts.MaxPerClient, PerNetwork: opts.MaxPerNetwork, Total: opts.MaxTotal},
 	}
 	go f.dispatch()
 	return f
@@ -331,22 +338,22 @@ func (f *Feed) Oldest() uint64 {
 // Active returns the number of open subscribers.
 func (f *Feed) Active() int { return int(f.nsubs.Load()) }
 
-// Dropped returns how many live subscribers were told ErrBehind: they did
+// Dropped returns how many live subscribers were told kv.ErrBehind: they did
 // not read fast enough and events they had not read left the history.
 // Resumes from a point already out of history are not counted.
 func (f *Feed) Dropped() uint64 { return f.dropped.Load() }
 
-// Limits are the subscriber caps a Feed enforces.
-type Limits struct {
-	PerClient, PerNetwork, Total int
-}
+// Limits is kv.FeedLimits, the subscriber caps a Feed enforces.
+//
+// Deprecated: use kv.FeedLimits.
+type Limits = kv.FeedLimits
 
 // Limits returns the subscriber caps in force.
-func (f *Feed) Limits() Limits { return f.limits }
+func (f *Feed) Limits() kv.FeedLimits { return f.limits }
 
-// Close ends every Next with ErrClosed and refuses new subscribers, so that
-// streams end cleanly at shutdown. Later Publish calls are ignored. Close
-// is idempotent.
+// Close ends every Next with kv.ErrFeedClosed and refuses new
+// subscribers, so that streams end cleanly at shutdown. Later Publish
+// calls are ignored. Close is idempotent.
 func (f *Feed) Close() {
 	f.closeOnce.Do(func() {
 		f.mu.Lock()
@@ -356,25 +363,14 @@ func (f *Feed) Close() {
 	})
 }
 
-// SubOptions selects what a subscriber receives.
-type SubOptions struct {
-	// Prefix selects the keys starting with it; "" selects every key.
-	Prefix string
-	// Exact selects only the key equal to Prefix.
-	Exact bool
-	// Since resumes after that version: events with a higher version are
-	// delivered. Zero means from now (only events published after
-	// Subscribe). A resume point outside history (below Oldest()-1, or
-	// above Head()) makes the first Next return ErrBehind.
-	Since uint64
-	// Client is the cap group the subscriber counts against.
-	Client netip.Prefix
-	// Network is the larger group that Client belongs to, counted against
-	// Options.MaxPerNetwork; the zero Prefix counts against no network.
-	Network netip.Prefix
-}
+// SubOptions is kv.SubOptions: what a subscriber receives and whose caps
+// it counts against. A resume point outside history (Since below
+// Oldest()-1, or above Head()) makes the first Next return kv.ErrBehind.
+//
+// Deprecated: use kv.SubOptions.
+type SubOptions = kv.SubOptions
 
-// Sub is one subscriber. Next, Reset and Cursor must be called from one
+// Sub is one subscriber, a kv.Subscription. Next, Reset and Cursor must be called from one
 // goroutine at a time; Close may be called from any goroutine.
 type Sub struct {
 	f         *Feed
@@ -390,7 +386,7 @@ type Sub struct {
 	cursor   uint64 // last version considered
 	regAt    uint64 // head when s became visible to the dispatcher
 	resuming bool   // created with Since and nothing delivered yet
-	behind   bool   // ErrBehind reported; sticky until Reset
+	behind   bool   // kv.ErrBehind reported; sticky until Reset
 
 	// lastMatch is the latest version the dispatcher matched to s. Only
 	// the dispatcher touches it.
@@ -405,9 +401,12 @@ type Sub struct {
 
 type floor struct{ at, match uint64 }
 
-// Subscribe adds a subscriber, or refuses with ErrTooManyForClient,
-// ErrTooManyForNetwork, ErrTooMany or ErrClosed. The subscriber must be closed.
-func (f *Feed) Subscribe(o SubOptions) (*Sub, error) {
+// Subscribe adds a subscriber, a *Sub, or refuses with
+// kv.ErrTooManyWatchersForClient, kv.ErrTooManyWatchersForNetwork,
+// kv.ErrTooManyWatchers or kv.ErrFeedClosed. The subscriber must be
+// closed. It returns the kv.Subscription that policy.Feed asks for, so
+// that policy needs no type of this package.
+func (f *Feed) Subscribe(o kv.SubOptions) (kv.Subscription, error) {
 	s := &Sub{
 		f: f, prefix: o.Prefix, exact: o.Exact, client: o.Client, network: o.Network,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
@@ -416,20 +415,20 @@ func (f *Feed) Subscribe(o SubOptions) (*Sub, error) {
 	select {
 	case <-f.done:
 		f.subMu.Unlock()
-		return nil, ErrClosed
+		return nil, kv.ErrFeedClosed
 	default:
 	}
 	if f.perClient[o.Client] >= f.limits.PerClient {
 		f.subMu.Unlock()
-		return nil, ErrTooManyForClient
+		return nil, kv.ErrTooManyWatchersForClient
 	}
 	if o.Network.IsValid() && f.perNetwork[o.Network] >= f.limits.PerNetwork {
 		f.subMu.Unlock()
-		return nil, ErrTooManyForNetwork
+		return nil, kv.ErrTooManyWatchersForNetwork
 	}
 	if len(f.all) >= f.limits.Total {
 		f.subMu.Unlock()
-		return nil, ErrTooMany
+		return nil, kv.ErrTooManyWatchers
 	}
 	f.perClient[o.Client]++
 	if o.Network.IsValid() {
@@ -483,7 +482,7 @@ func removeSub(m map[string]map[*Sub]struct{}, key string, s *Sub) {
 }
 
 // Close removes the subscriber, releasing its place in the caps, and ends
-// a Next in progress with ErrClosed. It is idempotent.
+// a Next in progress with kv.ErrFeedClosed. It is idempotent.
 func (s *Sub) Close() {
 	s.closeOnce.Do(func() {
 		f := s.f
@@ -517,7 +516,7 @@ func (s *Sub) Close() {
 // matching event up to it has been delivered.
 func (s *Sub) Cursor() uint64 { return s.cursor }
 
-// Reset clears ErrBehind and moves the cursor to the head, so that only
+// Reset clears kv.ErrBehind and moves the cursor to the head, so that only
 // events published from now on are delivered. It returns the new cursor.
 // A caller resuming from a point out of history tells its client to list
 // again, then continues from here.
@@ -533,8 +532,9 @@ func (s *Sub) Reset() uint64 {
 // Next blocks until there are events after the cursor that match the
 // subscriber, ctx is done, or the feed or subscriber is closed. It returns
 // up to a few hundred events in version order and advances the cursor past
-// them. It returns ErrBehind if events the subscriber had not read have
-// left the history, ctx.Err() when ctx is done, and ErrClosed after Close.
+// them. It returns kv.ErrBehind if events the subscriber had not read
+// have left the history, ctx.Err() when ctx is done, and kv.ErrFeedClosed
+// after Close.
 func (s *Sub) Next(ctx context.Context) ([]Event, error) {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -551,7 +551,7 @@ func (s *Sub) Next(ctx context.Context) ([]Event, error) {
 		case <-s.f.done:
 			// Poll once more: events published before Close still go out.
 		case <-s.done:
-			return nil, ErrClosed
+			return nil, kv.ErrFeedClosed
 		}
 	}
 }
@@ -567,11 +567,11 @@ func (s *Sub) matches(key string) bool {
 func (s *Sub) poll() ([]Event, error) {
 	select {
 	case <-s.done:
-		return nil, ErrClosed
+		return nil, kv.ErrFeedClosed
 	default:
 	}
 	if s.behind {
-		return nil, ErrBehind
+		return nil, kv.ErrBehind
 	}
 	f := s.f
 	var out []Event
@@ -591,7 +591,7 @@ func (s *Sub) poll() ([]Event, error) {
 			if !s.resuming {
 				f.dropped.Add(1)
 			}
-			return nil, ErrBehind
+			return nil, kv.ErrBehind
 		}
 		i := f.afterLocked(s.cursor)
 		end := min(f.n, i+scanChunk)
@@ -623,7 +623,7 @@ func (s *Sub) poll() ([]Event, error) {
 		s.resuming = false
 	}
 	if len(out) == 0 && closed {
-		return nil, ErrClosed
+		return nil, kv.ErrFeedClosed
 	}
 	return out, nil
 }

@@ -31,7 +31,7 @@ func subscribe(t *testing.T, f *Feed, o SubOptions) *Sub {
 	s, err := f.Subscribe(o)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
-	return s
+	return s.(*Sub)
 }
 
 func newFeed(t testing.TB, o Options) *Feed {
@@ -401,7 +401,7 @@ func TestNetworkCap(t *testing.T) {
 				continue
 			}
 			require.NoError(t, err)
-			subs = append(subs, s)
+			subs = append(subs, s.(*Sub))
 		}
 	}
 	assert.Equal(t, 5, f.Active())

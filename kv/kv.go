@@ -1,7 +1,8 @@
 // Package kv holds the types every layer of rendezvous shares: the item a
 // key holds, the owner of a key, the writes and transactions a store takes,
-// the changes it reports, the errors it refuses with, the rate limiter's
-// decision and the canonical form of a client's address.
+// the changes it reports, the errors it refuses with, a change feed's
+// subscription and refusals, the rate limiter's decision and the canonical
+// form of a client's address.
 //
 // Front ends (the HTTP handlers, later the KV Connect, Redis and line
 // protocols) and backends (the in-memory store, the journal and snapshots,

@@ -3,7 +3,6 @@ package policy
 import (
 	"net/netip"
 
-	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
@@ -66,13 +65,19 @@ type Limiter interface {
 	Allow(client netip.Prefix, cost int) kv.Decision
 }
 
-// Feed is the change feed that watches and long-polls read. *feed.Feed
-// implements it; the subscriber it returns is still feed's own.
+// Feed is the change feed that watches and long-polls read, in kv's
+// types. *feed.Feed, a bounded history in memory, implements it; a feed
+// kept elsewhere (Redis) can too.
+//
+// Subscribe opens a subscription counted against o.Client's and
+// o.Network's caps, or refuses with kv.ErrTooManyWatchersForClient,
+// kv.ErrTooManyWatchersForNetwork, kv.ErrTooManyWatchers or
+// kv.ErrFeedClosed; the subscription ends with kv.ErrFeedClosed and falls
+// behind with kv.ErrBehind (see kv.Subscription). Those errors are all the
+// Service reads: it turns them into its watch steps and error kinds, so a
+// front end never sees a feed's own.
 type Feed interface {
-	// Subscribe opens a subscription counted against o.Client's and
-	// o.Network's caps; it refuses with feed's errors (feed.ErrTooMany and
-	// the like, feed.ErrClosed).
-	Subscribe(o feed.SubOptions) (*feed.Sub, error)
+	Subscribe(o kv.SubOptions) (kv.Subscription, error)
 	// Limits returns the caps Subscribe enforces, for the refusals' wording.
-	Limits() feed.Limits
+	Limits() kv.FeedLimits
 }

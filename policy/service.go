@@ -16,12 +16,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
@@ -37,7 +37,8 @@ type Config struct {
 	// commit). An error turns the answer into "storage unavailable".
 	Commit func() error
 	// Feed is the change feed that watches and long-polls read; nil (or a
-	// nil *feed.Feed) disables them.
+	// nil pointer of any implementation, such as a nil *feed.Feed)
+	// disables them.
 	Feed Feed
 	// MaxWait caps how long a long-poll may hold a request.
 	MaxWait time.Duration
@@ -87,7 +88,7 @@ func New(store Store, limits Limiter, cfg Config, now func() time.Time) *Service
 	if now == nil {
 		now = time.Now
 	}
-	if f, ok := cfg.Feed.(*feed.Feed); ok && f == nil {
+	if nilPointer(cfg.Feed) {
 		// A nil *feed.Feed meant "no feed" when Config held one; in the
 		// interface it would be called.
 		cfg.Feed = nil
@@ -95,6 +96,16 @@ func New(store Store, limits Limiter, cfg Config, now func() time.Time) *Service
 	clients, networks := groupings(cfg.ClientGrouping, cfg.NetworkGrouping)
 	return &Service{store: store, limits: limits, cfg: cfg, clients: clients, networks: networks, now: now, tooLarge: &Error{Kind: KindTooLarge,
 		Message: fmt.Sprintf("value too large: value plus owner secret may be at most %d bytes", cfg.MaxValueSize)}}
+}
+
+// nilPointer reports whether f holds a nil pointer. It runs once, in New,
+// so that policy need not name any implementation's type.
+func nilPointer(f Feed) bool {
+	if f == nil {
+		return false
+	}
+	v := reflect.ValueOf(f)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // groupings fills in the default lengths of a Config's groupings, and

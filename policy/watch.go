@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
@@ -37,7 +36,7 @@ func (s *Service) watchNetwork(c Caller) netip.Prefix {
 
 // subscribe opens a subscription for c, counted against c's client and
 // network caps.
-func (s *Service) subscribe(c Caller, o feed.SubOptions) (*feed.Sub, error) {
+func (s *Service) subscribe(c Caller, o kv.SubOptions) (kv.Subscription, error) {
 	o.Client, o.Network = s.watchClient(c), s.watchNetwork(c)
 	sub, err := s.cfg.Feed.Subscribe(o)
 	if err != nil {
@@ -73,23 +72,23 @@ func (s *Service) Watch(c Caller, prefix string, since uint64, exact bool) (*Wat
 	if f == nil {
 		return nil, errNoFeed
 	}
-	return s.watcher(c, feed.SubOptions{Prefix: prefix, Exact: exact, Since: since})
+	return s.watcher(c, kv.SubOptions{Prefix: prefix, Exact: exact, Since: since})
 }
 
 // fromFeed turns a feed error into an Error.
 func (s *Service) fromFeed(err error) error {
 	limits := s.cfg.Feed.Limits()
 	switch {
-	case errors.Is(err, feed.ErrTooManyForClient):
+	case errors.Is(err, kv.ErrTooManyWatchersForClient):
 		return &Error{Kind: KindTooManyWatches, Message: "too many open watches and long-polls from your address: at most " +
 			strconv.Itoa(limits.PerClient) + " at once; close one first"}
-	case errors.Is(err, feed.ErrTooManyForNetwork):
+	case errors.Is(err, kv.ErrTooManyWatchersForNetwork):
 		return &Error{Kind: KindTooManyWatches, Message: "too many open watches and long-polls from your network: at most " +
 			strconv.Itoa(limits.PerNetwork) + " at once; retry later"}
-	case errors.Is(err, feed.ErrTooMany):
+	case errors.Is(err, kv.ErrTooManyWatchers):
 		return &Error{Kind: KindTooManyWatches, Message: "the server has as many open watches and long-polls as it allows (" +
 			strconv.Itoa(limits.Total) + "); retry later"}
-	case errors.Is(err, feed.ErrClosed):
+	case errors.Is(err, kv.ErrFeedClosed):
 		return errClosed
 	}
 	return &Error{Kind: KindUnavailable, Message: "watch unavailable: " + err.Error()}
@@ -128,7 +127,7 @@ func (s *Service) WaitKey(ctx context.Context, c Caller, key string, etag uint64
 	// its writer held the key's shard lock until the write was applied, so
 	// the second read sees it; every later write is delivered by Next. A
 	// write between the first read and Subscribe is therefore never lost.
-	wt, err := s.watcher(c, feed.SubOptions{Prefix: key, Exact: true})
+	wt, err := s.watcher(c, kv.SubOptions{Prefix: key, Exact: true})
 	if err != nil {
 		return kv.Item{}, false, err
 	}

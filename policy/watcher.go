@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sync/atomic"
 
-	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
@@ -56,7 +55,7 @@ var ErrWatcherClosed = errors.New("policy: watcher closed")
 // Close may be called from any goroutine, and must be called.
 type Watcher struct {
 	svc *Service
-	sub *feed.Sub
+	sub kv.Subscription
 	// resuming is true while a watch opened with a resume point has
 	// delivered nothing yet: falling out of history then means the point
 	// was already gone (relist), later that the watcher was too slow.
@@ -65,7 +64,7 @@ type Watcher struct {
 }
 
 // watcher opens a subscription for c with o and wraps it.
-func (s *Service) watcher(c Caller, o feed.SubOptions) (*Watcher, error) {
+func (s *Service) watcher(c Caller, o kv.SubOptions) (*Watcher, error) {
 	sub, err := s.subscribe(c, o)
 	if err != nil {
 		return nil, err
@@ -84,10 +83,10 @@ func (w *Watcher) Next(ctx context.Context) (WatchStep, error) {
 	case err == nil:
 		w.resuming = false
 		return WatchStep{Kind: WatchEvents, Events: evs, Cursor: w.sub.Cursor()}, nil
-	case errors.Is(err, feed.ErrBehind) && w.resuming:
+	case errors.Is(err, kv.ErrBehind) && w.resuming:
 		w.resuming = false
 		return WatchStep{Kind: WatchRelist, Cursor: w.sub.Reset()}, nil
-	case errors.Is(err, feed.ErrBehind):
+	case errors.Is(err, kv.ErrBehind):
 		return WatchStep{Kind: WatchDropped}, nil
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return WatchStep{}, err

@@ -2,6 +2,7 @@ package server
 
 import (
 	"github.com/rendezvous-kv/rendezvous/feed"
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 	"github.com/rendezvous-kv/rendezvous/policy"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
@@ -14,4 +15,6 @@ var (
 	_ policy.Store   = (*ttlstore.Store)(nil)
 	_ policy.Limiter = (*limiter.Limiter)(nil)
 	_ policy.Feed    = (*feed.Feed)(nil)
+	// What the feed's Subscribe returns, policy reads as this.
+	_ kv.Subscription = (*feed.Sub)(nil)
 )
