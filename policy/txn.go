@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rendezvous-kv/rendezvous/ttlstore"
+	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
 // DefaultMaxBatchOps caps a transaction's operations, and separately its
@@ -104,23 +104,23 @@ func (s *Service) Txn(c Caller, req TxnRequest) (TxnResult, error) {
 	if err := s.charge(c, s.cfg.CostWrite*len(req.Ops)); err != nil {
 		return TxnResult{}, err
 	}
-	t := ttlstore.Txn{Checks: make([]ttlstore.Check, len(req.Checks)), Ops: make([]ttlstore.TxnOp, len(req.Ops))}
+	t := kv.Txn{Checks: make([]kv.Check, len(req.Checks)), Ops: make([]kv.TxnOp, len(req.Ops))}
 	for i, ck := range req.Checks {
 		key, _, err := s.scopeKey(c, ck.Key)
 		if err != nil {
 			return TxnResult{}, at("checks", i, err)
 		}
-		sc := ttlstore.Check{Key: key}
+		sc := kv.Check{Key: key}
 		switch ck.Kind {
 		case CheckAbsent:
-			sc.Kind = ttlstore.CheckAbsent
+			sc.Kind = kv.CheckAbsent
 		case CheckVersion:
 			if ck.Version == 0 {
 				return TxnResult{}, at("checks", i, errZeroVersion)
 			}
-			sc.Kind, sc.Version = ttlstore.CheckVersion, ck.Version
+			sc.Kind, sc.Version = kv.CheckVersion, ck.Version
 		case CheckValue:
-			sc.Kind, sc.Value = ttlstore.CheckValue, ck.Value
+			sc.Kind, sc.Value = kv.CheckValue, ck.Value
 		default:
 			return TxnResult{}, at("checks", i, Errorf(KindBadRequest, "unknown kind of check"))
 		}
@@ -132,7 +132,7 @@ func (s *Service) Txn(c Caller, req TxnRequest) (TxnResult, error) {
 		if err != nil {
 			return TxnResult{}, at("ops", i, err)
 		}
-		so := ttlstore.TxnOp{Key: key, Owner: ttlstore.HashSecret(op.Secret)}
+		so := kv.TxnOp{Key: key, Owner: kv.HashSecret(op.Secret)}
 		switch op.Op {
 		case TxnSet:
 			if err := s.checkValue(op.Value, op.Secret); err != nil {
@@ -141,9 +141,9 @@ func (s *Service) Txn(c Caller, req TxnRequest) (TxnResult, error) {
 			if so.Expires, err = s.expiry(now, op.TTL); err != nil {
 				return TxnResult{}, at("ops", i, err)
 			}
-			so.Op, so.Value = ttlstore.OpSet, op.Value
+			so.Op, so.Value = kv.OpSet, op.Value
 		case TxnDelete:
-			so.Op = ttlstore.OpDelete
+			so.Op = kv.OpDelete
 		default:
 			return TxnResult{}, at("ops", i, Errorf(KindBadRequest, "unknown op"))
 		}
@@ -173,12 +173,12 @@ var errZeroVersion = Errorf(KindBadRequest, "version must be a version as an ETa
 
 // fromCommit turns an error of Store.Commit into an Error.
 func fromCommit(err error) error {
-	var te *ttlstore.TxnError
+	var te *kv.TxnError
 	if !errors.As(err, &te) {
-		return fromStore(err, ttlstore.Item{})
+		return fromStore(err, kv.Item{})
 	}
 	switch {
-	case errors.Is(te.Err, ttlstore.ErrCheckFailed):
+	case errors.Is(te.Err, kv.ErrCheckFailed):
 		idx := make([]string, len(te.Failed))
 		for i, f := range te.Failed {
 			idx[i] = strconv.Itoa(f)
@@ -186,9 +186,9 @@ func fromCommit(err error) error {
 		return &Error{Kind: KindCheckFailed, Failed: te.Failed,
 			Message: "transaction not committed: checks " + strings.Join(idx, ", ") + " failed"}
 	case te.Op >= 0:
-		return at("ops", te.Op, fromStore(te.Err, ttlstore.Item{}))
+		return at("ops", te.Op, fromStore(te.Err, kv.Item{}))
 	}
-	return fromStore(te.Err, ttlstore.Item{})
+	return fromStore(te.Err, kv.Item{})
 }
 
 // at names the element of a transaction that err refuses, as
