@@ -161,6 +161,13 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 	fs.IntVar(&c.MaxWatchersPerNet, "max-watchers-per-net", c.MaxWatchersPerNet, "watch streams and long-polls open at once per network (see --watch-net-ipv4-prefix)")
 	fs.IntVar(&c.NetworkGrouping.V4, "watch-net-ipv4-prefix", c.NetworkGrouping.V4, "IPv4 prefix length of a network for --max-watchers-per-net")
 	fs.IntVar(&c.NetworkGrouping.V6, "watch-net-ipv6-prefix", c.NetworkGrouping.V6, "IPv6 prefix length of a network for --max-watchers-per-net")
+	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "connections each listener keeps open at once; more wait until one closes")
+	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "requests served at once; more are refused with 503 (health checks, /metrics, watches and long-polls not counted)")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request line plus headers, in bytes")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time a client has to send a request's headers")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "time a client has to send a whole request, headers and body")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time an answer may take to write (watch streams and long-polls excepted)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "time a kept-alive connection may wait for its next request")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9090)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof and expvar on this loopback address (off by default)")
 	fs.BoolVar(&c.Repair, "repair", c.Repair, "start despite a damaged snapshot or journal, or missing journal generations: load what can be read, move the files aside (never delete)")
@@ -251,6 +258,9 @@ var flagNames = map[string]string{
 	"MaxWatchers": "max-watchers", "MaxWatchersPerIP": "max-watchers-per-ip", "MaxWatchersPerNet": "max-watchers-per-net",
 	"NetworkGrouping.V4": "watch-net-ipv4-prefix", "NetworkGrouping.V6": "watch-net-ipv6-prefix",
 	"MetricsAddr": "metrics-addr", "PprofAddr": "pprof-addr",
+	"MaxConns": "max-conns", "MaxInFlight": "max-in-flight", "MaxHeaderBytes": "max-header-bytes",
+	"ReadHeaderTimeout": "read-header-timeout", "ReadTimeout": "read-timeout", "WriteTimeout": "write-timeout",
+	"IdleTimeout": "idle-timeout",
 }
 
 // flagError words a *server.ConfigError for the command line: by the flag

@@ -52,6 +52,18 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 	c, err = parseConfig([]string{"--max-batch-ops", "7"}, env(nil), io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, 7, c.MaxBatchOps)
+
+	c, err = parseConfig([]string{"--max-conns", "50", "--max-header-bytes", "8192", "--read-header-timeout", "3s", "--idle-timeout", "20s"},
+		env(map[string]string{"RENDEZVOUS_MAX_IN_FLIGHT": "20", "RENDEZVOUS_READ_TIMEOUT": "7s", "RENDEZVOUS_WRITE_TIMEOUT": "9s",
+			"RENDEZVOUS_MAX_CONNS": "60"}), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 50, c.MaxConns)
+	assert.Equal(t, 20, c.MaxInFlight)
+	assert.Equal(t, 8192, c.MaxHeaderBytes)
+	assert.Equal(t, 3*time.Second, c.ReadHeaderTimeout)
+	assert.Equal(t, 7*time.Second, c.ReadTimeout)
+	assert.Equal(t, 9*time.Second, c.WriteTimeout)
+	assert.Equal(t, 20*time.Second, c.IdleTimeout)
 }
 
 func TestConfigLegacyFlags(t *testing.T) {
@@ -91,6 +103,13 @@ func TestConfigRejects(t *testing.T) {
 		{args: []string{"--watch-net-ipv4-prefix", "33"}, want: "invalid value 33 for flag --watch-net-ipv4-prefix: must be 1..32"},
 		{args: []string{"--watch-net-ipv6-prefix", "0"}, want: "watch-net-ipv6-prefix"},
 		{args: []string{"--max-batch-ops", "0"}, want: "max-batch-ops"},
+		{args: []string{"--max-conns", "0"}, want: "invalid value 0 for flag --max-conns: must be positive"},
+		{args: []string{"--max-in-flight", "-1"}, want: "invalid value -1 for flag --max-in-flight: must be positive"},
+		{args: []string{"--max-header-bytes", "100"}, want: "invalid value 100 for flag --max-header-bytes: must be at least 1024"},
+		{args: []string{"--read-header-timeout", "0s"}, want: "invalid value 0s for flag --read-header-timeout: must be positive"},
+		{args: []string{"--read-timeout", "0s"}, want: "read-timeout"},
+		{args: []string{"--write-timeout", "0s"}, want: "write-timeout"},
+		{args: []string{"--idle-timeout", "0s"}, want: "idle-timeout"},
 		{env: map[string]string{"RENDEZVOUS_MAX_KEYS": "many"}, want: "RENDEZVOUS_MAX_KEYS"},
 	}
 	for _, c := range cases {

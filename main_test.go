@@ -77,7 +77,15 @@ var listenLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
 // until it listens.
 func startServer(t *testing.T, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"--addr", "127.0.0.1:0"}, args...)...)
+	return startServerUnder(t, nil, args...)
+}
+
+// startServerUnder is startServer with the binary run by the command
+// wrapper (like prlimit with its options), if any.
+func startServerUnder(t *testing.T, wrapper []string, args ...string) *process {
+	t.Helper()
+	argv := append(append(wrapper, binary, "--addr", "127.0.0.1:0"), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)

@@ -35,6 +35,9 @@ func httpStatus(k policy.Kind) int {
 		return http.StatusPreconditionFailed
 	case policy.KindNotModified:
 		return http.StatusNotModified
+	case policy.KindOverloaded:
+		// Shed at once: Retry-After says a second is enough.
+		return http.StatusServiceUnavailable
 	}
 	// KindUnavailable, KindShuttingDown, KindWatchDisabled, and any kind
 	// this front end does not know: a retry may succeed, here or elsewhere.
@@ -67,6 +70,7 @@ var codeHeaders = func() (hs [256][]string) {
 
 var (
 	noSniff     = []string{"nosniff"}
+	retrySoon   = []string{"1"}
 	errInternal = &routeError{http.StatusInternalServerError, codeHeaders[0], "internal error"}
 )
 
@@ -104,6 +108,9 @@ func (s *API) writeError(w http.ResponseWriter, r *http.Request, err error) int 
 			h.Set("Retry-After", strconv.Itoa(max(secs, 1)))
 			h.Set("X-RateLimit-Limit", strconv.Itoa(pe.Limit.Limit))
 			h.Set("X-RateLimit-Remaining", strconv.Itoa(pe.Limit.Remaining))
+		}
+		if pe.Kind == policy.KindOverloaded {
+			h["Retry-After"] = retrySoon
 		}
 		current, failed = pe.Current, pe.Failed
 	case errors.As(err, &re):

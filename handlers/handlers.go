@@ -91,10 +91,10 @@ func New(svc *policy.Service, cfg Config) *API {
 	s.txnLimit = txnBodyLimit(svc)
 	s.txnTooLarge = policy.Errorf(policy.KindTooLarge, "transaction too large: the body may be at most %d bytes", s.txnLimit)
 	r := chi.NewRouter()
-	r.NotFound(s.wrap("unknown", func(http.ResponseWriter, *http.Request, policy.Caller) error {
+	r.NotFound(s.wrap("unknown", counted, func(http.ResponseWriter, *http.Request, policy.Caller) error {
 		return errUnknownPath
 	}))
-	r.MethodNotAllowed(s.wrap("unknown", func(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
+	r.MethodNotAllowed(s.wrap("unknown", counted, func(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
 		// chi also lands here for methods it does not know, on any path;
 		// route on the escaped path as chi does.
 		allow := s.allowed(r.URL.EscapedPath())
@@ -106,7 +106,7 @@ func New(svc *policy.Service, cfg Config) *API {
 	}))
 	var methods []string
 	for _, rt := range s.routes() {
-		rt.serve = s.wrap(rt.name, rt.h)
+		rt.serve = s.wrap(rt.name, rt.load, rt.h)
 		s.table = append(s.table, rt)
 		if rt.fast {
 			s.fast = append(s.fast, rt)
@@ -149,7 +149,7 @@ var errFraming = policy.Errorf(policy.KindBadRequest, "request has both Transfer
 // writing it, so that one function writes every error.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, c policy.Caller) error
 
-func (s *API) wrap(route string, h handlerFunc) http.HandlerFunc {
+func (s *API) wrap(route string, load admission, h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var start time.Time
 		if s.cfg.Metrics != nil {
@@ -158,13 +158,26 @@ func (s *API) wrap(route string, h handlerFunc) http.HandlerFunc {
 		c := s.svc.Caller(s.cfg.ClientIP.Resolve(r), s.crossSite(r))
 		w.Header()["X-Client-Ip"] = []string{c.IP.String()}
 		status := http.StatusOK
-		if err := h(w, r, c); err != nil {
+		var err error
+		if load == exempt || (load == countedUnlessWait && wantsWait(r)) {
+			err = h(w, r, c)
+		} else if err = s.svc.Admit(); err == nil {
+			err = s.admitted(w, r, c, h)
+		}
+		if err != nil {
 			status = s.writeError(w, r, err)
 		}
 		if s.cfg.Metrics != nil {
 			s.cfg.Metrics.Observe(route, status, time.Since(start))
 		}
 	}
+}
+
+// admitted runs h for a request Admit let in, and releases it however h
+// ends.
+func (s *API) admitted(w http.ResponseWriter, r *http.Request, c policy.Caller, h handlerFunc) error {
+	defer s.svc.Release()
+	return h(w, r, c)
 }
 
 var octetStream = []string{"application/octet-stream"}

@@ -25,9 +25,27 @@ type route struct {
 	// route context costs two allocations and a request copy per request:
 	// a wrk profile showed that as a visible share of a GET.
 	fast bool
+	// load says whether the route's requests count toward the cap of
+	// requests in flight.
+	load admission
 
 	serve http.HandlerFunc // h with metrics and error writing, set by New
 }
+
+// admission says whether a request counts toward the cap of requests in
+// flight (policy.Service.Admit).
+type admission uint8
+
+const (
+	counted admission = iota
+	// exempt: health checks and metrics must answer while the server
+	// sheds load, and a watch stream waits for as long as its client
+	// likes, bounded by the watcher caps instead.
+	exempt
+	// countedUnlessWait: a GET is counted, a long-poll (?wait=) is not,
+	// as a watch stream is not.
+	countedUnlessWait
+)
 
 // serves reports whether rt's path or prefix matches path.
 func (rt *route) serves(path string) bool {
@@ -51,8 +69,8 @@ func (s *API) routes() []route {
 	table := []route{
 		{method: get, path: "/", name: "landing", h: s.handleLanding},
 		{method: head, path: "/", name: "landing", h: s.handleLanding},
-		{method: get, path: "/get/*", name: "get", h: s.handleGet, fast: true},
-		{method: head, path: "/get/*", name: "get", h: s.handleGet, fast: true},
+		{method: get, path: "/get/*", name: "get", h: s.handleGet, fast: true, load: countedUnlessWait},
+		{method: head, path: "/get/*", name: "get", h: s.handleGet, fast: true, load: countedUnlessWait},
 		{method: post, path: "/set/*", name: "set", h: set, writes: true, fast: true},
 		{method: put, path: "/set/*", name: "set", h: set, writes: true, fast: true},
 		{method: post, path: "/los/*", name: "los", h: s.writeHandler(policy.OpLoadOrStore, "/los/"), writes: true},
@@ -64,13 +82,13 @@ func (s *API) routes() []route {
 		// does not carry, so its cross-site ip/ refusal is the request's.
 		{method: post, path: "/txn", name: "txn", h: s.handleTxn},
 		{method: get, path: "/list/*", name: "list", h: s.handleList},
-		{method: get, path: "/watch/*", name: "watch", h: s.handleWatch},
+		{method: get, path: "/watch/*", name: "watch", h: s.handleWatch, load: exempt},
 		{method: get, path: "/ip", name: "ip", h: s.handleIP},
 		{method: head, path: "/ip", name: "ip", h: s.handleIP},
-		{method: get, path: "/healthz", name: "health", h: s.handleHealth},
-		{method: head, path: "/healthz", name: "health", h: s.handleHealth},
-		{method: get, path: "/readyz", name: "health", h: s.handleReady},
-		{method: head, path: "/readyz", name: "health", h: s.handleReady},
+		{method: get, path: "/healthz", name: "health", h: s.handleHealth, load: exempt},
+		{method: head, path: "/healthz", name: "health", h: s.handleHealth, load: exempt},
+		{method: get, path: "/readyz", name: "health", h: s.handleReady, load: exempt},
+		{method: head, path: "/readyz", name: "health", h: s.handleReady, load: exempt},
 	}
 	if s.cfg.MetricsHandler != nil {
 		metrics := func(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
@@ -78,8 +96,8 @@ func (s *API) routes() []route {
 			return nil
 		}
 		table = append(table,
-			route{method: get, path: "/metrics", name: "metrics", h: metrics},
-			route{method: head, path: "/metrics", name: "metrics", h: metrics})
+			route{method: get, path: "/metrics", name: "metrics", h: metrics, load: exempt},
+			route{method: head, path: "/metrics", name: "metrics", h: metrics, load: exempt})
 	}
 	return table
 }

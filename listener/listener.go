@@ -83,6 +83,20 @@ type conn struct {
 	// Content-Length was read. Handlers read it while net/http's
 	// background read of the next request may be scanning.
 	conflict atomic.Bool
+	// limit, when the connection came through Limit, gets its slot back
+	// when the connection is first closed.
+	limit  *limited
+	closed atomic.Bool
+}
+
+// Close closes the connection and, if it was counted by a limit, gives
+// its slot back.
+func (c *conn) Close() error {
+	err := c.TCPConn.Close()
+	if c.limit != nil && c.closed.CompareAndSwap(false, true) {
+		c.limit.release()
+	}
+	return err
 }
 
 // Read reads from the buffered bytes first, then from the connection, and

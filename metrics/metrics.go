@@ -14,6 +14,7 @@
 //	rendezvous_stored_bytes                      gauge, bytes of keys and values held
 //	rendezvous_watchers                          gauge, active watch/long-poll subscribers
 //	rendezvous_watchers_dropped_total            counter, subscribers dropped for falling behind
+//	rendezvous_requests_in_flight                gauge, requests counted against --max-in-flight
 //	rendezvous_journal_bytes                     gauge, bytes in the current journal generation
 //	rendezvous_last_snapshot_timestamp_seconds   gauge, Unix time of the last successful snapshot
 //	rendezvous_last_snapshot_duration_seconds    gauge, how long that snapshot took
@@ -60,6 +61,9 @@ type Sources struct {
 	// DroppedWatchers returns how many subscribers have been dropped for
 	// falling behind since start; it must never decrease.
 	DroppedWatchers func() float64
+	// InFlight returns the requests counted against the cap of requests
+	// in flight (policy.Service.InFlight).
+	InFlight func() float64
 	// JournalBytes returns the size of the current journal generation.
 	JournalBytes func() float64
 	// LastSnapshot returns when the last successful snapshot finished and
@@ -193,6 +197,7 @@ func New(src Sources) *Metrics {
 	gauge("rendezvous_keys", "Live keys in the store.", src.Keys)
 	gauge("rendezvous_stored_bytes", "Bytes of keys and values held in the store.", src.StoredBytes)
 	gauge("rendezvous_watchers", "Active watch and long-poll subscribers.", src.Watchers)
+	gauge("rendezvous_requests_in_flight", "Requests being served that count against the cap of requests in flight.", src.InFlight)
 	gauge("rendezvous_journal_bytes", "Bytes in the current journal generation.", src.JournalBytes)
 	if src.DroppedWatchers != nil {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{

@@ -31,6 +31,7 @@ const (
 	KindShuttingDown                   // the server is stopping; a retry elsewhere or later succeeds
 	KindWatchDisabled                  // this server has no change feed
 	KindCheckFailed                    // a check of a transaction did not hold; Failed is set
+	KindOverloaded                     // too many requests in flight; a retry in a moment succeeds
 
 	kindEnd // one past the last kind, for tests that visit them all
 )
@@ -53,6 +54,7 @@ var codes = [kindEnd]string{
 	KindShuttingDown:   "shutting_down",
 	KindWatchDisabled:  "watch_disabled",
 	KindCheckFailed:    "check_failed",
+	KindOverloaded:     "overloaded",
 }
 
 // CodeInternal is the code of a failure that is the server's fault, and of

@@ -19,6 +19,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -58,6 +59,9 @@ type Config struct {
 	// holds whole clients, so a length longer than ClientGrouping's is
 	// shortened to it.
 	NetworkGrouping kv.Grouping
+	// MaxInFlight caps the requests Admit lets in at once (see Admit); 0
+	// means no cap.
+	MaxInFlight int
 }
 
 // The default networks of the per-network watcher cap: an IPv4 /24 and an
@@ -80,6 +84,9 @@ type Service struct {
 	// tooLarge is the one refusal of an oversized value, whichever layer
 	// finds it: Write, or a front end that stops reading the body.
 	tooLarge *Error
+	// inFlight counts the requests Admit let in and Release has not yet
+	// ended.
+	inFlight atomic.Int64
 }
 
 // New returns a Service over store. limits may be nil to disable rate

@@ -137,6 +137,7 @@ func TestKindCodes(t *testing.T) {
 		policy.KindShuttingDown:   "shutting_down",
 		policy.KindWatchDisabled:  "watch_disabled",
 		policy.KindCheckFailed:    "check_failed",
+		policy.KindOverloaded:     "overloaded",
 	}
 	seen := map[string]policy.Kind{}
 	k := policy.Kind(1)

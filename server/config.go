@@ -100,6 +100,40 @@ type Config struct {
 	// handlers.DefaultStreamWriteTimeout.
 	StreamWriteTimeout time.Duration
 
+	// MaxConns caps the connections each listener (the API's, the
+	// metrics' and any other) keeps open at once; beyond it clients wait
+	// in the kernel's accept queue until one closes, so the process holds
+	// a bounded number of file descriptors. New lowers it, with a warning
+	// in the log, when the open-file limit (RLIMIT_NOFILE) cannot hold it
+	// for every listener.
+	MaxConns int
+	// MaxInFlight caps the API requests served at once; beyond it a
+	// request is refused at once with 503 and Retry-After. Health checks,
+	// /metrics, watch streams and long-polls are not counted (see
+	// policy.Service.Admit).
+	MaxInFlight int
+	// MaxHeaderBytes caps a request's head: its request line and headers.
+	// net/http's bound is approximate: it answers 431 past 4 KiB more on a
+	// new connection, up to 8 KiB more on a kept-alive one; over HTTP/2 it
+	// caps the header list. A compare-and-swap carries its expected value
+	// in a header, so keep it above MaxValueSize.
+	MaxHeaderBytes int
+	// ReadHeaderTimeout is how long a client has to send a request's
+	// head, from its connection's accept or, on a kept-alive connection,
+	// from the head's first bytes: it closes connections that send
+	// nothing, or their headers a byte at a time (slowloris).
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout is how long a client has to send a whole request, head
+	// and body.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the answer to a request, from the end of its
+	// head; watch streams and long-polls extend it for their own writes
+	// (StreamWriteTimeout, MaxWait).
+	WriteTimeout time.Duration
+	// IdleTimeout closes a kept-alive connection that sends no new
+	// request for this long.
+	IdleTimeout time.Duration
+
 	// MetricsAddr, when set, serves /metrics on this address instead of
 	// on Addr.
 	MetricsAddr string
@@ -171,9 +205,29 @@ func DefaultConfig() Config {
 		MaxWatchersPerIP:  10,
 		MaxWatchersPerNet: 100,
 		NetworkGrouping:   kv.Grouping{V4: 24, V6: 48},
+		MaxConns:          DefaultMaxConns,
+		MaxInFlight:       DefaultMaxInFlight,
+		MaxHeaderBytes:    16 << 10,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		DrainTimeout:      10 * time.Second,
 	}
 }
+
+// The default connection and load limits, sized for a public instance on
+// a small machine: 10000 connections take about 10000 file descriptors
+// and, idle, some 40 MiB; 1000 requests in flight are far more than a
+// 2-core machine serves at once, so the cap only bites under a flood.
+const (
+	DefaultMaxConns    = 10000
+	DefaultMaxInFlight = 1000
+)
+
+// minHeaderBytes is the smallest MaxHeaderBytes Validate accepts: a
+// browser's request head alone is often half of it.
+const minHeaderBytes = 1 << 10
 
 // ConfigError says which setting Validate refused, and why.
 type ConfigError struct {
@@ -232,6 +286,9 @@ func (c *Config) Validate() error {
 		{"MaxWatchers", c.MaxWatchers},
 		{"MaxWatchersPerIP", c.MaxWatchersPerIP},
 		{"MaxWatchersPerNet", c.MaxWatchersPerNet},
+		{"MaxConns", c.MaxConns},
+		{"MaxInFlight", c.MaxInFlight},
+		{"MaxHeaderBytes", c.MaxHeaderBytes},
 	} {
 		if p.v <= 0 {
 			return refuse(p.field, p.v, errPositive)
@@ -244,6 +301,11 @@ func (c *Config) Validate() error {
 		{"MaxTTL", c.MaxTTL},
 		{"MaxWait", c.MaxWait},
 		{"SaveInterval", c.SaveInterval},
+		// Zero would mean "no timeout" to net/http: a slowloris opening.
+		{"ReadHeaderTimeout", c.ReadHeaderTimeout},
+		{"ReadTimeout", c.ReadTimeout},
+		{"WriteTimeout", c.WriteTimeout},
+		{"IdleTimeout", c.IdleTimeout},
 	} {
 		if p.v <= 0 {
 			return refuse(p.field, p.v, errPositive)
@@ -260,6 +322,9 @@ func (c *Config) Validate() error {
 		if p.v < 0 {
 			return refuse(p.field, p.v, errNegative)
 		}
+	}
+	if c.MaxHeaderBytes < minHeaderBytes {
+		return refuse("MaxHeaderBytes", c.MaxHeaderBytes, fmt.Errorf("must be at least %d, or ordinary requests are refused", minHeaderBytes))
 	}
 	if c.RateBurst < 0 {
 		return refuse("RateBurst", c.RateBurst, errNegative)

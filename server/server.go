@@ -205,6 +205,7 @@ func New(cfg Config) (_ *Server, err error) {
 		MaxWait:         cfg.MaxWait,
 		ClientGrouping:  cfg.ClientGrouping,
 		NetworkGrouping: cfg.NetworkGrouping,
+		MaxInFlight:     cfg.MaxInFlight,
 	}
 	if !cfg.WatchOff {
 		pcfg.Feed = s.changes
@@ -223,6 +224,7 @@ func New(cfg Config) (_ *Server, err error) {
 		StoredBytes:     func() float64 { return float64(s.store.Bytes()) },
 		Watchers:        func() float64 { return float64(s.changes.Active()) },
 		DroppedWatchers: func() float64 { return float64(s.changes.Dropped()) },
+		InFlight:        func() float64 { return float64(s.svc.InFlight()) },
 	}
 	if s.saver != nil {
 		src.JournalBytes = func() float64 { return float64(s.journal.Size()) }
@@ -258,11 +260,11 @@ func New(cfg Config) (_ *Server, err error) {
 	s.api = handlers.New(s.svc, hcfg)
 	api := &http.Server{
 		Handler:           s.api,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ConnContext:       listener.ConnContext, // for handlers to see a head framed two ways
 		Protocols:         new(http.Protocols),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -271,16 +273,18 @@ func New(cfg Config) (_ *Server, err error) {
 	// Deno's KV client speaks only HTTP/2.
 	api.Protocols.SetHTTP1(true)
 	api.Protocols.SetUnencryptedHTTP2(true)
+	s.cfg.MaxConns = connBudget(&cfg, log)
 	ln, err := listener.Listen(cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.Addr, err)
 	}
-	s.fronts = append(s.fronts, front{"api", ln, api})
+	s.fronts = append(s.fronts, front{"api", listener.Limit(ln, s.cfg.MaxConns), api})
 
 	if cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", met.Handler())
-		if err := s.listen("metrics", cfg.MetricsAddr, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}); err != nil {
+		if err := s.listen("metrics", cfg.MetricsAddr, &http.Server{Handler: mux, ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: cfg.MaxHeaderBytes}); err != nil {
 			return nil, err
 		}
 	}
@@ -292,7 +296,10 @@ func New(cfg Config) (_ *Server, err error) {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		mux.Handle("/debug/vars", expvar.Handler())
-		if err := s.listen("pprof", cfg.PprofAddr, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}); err != nil {
+		// No write timeout: a CPU profile or trace answers after the
+		// seconds it was asked for.
+		if err := s.listen("pprof", cfg.PprofAddr, &http.Server{Handler: mux, ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: cfg.MaxHeaderBytes}); err != nil {
 			return nil, err
 		}
 	}
@@ -335,13 +342,14 @@ func (s *Server) recover() error {
 	return nil
 }
 
-// listen binds addr for one more front end.
+// listen binds addr for one more front end, with at most
+// Config.MaxConns of its connections open at once.
 func (s *Server) listen(name, addr string, srv FrontEnd) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s for %s: %w", addr, name, err)
 	}
-	s.fronts = append(s.fronts, front{name, ln, srv})
+	s.fronts = append(s.fronts, front{name, listener.Limit(ln, s.cfg.MaxConns), srv})
 	return nil
 }
 
