@@ -523,3 +523,29 @@ func TestDockerfileBuild(t *testing.T) {
 		assert.Equal(t, uid, fmt.Sprint(info.Sys().(*syscall.Stat_t).Uid), e.Name())
 	}
 }
+
+// TestReadmeSettingsMatchTheEnvFile: the README's block of settings for a
+// public instance and rendezvous.env (which TestCaddyInFront runs) say the
+// same, flag for flag, and the block's data file is the unit's.
+func TestReadmeSettingsMatchTheEnvFile(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	m := regexp.MustCompile("(?s)settings for a public instance.*?```sh\n(rendezvous .*?)```").FindSubmatch(raw)
+	require.NotNil(t, m, "README has the block of settings for a public instance")
+	words := strings.Fields(strings.ReplaceAll(string(m[1]), "\\\n", " "))[1:]
+	block := map[string]string{}
+	for i := 0; i < len(words); i += 2 {
+		require.True(t, strings.HasPrefix(words[i], "--") && i+1 < len(words), "README block: %q is not --flag value", words[i:])
+		block[words[i]] = words[i+1]
+	}
+
+	unit, err := os.ReadFile("rendezvous.service")
+	require.NoError(t, err)
+	data := regexp.MustCompile(`(?m)^Environment=RENDEZVOUS_DATA=(\S+)$`).FindSubmatch(unit)
+	require.NotNil(t, data)
+	want := map[string]string{"--data": string(data[1])}
+	for k, v := range envFile(t, "rendezvous.env") {
+		want["--"+strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "RENDEZVOUS_"), "_", "-"))] = v
+	}
+	assert.Equal(t, want, block)
+}
