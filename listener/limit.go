@@ -22,6 +22,10 @@ import (
 // slot is given back when a connection is closed, once however often
 // Close is called. Closing the returned listener ends a waiting Accept.
 // max must be positive.
+//
+// Under TLS, limit the TCP listener and wrap the result, as in
+// tls.NewListener(Limit(ln, max), cfg): net/http recognises a *tls.Conn
+// only as the connection it accepts, and a limited one is wrapped.
 func Limit(ln net.Listener, max int) net.Listener {
 	return &limited{Listener: ln, slots: make(chan struct{}, max), done: make(chan struct{})}
 }
