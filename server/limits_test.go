@@ -227,7 +227,10 @@ func TestSlowClientsAreClosed(t *testing.T) {
 	cfg.IdleTimeout = 2 * time.Second
 	srv := start(t, cfg)
 	addr := srv.Addr().String()
-	const slack = 1500 * time.Millisecond
+	// Generous: on a loaded machine under the race detector the close
+	// has come up to 1.5 s late. A server without the timeout keeps the
+	// connection open for good, which any bound catches.
+	const slack = 3 * time.Second
 
 	// trickle writes s a byte at a time until it is written or the server
 	// closes the connection.
