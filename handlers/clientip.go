@@ -78,3 +78,10 @@ func peerAddr(remote string) netip.Addr {
 	}
 	return netip.Addr{}
 }
+
+// TrustedPeer reports whether r's TCP peer is one of the trusted proxies,
+// whose forwarding headers (X-Forwarded-Proto, X-Forwarded-Host as well as
+// the addresses) other front ends on the same listener may believe.
+func (c ClientIP) TrustedPeer(r *http.Request) bool {
+	return c.trusted(peerAddr(r.RemoteAddr))
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/rendezvous-kv/rendezvous/gcpace"
 	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/kv"
+	"github.com/rendezvous-kv/rendezvous/kvconnect"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 	"github.com/rendezvous-kv/rendezvous/listener"
 	"github.com/rendezvous-kv/rendezvous/metrics"
@@ -257,7 +258,12 @@ func New(cfg Config) (_ *Server, err error) {
 	if cfg.Ready != nil {
 		hcfg.Ready = readyBoth(hcfg.Ready, cfg.Ready)
 	}
-	s.api = handlers.New(s.svc, hcfg)
+	kvState, err := kvconnect.LoadState(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	deno := kvconnect.New(s.svc, kvconnect.Config{ClientIP: hcfg.ClientIP, State: kvState, Now: cfg.Now, Log: log})
+	s.api = mount(handlers.New(s.svc, hcfg), deno)
 	api := &http.Server{
 		Handler:           s.api,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -304,6 +310,18 @@ func New(cfg Config) (_ *Server, err error) {
 		}
 	}
 	return s, nil
+}
+
+// mount serves KV Connect's paths (under /kv) with deno and every other
+// path with api: one listener, one port, for curl and Deno alike.
+func mount(api, deno http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if kvconnect.Serves(r.URL.Path) {
+			deno.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
 }
 
 // recover loads the data file into the store and opens the journal.

@@ -1,0 +1,339 @@
+// Package kvconnect is the KV Connect front end: the protocol Deno's
+// built-in KV client (Deno.openKv("https://host/kv")) and the @deno/kv npm
+// package speak to a remote database. It is mounted on the API's HTTP
+// listener under /kv: a metadata exchange (POST /kv) hands out a
+// short-lived data-path token and the endpoint, where snapshot_read,
+// atomic_write and watch run over protobuf.
+//
+// It parses the wire and calls policy.Service's tuple operations; which
+// Deno keys are shared with curl, the limits, costs, TTLs and owner rules
+// are policy's.
+package kvconnect
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rendezvous-kv/rendezvous/handlers"
+	"github.com/rendezvous-kv/rendezvous/policy"
+)
+
+// Prefix is the path the front end answers under; the metadata URL
+// clients open is Prefix itself.
+const Prefix = "/kv"
+
+// endpointPath is the data path's endpoint, under Prefix.
+const endpointPath = Prefix + "/v3"
+
+// TokenLifetime is how long a data-path token is valid. Deno fetches
+// metadata again every minute, @deno/kv when fewer than five minutes are
+// left, so an hour is plenty for both.
+const TokenLifetime = time.Hour
+
+// maxBody bounds a data-path request body: an atomic write's keys and
+// values are at most policy.TupleMaxWriteBytes, plus their framing.
+const maxBody = 2 << 20
+
+// Config configures the front end.
+type Config struct {
+	// ClientIP decides whose address a request comes from, and which
+	// peers' X-Forwarded-Proto and X-Forwarded-Host are believed.
+	ClientIP handlers.ClientIP
+	// State is the database UUID and token key (see LoadState).
+	State State
+	// Now is the clock of token expiry; nil means time.Now.
+	Now func() time.Time
+	// Log receives errors that are the server's fault; nil discards them.
+	Log *slog.Logger
+	// Ping is the interval of a watch stream's keep-alive frames; 0 means
+	// 5 seconds.
+	Ping time.Duration
+}
+
+// Handler serves KV Connect; it is an http.Handler for the paths under
+// Prefix.
+type Handler struct {
+	svc    *policy.Service
+	cfg    Config
+	tokens *Tokens
+}
+
+// New returns the front end over svc.
+func New(svc *policy.Service, cfg Config) *Handler {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Ping <= 0 {
+		cfg.Ping = 5 * time.Second
+	}
+	return &Handler{svc: svc, cfg: cfg, tokens: NewTokens(cfg.State.Key)}
+}
+
+// Serves reports whether path is one of the front end's.
+func Serves(path string) bool {
+	return path == Prefix || strings.HasPrefix(path, Prefix+"/")
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeText(w, http.StatusMethodNotAllowed, "KV Connect takes POST requests only")
+		return
+	}
+	switch r.URL.Path {
+	case Prefix, Prefix + "/":
+		h.metadata(w, r)
+	case endpointPath + "/snapshot_read":
+		h.data(w, r, h.snapshotRead)
+	case endpointPath + "/atomic_write":
+		h.data(w, r, h.atomicWrite)
+	case endpointPath + "/watch":
+		h.data(w, r, h.watch)
+	default:
+		writeText(w, http.StatusNotFound, "no such KV Connect endpoint")
+	}
+}
+
+// caller returns the policy caller of a request made with identity.
+//
+// Seam for authentication: until auth.Verifier is on main, every token
+// (access or data path) stands for the anonymous caller of the request's
+// address, as a curl request without credentials is.
+func (h *Handler) caller(r *http.Request, identity string) policy.Caller {
+	_ = identity
+	return h.svc.Caller(h.cfg.ClientIP.Resolve(r), false)
+}
+
+// bearer returns the token of an Authorization: Bearer header.
+func bearer(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// metadataResponse is the metadata exchange's answer: exactly these
+// fields, since @deno/kv refuses any other.
+type metadataResponse struct {
+	Version    int        `json:"version"`
+	DatabaseID string     `json:"databaseId"`
+	Endpoints  []endpoint `json:"endpoints"`
+	Token      string     `json:"token"`
+	ExpiresAt  string     `json:"expiresAt"`
+}
+
+type endpoint struct {
+	URL         string `json:"url"`
+	Consistency string `json:"consistency"`
+}
+
+func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) {
+	access := bearer(r)
+	if access == "" {
+		writeText(w, http.StatusUnauthorized, "missing access token: send Authorization: Bearer <token> (DENO_KV_ACCESS_TOKEN, or openKv's accessToken)")
+		return
+	}
+	// Seam for authentication: the verifier's identity goes here; with
+	// no auth configured any non-empty token is the anonymous caller.
+	identity := ""
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4097))
+	if err != nil || len(body) > 4096 {
+		writeText(w, http.StatusBadRequest, "metadata request too large or unreadable")
+		return
+	}
+	offered := []int{1}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		var req struct {
+			SupportedVersions []int `json:"supportedVersions"`
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			writeText(w, http.StatusBadRequest, "metadata request is not JSON like {\"supportedVersions\":[1,2,3]}")
+			return
+		}
+		offered = req.SupportedVersions
+	}
+	version := 0
+	for _, v := range offered {
+		if v >= 1 && v <= 3 && v > version {
+			version = v
+		}
+	}
+	if version == 0 {
+		writeText(w, http.StatusBadRequest, "no protocol version in common: this server speaks KV Connect versions 1, 2 and 3")
+		return
+	}
+	expires := h.cfg.Now().Add(TokenLifetime).UTC()
+	resp := metadataResponse{
+		Version:    version,
+		DatabaseID: h.cfg.State.DatabaseID,
+		Endpoints:  []endpoint{{URL: h.baseURL(r) + endpointPath, Consistency: "strong"}},
+		Token:      h.tokens.Issue(identity, expires),
+		ExpiresAt:  expires.Format("2006-01-02T15:04:05.000Z"),
+	}
+	b, _ := json.Marshal(resp)
+	// Exactly application/json: @deno/kv refuses a charset parameter.
+	w.Header()["Content-Type"] = []string{"application/json"}
+	w.Header()["Cache-Control"] = []string{"no-store"}
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+// baseURL returns scheme://host as the client reached the server, which
+// the endpoint URL starts with: absolute, so that every client version
+// (and one behind a proxy) reaches it. X-Forwarded-Proto and
+// X-Forwarded-Host count only from trusted proxies.
+func (h *Handler) baseURL(r *http.Request) string {
+	scheme, host := "http", r.Host
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if h.cfg.ClientIP.TrustedPeer(r) {
+		if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+			scheme = p
+		}
+		if fh := r.Header.Get("X-Forwarded-Host"); fh != "" && !strings.ContainsAny(fh, "/?#@ ") {
+			host, _, _ = strings.Cut(fh, ",")
+			host = strings.TrimSpace(host)
+		}
+	}
+	return scheme + "://" + host
+}
+
+// data runs a data-path call: the KV Connect headers and the token are
+// checked, the body read, and op answers.
+func (h *Handler) data(w http.ResponseWriter, r *http.Request, op func(http.ResponseWriter, *http.Request, policy.Caller, []byte) error) {
+	if v := r.Header.Get("X-Denokv-Version"); v != "" && v != "1" && v != "2" && v != "3" {
+		writeText(w, http.StatusBadRequest, "unsupported x-denokv-version "+v)
+		return
+	}
+	id := r.Header.Get("X-Denokv-Database-Id")
+	if id == "" {
+		id = r.Header.Get("X-Transaction-Domain-Id")
+	}
+	if id != "" && id != h.cfg.State.DatabaseID {
+		writeText(w, http.StatusBadRequest, "wrong database id: this server's database is "+h.cfg.State.DatabaseID)
+		return
+	}
+	identity, err := h.tokens.Verify(bearer(r), h.cfg.Now())
+	if err != nil {
+		writeText(w, http.StatusUnauthorized, err.Error())
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		writeText(w, http.StatusBadRequest, "cannot read the request body")
+		return
+	}
+	if len(body) > maxBody {
+		writeText(w, http.StatusBadRequest, "request too large")
+		return
+	}
+	if err := op(w, r, h.caller(r, identity), body); err != nil {
+		h.writeError(w, r, err)
+	}
+}
+
+func (h *Handler) snapshotRead(w http.ResponseWriter, _ *http.Request, c policy.Caller, body []byte) error {
+	ranges, err := decodeSnapshotRead(body)
+	if err != nil {
+		return err
+	}
+	out, err := h.svc.TupleRead(c, ranges)
+	if err != nil {
+		return err
+	}
+	writeProto(w, encodeSnapshotReadOutput(out))
+	return nil
+}
+
+var (
+	errEnqueue   = policy.Errorf(policy.KindBadRequest, "enqueue is not supported: no KV Connect client can dequeue, so this server takes no queue messages")
+	errBadCheck  = policy.Errorf(policy.KindBadRequest, "a check's versionstamp must be empty (absent) or 10 bytes")
+	errSumBounds = policy.Errorf(policy.KindBadRequest, "sum with min, max or clamp is not supported: it applies to number and bigint operands, and sums take a Deno.KvU64")
+)
+
+func (h *Handler) atomicWrite(w http.ResponseWriter, _ *http.Request, c policy.Caller, body []byte) error {
+	aw, err := decodeAtomicWrite(body)
+	switch {
+	case err != nil:
+		return err
+	case aw.enqueues > 0:
+		return errEnqueue
+	case aw.badCheck:
+		return errBadCheck
+	case aw.sumBounds:
+		return errSumBounds
+	}
+	version, err := h.svc.TupleCommit(c, aw.write)
+	var pe *policy.Error
+	if errors.As(err, &pe) && pe.Kind == policy.KindCheckFailed {
+		writeProto(w, encodeAtomicWriteOutput(0, pe.Failed))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	writeProto(w, encodeAtomicWriteOutput(version, nil))
+	return nil
+}
+
+var protobufType = []string{"application/x-protobuf"}
+
+func writeProto(w http.ResponseWriter, b []byte) {
+	w.Header()["Content-Type"] = protobufType
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+func writeText(w http.ResponseWriter, status int, msg string) {
+	w.Header()["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	w.Header()["X-Content-Type-Options"] = []string{"nosniff"}
+	w.WriteHeader(status)
+	io.WriteString(w, msg+"\n")
+}
+
+// status is the HTTP status of a refusal of kind k on the data path: the
+// one place this front end maps policy's kinds to its wire. A request
+// that cannot succeed is never a 5xx, which Deno retries forever.
+func status(k policy.Kind) int {
+	switch k {
+	case policy.KindBadRequest, policy.KindTooLarge, policy.KindFull, policy.KindWatchDisabled,
+		policy.KindConflict, policy.KindPrecondition, policy.KindNotFound:
+		return http.StatusBadRequest
+	case policy.KindForbidden, policy.KindOwned:
+		return http.StatusForbidden
+	case policy.KindRateLimited, policy.KindTooManyWatches:
+		return http.StatusTooManyRequests
+	}
+	// KindUnavailable, KindShuttingDown: a retry may succeed.
+	return http.StatusServiceUnavailable
+}
+
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var pe *policy.Error
+	switch {
+	case errors.As(err, &pe):
+		w.Header()["X-Error-Code"] = []string{pe.Code()}
+		if pe.Limit != nil {
+			secs := int((pe.Limit.RetryAfter + time.Second - 1) / time.Second)
+			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		}
+		writeText(w, status(pe.Kind), pe.Message)
+	case errors.Is(err, errProto):
+		writeText(w, http.StatusBadRequest, err.Error())
+	default:
+		h.cfg.Log.Error("kvconnect request failed", "path", r.URL.Path, "err", err)
+		writeText(w, http.StatusInternalServerError, "internal error")
+	}
+}
