@@ -33,6 +33,7 @@ func (s *API) handleList(w http.ResponseWriter, r *http.Request, c policy.Caller
 		out := listJSON{Entries: make([]ItemJSON, len(page.Items)), Next: page.Next}
 		for i, it := range page.Items {
 			out.Entries[i] = NewItemJSON(it, false)
+			out.Entries[i].DenoEncoding = s.svc.DenoEncoding(it)
 		}
 		writeJSON(w, http.StatusOK, out)
 		return nil

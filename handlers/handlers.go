@@ -184,14 +184,31 @@ var octetStream = []string{"application/octet-stream"}
 
 // writeItem answers a successful read: JSON when the client asked for it,
 // else the raw value, with the same ETag and X-Expires-At either way.
-func writeItem(w http.ResponseWriter, r *http.Request, it kv.Item) {
+func (s *API) writeItem(w http.ResponseWriter, r *http.Request, it kv.Item) {
 	if wantsJSON(r) {
 		itemHeaders(w.Header(), it, false)
-		writeJSON(w, http.StatusOK, NewItemJSON(it, true))
+		j := NewItemJSON(it, true)
+		j.DenoEncoding = s.svc.DenoEncoding(it)
+		writeJSON(w, http.StatusOK, j)
+		return
+	}
+	if len(it.Value) > 0 && it.Value[0] == 0xff && s.svc.DenoEncoding(it) == "v8" {
+		// A JS value Deno wrote: V8's serialization, which no curl user
+		// should mistake for their bytes. (Only values starting with
+		// 0xff, as V8's do and UTF-8 text never does, are looked up, so
+		// plain values cost nothing.)
+		h := w.Header()
+		h["Content-Type"] = v8Type
+		itemHeaders(h, it, true)
+		w.WriteHeader(http.StatusOK)
+		w.Write(it.Value)
 		return
 	}
 	writeValue(w, http.StatusOK, it)
 }
+
+// v8Type marks a value a Deno client wrote as a JS value.
+var v8Type = []string{"application/x-deno-kv-v8"}
 
 func writeValue(w http.ResponseWriter, status int, it kv.Item) {
 	h := w.Header()
@@ -262,7 +279,7 @@ func (s *API) handleGet(w http.ResponseWriter, r *http.Request, c policy.Caller)
 	if err != nil {
 		return err
 	}
-	writeItem(w, r, it)
+	s.writeItem(w, r, it)
 	return nil
 }
 

@@ -22,6 +22,11 @@ type ItemJSON struct {
 	ExpiresAt     int64  `json:"expires_at"` // Unix seconds; 0 for never
 	Version       uint64 `json:"version"`
 	Owned         *bool  `json:"owned,omitempty"`
+	// DenoEncoding says how a Deno KV client encoded the value, when it
+	// is not plain bytes: "v8" for a JS value (V8's serialization, as
+	// Deno's structured clone writes it), "le64" for a Deno.KvU64 (8
+	// bytes, little-endian).
+	DenoEncoding string `json:"deno_encoding,omitempty"`
 }
 
 // NewItemJSON converts it; withOwner adds the owned flag.

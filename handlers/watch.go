@@ -303,7 +303,7 @@ func (s *API) longPoll(w http.ResponseWriter, r *http.Request, c policy.Caller, 
 		}
 		return errWaitNotFound
 	}
-	writeItem(w, r, it)
+	s.writeItem(w, r, it)
 	return nil
 }
 

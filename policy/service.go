@@ -425,7 +425,12 @@ func (s *Service) List(c Caller, prefix, after string, limit int) (ListPage, err
 		start = after + "\x00"
 	}
 	end := kv.PrefixEnd(prefix)
-	if end != "" && start >= end {
+	if end == "" || end > reservedStart {
+		// Deno's tuple keys are not string keys: a listing never shows
+		// them.
+		end = reservedStart
+	}
+	if start >= end {
 		return ListPage{}, nil
 	}
 	items := s.store.Range(start, end, limit+1)

@@ -72,7 +72,13 @@ func (s *Service) Watch(c Caller, prefix string, since uint64, exact bool) (*Wat
 	if f == nil {
 		return nil, errNoFeed
 	}
-	return s.watcher(c, kv.SubOptions{Prefix: prefix, Exact: exact, Since: since})
+	w, err := s.watcher(c, kv.SubOptions{Prefix: prefix, Exact: exact, Since: since})
+	if err == nil && prefix == "" {
+		// Only a watch of everything can meet Deno's tuple keys, which
+		// string front ends never show.
+		w.stringsOnly = true
+	}
+	return w, err
 }
 
 // fromFeed turns a feed error into an Error.

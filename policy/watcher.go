@@ -60,7 +60,10 @@ type Watcher struct {
 	// delivered nothing yet: falling out of history then means the point
 	// was already gone (relist), later that the watcher was too slow.
 	resuming bool
-	closed   atomic.Bool
+	// stringsOnly leaves out the changes of reserved keys (Deno's tuple
+	// space), for the string front ends.
+	stringsOnly bool
+	closed      atomic.Bool
 }
 
 // watcher opens a subscription for c with o and wraps it.
@@ -79,6 +82,14 @@ func (s *Service) watcher(c Caller, o kv.SubOptions) (*Watcher, error) {
 // before come out first), and ErrWatcherClosed after Close.
 func (w *Watcher) Next(ctx context.Context) (WatchStep, error) {
 	evs, err := w.sub.Next(ctx)
+	for err == nil && w.stringsOnly {
+		if evs = stringEvents(evs); len(evs) > 0 {
+			break
+		}
+		// Only tuple keys changed: nothing to tell; wait for more.
+		w.resuming = false
+		evs, err = w.sub.Next(ctx)
+	}
 	switch {
 	case err == nil:
 		w.resuming = false
@@ -105,4 +116,26 @@ func (w *Watcher) skipLost() { w.sub.Reset() }
 func (w *Watcher) Close() {
 	w.closed.Store(true)
 	w.sub.Close()
+}
+
+// stringEvents returns evs without the changes of reserved keys; evs
+// itself when it has none, since the feed's slices are shared and must
+// not be changed.
+func stringEvents(evs []kv.Event) []kv.Event {
+	n := 0
+	for i := range evs {
+		if Reserved(evs[i].Key) {
+			n++
+		}
+	}
+	if n == 0 {
+		return evs
+	}
+	out := make([]kv.Event, 0, len(evs)-n)
+	for i := range evs {
+		if !Reserved(evs[i].Key) {
+			out = append(out, evs[i])
+		}
+	}
+	return out
 }

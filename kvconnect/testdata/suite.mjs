@@ -22,9 +22,9 @@ function show(v) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// suite runs the cases; env holds what the Go test passes: client ("deno"
+// run runs the cases; env holds what the Go test passes: client ("deno"
 // or "node"), P (this run's first key part), BASE (the server's URL).
-export async function suite(kv, KvU64, env) {
+export async function run(kv, KvU64, env) {
   const P = env.P;
   const cases = [];
   const t = (name, fn) => cases.push([name, fn]);
