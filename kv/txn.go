@@ -55,6 +55,11 @@ type TxnOp struct {
 type Txn struct {
 	Checks []Check
 	Ops    []TxnOp
+	// AtVersion, when non-zero, makes the commit conditional on taking
+	// exactly this version: a writer that names keys after its own
+	// commit's version (Deno's versionstamped keys) predicts it, and
+	// retries when another write took it first (ErrVersionTaken).
+	AtVersion uint64
 }
 
 // CommitResult describes a committed transaction.
@@ -74,6 +79,10 @@ type CommitResult struct {
 // ErrCheckFailed means a check of a transaction did not hold; TxnError.Failed
 // lists which.
 var ErrCheckFailed = errors.New("transaction check failed")
+
+// ErrVersionTaken means a transaction with Txn.AtVersion would have
+// committed under another version; nothing of it was written.
+var ErrVersionTaken = errors.New("transaction version taken by another write")
 
 // ErrInvalidTxn means a transaction names an unknown operation or check
 // kind: a mistake of the program calling Commit, which a front end checks

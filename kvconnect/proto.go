@@ -189,16 +189,6 @@ func versionOf(vs []byte) uint64 {
 	return v
 }
 
-// versionstamp is the 10-byte form of a version.
-func versionstamp(v uint64) []byte {
-	b := make([]byte, 10)
-	for i := 7; i >= 0; i-- {
-		b[i] = byte(v)
-		v >>= 8
-	}
-	return b
-}
-
 func decodeMutation(b []byte, aw *atomicWrite) (policy.TupleMutation, error) {
 	var m policy.TupleMutation
 	var kind uint64
@@ -312,7 +302,7 @@ func appendEntry(b []byte, num protowire.Number, e policy.TupleEntry) []byte {
 	m = protowire.AppendTag(m, 3, protowire.VarintType)
 	m = protowire.AppendVarint(m, uint64(e.Encoding))
 	m = protowire.AppendTag(m, 4, protowire.BytesType)
-	m = protowire.AppendBytes(m, versionstamp(e.Version))
+	m = protowire.AppendBytes(m, policy.Versionstamp(e.Version))
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	return protowire.AppendBytes(b, m)
 }
@@ -351,7 +341,7 @@ func encodeAtomicWriteOutput(version uint64, failed []int) []byte {
 	}
 	b = protowire.AppendVarint(b, awSuccess)
 	b = protowire.AppendTag(b, 2, protowire.BytesType)
-	return protowire.AppendBytes(b, versionstamp(version))
+	return protowire.AppendBytes(b, policy.Versionstamp(version))
 }
 
 // encodeWatchOutput writes a WatchOutput with every key marked changed:

@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"time"
 
@@ -274,11 +275,26 @@ func (s *Service) TupleCommit(c Caller, w TupleWrite) (uint64, error) {
 			checks[i] = kv.Check{Kind: kv.CheckVersion, Key: key, Version: ck.Version}
 		}
 	}
+	suffixed := false
+	for _, m := range w.Mutations {
+		suffixed = suffixed || m.Kind == MutationSetSuffixVersionstamp
+	}
+	versions, _ := s.store.(interface{ Version() uint64 })
+	if suffixed && versions == nil {
+		return 0, Errorf(KindBadRequest, "versionstamped keys are not supported by this server's store")
+	}
 	for range tupleMaxWriteRetries {
-		t, opMut, err := s.planTuple(c, w, checks)
+		// A versionstamped key names the commit's version, which is
+		// predicted, and the commit made conditional on it.
+		var next uint64
+		if suffixed {
+			next = versions.Version() + 1
+		}
+		t, opMut, err := s.planTuple(c, w, checks, next)
 		if err != nil {
 			return 0, err
 		}
+		t.AtVersion = next
 		res, err := s.store.Commit(t)
 		var te *kv.TxnError
 		switch {
@@ -289,6 +305,8 @@ func (s *Service) TupleCommit(c Caller, w TupleWrite) (uint64, error) {
 			return res.Version, nil
 		case !errors.As(err, &te):
 			return 0, fromStore(err, kv.Item{})
+		case errors.Is(te.Err, kv.ErrVersionTaken):
+			continue // another write took the predicted version
 		case errors.Is(te.Err, kv.ErrCheckFailed):
 			var failed []int
 			for _, f := range te.Failed {
@@ -314,7 +332,7 @@ func (s *Service) TupleCommit(c Caller, w TupleWrite) (uint64, error) {
 // planTuple turns w into one store transaction: user checks first, then
 // a check on every value a SUM, MIN or MAX read. opMut maps each store op
 // to its mutation.
-func (s *Service) planTuple(c Caller, w TupleWrite, checks []kv.Check) (kv.Txn, []int, error) {
+func (s *Service) planTuple(c Caller, w TupleWrite, checks []kv.Check, version uint64) (kv.Txn, []int, error) {
 	now := s.now()
 	t := kv.Txn{Checks: append([]kv.Check(nil), checks...)}
 	var opMut []int
@@ -348,7 +366,14 @@ func (s *Service) planTuple(c Caller, w TupleWrite, checks []kv.Check) (kv.Txn, 
 	}
 	maxValue := min(TupleMaxValue, s.cfg.MaxValueSize)
 	for i, m := range w.Mutations {
-		key, shared, err := s.tupleWriteKey(c, m.Key)
+		tuple := m.Key
+		if m.Kind == MutationSetSuffixVersionstamp {
+			// The key gains a last string part: the versionstamp in hex.
+			tuple = append(append([]byte(nil), m.Key...), tupleString)
+			tuple = hex.AppendEncode(tuple, Versionstamp(version))
+			tuple = append(tuple, 0)
+		}
+		key, shared, err := s.tupleWriteKey(c, tuple)
 		if err != nil {
 			return kv.Txn{}, nil, at("mutations", i, err)
 		}
@@ -363,7 +388,7 @@ func (s *Service) planTuple(c Caller, w TupleWrite, checks []kv.Check) (kv.Txn, 
 			}
 		}
 		switch m.Kind {
-		case MutationSet:
+		case MutationSet, MutationSetSuffixVersionstamp:
 			expires, gone, err := s.tupleExpiry(now, m.ExpireAtMs)
 			if err != nil {
 				return kv.Txn{}, nil, at("mutations", i, err)
@@ -451,4 +476,14 @@ func (s *Service) tupleExpiry(now time.Time, atMs int64) (expires int64, gone bo
 	}
 	expires, err = s.expiry(now, ttl)
 	return expires, false, err
+}
+
+// Versionstamp returns the KV Connect versionstamp of a version: the
+// store's version counter in 8 big-endian bytes, then 2 zero bytes. It is
+// the same counter as the HTTP API's ETags, so one write has one version
+// whichever protocol made it.
+func Versionstamp(v uint64) []byte {
+	b := make([]byte, 10)
+	binary.BigEndian.PutUint64(b, v)
+	return b
 }

@@ -324,7 +324,7 @@ func (s *Store) tryCommit(t Txn, p *txnPlan) (CommitResult, error) {
 		changes = append(changes, Change{Op: OpSet, Item: it})
 	}
 
-	v, err := s.stampCommit(changes)
+	v, err := s.stampCommit(changes, t.AtVersion)
 	if err != nil {
 		if net > 0 {
 			s.count.Add(-net)
@@ -368,8 +368,9 @@ func (s *Store) tryCommit(t Txn, p *txnPlan) (CommitResult, error) {
 
 // stampCommit gives changes one new version and reports them to OnCommit
 // as one step under seqMu, in version order with every other change (see
-// stamp). A refused commit takes no version.
-func (s *Store) stampCommit(changes []Change) (uint64, error) {
+// stamp). A refused commit takes no version; so does one whose version
+// would not be at (when at is set).
+func (s *Store) stampCommit(changes []Change, at uint64) (uint64, error) {
 	var prepared any
 	if s.prepareCommit != nil && s.onCommit != nil {
 		prepared = s.prepareCommit(changes)
@@ -377,6 +378,9 @@ func (s *Store) stampCommit(changes []Change) (uint64, error) {
 	s.seqMu.Lock()
 	defer s.seqMu.Unlock()
 	v := s.version.Load() + 1
+	if at != 0 && v != at {
+		return 0, &TxnError{Err: kv.ErrVersionTaken, Op: -1}
+	}
 	for i := range changes {
 		changes[i].Item.Version = v
 	}

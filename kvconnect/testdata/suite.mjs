@@ -163,6 +163,41 @@ export async function run(kv, KvU64, env) {
     assertEq((await kv.get(longKey)).value, "long", "2000-byte key");
   });
 
+  t("a sum of a number is refused, and commits nothing", async () => {
+    let msg = "";
+    try {
+      await kv.atomic().set([P, "v8sum", "a"], "x").mutate({ type: "sum", key: [P, "v8sum", "n"], value: 5 }).commit();
+    } catch (e) {
+      msg = String(e);
+    }
+    assert(/400/.test(msg) && /not supported/.test(msg), "refused with the server's reason: " + msg);
+    assertEq((await kv.get([P, "v8sum", "a"])).value, null, "nothing committed");
+  });
+
+  if (typeof kv.commitVersionstamp === "function") {
+    // Only Deno's client has commitVersionstamp; @deno/kv 0.14.0 does not.
+    t("commitVersionstamp keys", async () => {
+      const r = await kv.atomic().set([P, "vs", kv.commitVersionstamp()], "stamped").set([P, "vs2"], "b").commit();
+      const es = [];
+      for await (const e of kv.list({ prefix: [P, "vs"] })) es.push(e);
+      assertEq(es.map((e) => [e.key[2], e.value, e.versionstamp]), [[r.versionstamp, "stamped", r.versionstamp]], "stamped key");
+      assertEq((await kv.get([P, "vs2"])).versionstamp, r.versionstamp, "same commit");
+    });
+  }
+
+  if (env.client === "node") {
+    // Deno's own client refuses enqueue before sending; @deno/kv sends it.
+    t("enqueue is refused with a reason", async () => {
+      let msg = "";
+      try {
+        await kv.enqueue({ job: 1 });
+      } catch (e) {
+        msg = String(e);
+      }
+      assert(/400/.test(msg) && /enqueue is not supported/.test(msg), "refused: " + msg);
+    });
+  }
+
   const only = env.ONLY ? new RegExp(env.ONLY) : null;
   for (const [name, fn] of cases) {
     if (only && !only.test(name)) continue;
