@@ -135,7 +135,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 	fs.IntVar(&c.MaxKeySize, "max-key-size", c.MaxKeySize, "maximum key length in bytes, as stored (ip/ keys include the address)")
 	fs.IntVar(&c.MaxValueSize, "max-value-size", c.MaxValueSize, "maximum bytes of value plus owner secret")
 	fs.IntVar(&c.MaxKeys, "max-keys", c.MaxKeys, "maximum number of live keys")
-	fs.DurationVar(&c.MaxTTL, "max-ttl", c.MaxTTL, "default and maximum TTL")
+	fs.DurationVar(&c.MaxTTL, "max-ttl", c.MaxTTL, "default and maximum TTL; 0: no limit, and keys without a TTL never expire")
 	fs.DurationVar(&c.SaveInterval, "save-interval", c.SaveInterval, "time between snapshots")
 	fs.Var(rateFlag{&c}, "rate", `per-client token refill as N/DURATION, or "off"`)
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "token bucket size (default: N of --rate)")

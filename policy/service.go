@@ -15,6 +15,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"reflect"
 	"strconv"
@@ -30,7 +31,7 @@ import (
 type Config struct {
 	MaxKeySize   int           // bytes, measured on the key as stored
 	MaxValueSize int           // bytes of value plus owner secret
-	MaxTTL       time.Duration // default and maximum TTL
+	MaxTTL       time.Duration // default and maximum TTL; 0: none, and no TTL means never
 	CostRead     int           // tokens a read spends
 	CostWrite    int           // tokens a write spends
 	// Commit, when set, is called after a write is applied and before it is
@@ -348,10 +349,19 @@ func (s *Service) checkValue(value []byte, secret string) error {
 
 // expiry returns when a value written at now with ttl expires, in Unix
 // nanoseconds: ttl 0 means the default, MaxTTL, and a longer one is
-// capped to it.
+// capped to it. With MaxTTL 0 there is no limit: ttl 0 means never
+// (expiry 0).
 func (s *Service) expiry(now time.Time, ttl time.Duration) (int64, error) {
 	if ttl < 0 {
 		return 0, Errorf(KindBadRequest, "ttl must be positive")
+	}
+	if s.cfg.MaxTTL == 0 {
+		// No limit: no TTL means never, and one beyond what a Unix
+		// nanosecond count holds (the year 2262) is never too.
+		if ttl == 0 || ttl > time.Duration(math.MaxInt64-now.UnixNano()) {
+			return 0, nil
+		}
+		return now.Add(ttl).UnixNano(), nil
 	}
 	if ttl == 0 || ttl > s.cfg.MaxTTL {
 		ttl = s.cfg.MaxTTL

@@ -46,7 +46,9 @@ type Config struct {
 	MaxValueSize int
 	// MaxKeys caps the live keys.
 	MaxKeys int
-	// MaxTTL is the default and the longest lifetime of a value.
+	// MaxTTL is the default and the longest lifetime of a value. Zero
+	// means no limit: a value written without a TTL never expires, for a
+	// private instance used as a general key-value database.
 	MaxTTL time.Duration
 	// MaxScanLimit is the most keys one listing page returns.
 	MaxScanLimit int
@@ -298,7 +300,6 @@ func (c *Config) Validate() error {
 		field string
 		v     time.Duration
 	}{
-		{"MaxTTL", c.MaxTTL},
 		{"MaxWait", c.MaxWait},
 		{"SaveInterval", c.SaveInterval},
 		// Zero would mean "no timeout" to net/http: a slowloris opening.
@@ -315,6 +316,7 @@ func (c *Config) Validate() error {
 		field string
 		v     time.Duration
 	}{
+		{"MaxTTL", c.MaxTTL},
 		{"WatchKeepAlive", c.WatchKeepAlive},
 		{"StreamWriteTimeout", c.StreamWriteTimeout},
 		{"DrainTimeout", c.DrainTimeout},
@@ -406,6 +408,14 @@ func (c *Config) rateText() string {
 		return "off"
 	}
 	return fmt.Sprintf("%d tokens per %s, burst %d", c.RateTokens, shortDuration(c.RateWindow), c.burst())
+}
+
+// ttlText describes the TTL limit: a duration, or "none" for no limit.
+func ttlText(d time.Duration) string {
+	if d == 0 {
+		return "none"
+	}
+	return shortDuration(d)
 }
 
 // shortDuration prints 1m rather than 1m0s.

@@ -236,7 +236,7 @@ func New(cfg Config) (_ *Server, err error) {
 		ClientIP: handlers.ClientIP{Trusted: cfg.TrustedProxies},
 		Landing: static.Vars{
 			MaxKey: cfg.MaxKeySize, MaxValue: cfg.MaxValueSize, MaxKeys: cfg.MaxKeys,
-			MaxTTL: shortDuration(cfg.MaxTTL), Rate: cfg.rateText(),
+			MaxTTL: ttlText(cfg.MaxTTL), Rate: cfg.rateText(),
 			CostRead: cfg.CostRead, CostWrite: cfg.CostWrite,
 		},
 		Log:                log,
