@@ -230,7 +230,7 @@ func (h *Handler) data(w http.ResponseWriter, r *http.Request, op func(http.Resp
 		writeText(w, http.StatusUnauthorized, err.Error())
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	body, err := readBody(r)
 	if err != nil {
 		writeText(w, http.StatusBadRequest, "cannot read the request body")
 		return
@@ -290,15 +290,33 @@ func (h *Handler) atomicWrite(w http.ResponseWriter, _ *http.Request, c policy.C
 
 var protobufType = []string{"application/x-protobuf"}
 
+// readBody reads a data-path body of at most maxBody bytes, into a
+// buffer of its announced length when it has one.
+func readBody(r *http.Request) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 && n <= maxBody {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+}
+
 func writeProto(w http.ResponseWriter, b []byte) {
-	w.Header()["Content-Type"] = protobufType
+	h := w.Header()
+	h["Content-Type"] = protobufType
+	// With the length known, HTTP/1.1 answers need no chunking.
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 }
 
 func writeText(w http.ResponseWriter, status int, msg string) {
-	w.Header()["Content-Type"] = []string{"text/plain; charset=utf-8"}
-	w.Header()["X-Content-Type-Options"] = []string{"nosniff"}
+	h := w.Header()
+	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	h["Content-Length"] = []string{strconv.Itoa(len(msg) + 1)}
 	w.WriteHeader(status)
 	io.WriteString(w, msg+"\n")
 }

@@ -1,6 +1,7 @@
 package kvconnect
 
 import (
+	"encoding/binary"
 	"errors"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -292,33 +293,52 @@ const (
 	awCheckFailure = 2
 )
 
-// appendEntry appends a KvEntry as field num of the message being built.
+// entrySize is the size of a KvEntry's encoding.
+func entrySize(e policy.TupleEntry) int {
+	return protowire.SizeTag(1) + protowire.SizeBytes(len(e.Key)) +
+		protowire.SizeTag(2) + protowire.SizeBytes(len(e.Value)) +
+		protowire.SizeTag(3) + protowire.SizeVarint(uint64(e.Encoding)) +
+		protowire.SizeTag(4) + protowire.SizeBytes(10)
+}
+
+// appendEntry appends a KvEntry as field num of the message being built,
+// in place: the sizes are known up front.
 func appendEntry(b []byte, num protowire.Number, e policy.TupleEntry) []byte {
-	var m []byte
-	m = protowire.AppendTag(m, 1, protowire.BytesType)
-	m = protowire.AppendBytes(m, e.Key)
-	m = protowire.AppendTag(m, 2, protowire.BytesType)
-	m = protowire.AppendBytes(m, e.Value)
-	m = protowire.AppendTag(m, 3, protowire.VarintType)
-	m = protowire.AppendVarint(m, uint64(e.Encoding))
-	m = protowire.AppendTag(m, 4, protowire.BytesType)
-	m = protowire.AppendBytes(m, policy.Versionstamp(e.Version))
 	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, m)
+	b = protowire.AppendVarint(b, uint64(entrySize(e)))
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	b = protowire.AppendBytes(b, e.Key)
+	b = protowire.AppendTag(b, 2, protowire.BytesType)
+	b = protowire.AppendBytes(b, e.Value)
+	b = protowire.AppendTag(b, 3, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(e.Encoding))
+	b = protowire.AppendTag(b, 4, protowire.BytesType)
+	b = protowire.AppendVarint(b, 10)
+	var vs [8]byte
+	binary.BigEndian.PutUint64(vs[:], e.Version)
+	return append(append(b, vs[:]...), 0, 0)
 }
 
 // encodeSnapshotReadOutput writes a SnapshotReadOutput: one range output
 // per range, status SR_SUCCESS and strongly consistent, which Deno
 // requires.
 func encodeSnapshotReadOutput(ranges [][]policy.TupleEntry) []byte {
-	var b []byte
-	for _, r := range ranges {
-		var rb []byte
+	sizes := make([]int, len(ranges))
+	total := 8
+	for i, r := range ranges {
 		for _, e := range r {
-			rb = appendEntry(rb, 1, e)
+			n := entrySize(e)
+			sizes[i] += protowire.SizeTag(1) + protowire.SizeBytes(n)
 		}
+		total += protowire.SizeTag(1) + protowire.SizeBytes(sizes[i])
+	}
+	b := make([]byte, 0, total)
+	for i, r := range ranges {
 		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendBytes(b, rb)
+		b = protowire.AppendVarint(b, uint64(sizes[i]))
+		for _, e := range r {
+			b = appendEntry(b, 1, e)
+		}
 	}
 	b = protowire.AppendTag(b, 4, protowire.VarintType)
 	b = protowire.AppendVarint(b, 1)

@@ -78,6 +78,11 @@ func (s *Service) readRange(r TupleRange) []TupleEntry {
 	if bytes.Compare(r.Start, r.End) >= 0 {
 		return nil
 	}
+	if n := len(r.Start); len(r.End) == n+1 && r.End[n] == 0 && bytes.Equal(r.Start, r.End[:n]) {
+		// [k, k+0x00) holds k alone: Deno's get, read as one key rather
+		// than a scan of every shard.
+		return s.pointRead(r.Start)
+	}
 	var strs []kv.Item
 	if lo, hi, ok := stringBounds(r.Start, r.End); ok {
 		strs = s.storeRange(lo, hi, r.Limit, r.Reverse)
@@ -115,6 +120,22 @@ func (s *Service) readRange(r TupleRange) []TupleEntry {
 	return out
 }
 
+// pointRead reads the one key a tuple names.
+func (s *Service) pointRead(tuple []byte) []TupleEntry {
+	key, shared := s.storeKey(tuple)
+	it, ok := s.store.Get(key)
+	if !ok {
+		return nil
+	}
+	if !shared {
+		return []TupleEntry{tupleEntry(it)}
+	}
+	if e, ok := s.sharedEntry(it); ok {
+		return []TupleEntry{e}
+	}
+	return nil
+}
+
 // tupleEntry decodes an item of the tuple space: the value is kept after
 // one byte of its encoding.
 func tupleEntry(it kv.Item) TupleEntry {
@@ -133,6 +154,9 @@ func tupleEntry(it kv.Item) TupleEntry {
 // false when the key was removed while it was read.
 func (s *Service) sharedEntry(it kv.Item) (TupleEntry, bool) {
 	for range 4 {
+		if !encodedShape(it.Value) {
+			break // no record can be kept for such a value: bytes
+		}
 		if sc, ok := s.store.Get(encodingSpace + it.Key); ok && sc.Version == it.Version && len(sc.Value) == 1 {
 			return TupleEntry{Key: tupleOf(it.Key), Value: it.Value, Encoding: ValueEncoding(sc.Value[0]), Version: it.Version}, true
 		}
@@ -155,6 +179,9 @@ func (s *Service) sharedEntry(it kv.Item) (TupleEntry, bool) {
 // plain bytes: "v8" (a JS value in V8's serialization), "le64" (a
 // Deno.KvU64) or "" (bytes, as curl writes them).
 func (s *Service) DenoEncoding(it kv.Item) string {
+	if !encodedShape(it.Value) {
+		return ""
+	}
 	sc, ok := s.store.Get(encodingSpace + it.Key)
 	if !ok || sc.Version != it.Version || len(sc.Value) != 1 {
 		return ""
@@ -275,6 +302,9 @@ func (s *Service) TupleCommit(c Caller, w TupleWrite) (uint64, error) {
 			checks[i] = kv.Check{Kind: kv.CheckVersion, Key: key, Version: ck.Version}
 		}
 	}
+	if v, ok, err := s.singleSet(c, w, checks); ok {
+		return v, err
+	}
 	suffixed := false
 	for _, m := range w.Mutations {
 		suffixed = suffixed || m.Kind == MutationSetSuffixVersionstamp
@@ -319,7 +349,7 @@ func (s *Service) TupleCommit(c Caller, w TupleWrite) (uint64, error) {
 			}
 			continue // a value SUM, MIN or MAX read changed: read it again
 		case te.Op >= 0 && errors.Is(te.Err, kv.ErrForbidden):
-			return 0, Errorf(KindOwned, "mutations[%d]: key is owned (it was written with an owner secret over HTTP); a Deno KV write carries no secret and cannot change or delete it", opMut[te.Op])
+			return 0, errOwnedByHTTP(opMut[te.Op])
 		case te.Op >= 0:
 			return 0, at("mutations", opMut[te.Op], fromStore(te.Err, kv.Item{}))
 		default:
@@ -327,6 +357,58 @@ func (s *Service) TupleCommit(c Caller, w TupleWrite) (uint64, error) {
 		}
 	}
 	return 0, Errorf(KindUnavailable, "write not committed: the values it combines kept changing; retry")
+}
+
+// singleSet commits a write of one SET and no checks as a single-key
+// write, which takes only its key's shard lock where a transaction takes
+// the store's: the common kv.set. ok is false when w is not one, or
+// needs a transaction (a value not stored as bytes under a shared key, or
+// such a key whose encoding record must go).
+func (s *Service) singleSet(c Caller, w TupleWrite, checks []kv.Check) (uint64, bool, error) {
+	if len(checks) != 0 || len(w.Mutations) != 1 || w.Mutations[0].Kind != MutationSet {
+		return 0, false, nil
+	}
+	m := w.Mutations[0]
+	key, shared, err := s.tupleWriteKey(c, m.Key)
+	if err != nil || m.Encoding < EncodingV8 || m.Encoding > EncodingBytes {
+		return 0, false, nil // the transaction path words the refusal
+	}
+	if shared {
+		if m.Encoding != EncodingBytes {
+			return 0, false, nil
+		}
+		// A record left by an earlier JS value would be stale once this
+		// write gives the key a new version, but it would linger.
+		if _, ok := s.store.Get(encodingSpace + key); ok {
+			return 0, false, nil
+		}
+	}
+	now := s.now()
+	expires, gone, err := s.tupleExpiry(now, m.ExpireAtMs)
+	if err != nil || gone || (m.Encoding == EncodingLE64 && len(m.Value) != 8) || len(m.Value) > min(TupleMaxValue, s.cfg.MaxValueSize) {
+		return 0, false, nil
+	}
+	value := m.Value
+	if !shared {
+		value = make([]byte, 1+len(m.Value))
+		value[0] = byte(m.Encoding)
+		copy(value[1:], m.Value)
+	}
+	it, err := s.store.Set(key, kv.Write{Value: value, Expires: expires})
+	switch {
+	case errors.Is(err, kv.ErrForbidden):
+		return 0, true, errOwnedByHTTP(0)
+	case err != nil:
+		return 0, true, at("mutations", 0, fromStore(err, it))
+	}
+	if err := s.commit(); err != nil {
+		return 0, true, err
+	}
+	return it.Version, true, nil
+}
+
+func errOwnedByHTTP(i int) error {
+	return Errorf(KindOwned, "mutations[%d]: key is owned (it was written with an owner secret over HTTP); a Deno KV write carries no secret and cannot change or delete it", i)
 }
 
 // planTuple turns w into one store transaction: user checks first, then
@@ -383,6 +465,8 @@ func (s *Service) planTuple(c Caller, w TupleWrite, checks []kv.Check, version u
 				return kv.Txn{}, nil, Errorf(KindBadRequest, "mutations[%d]: unknown value encoding", i)
 			case m.Encoding == EncodingLE64 && len(m.Value) != 8:
 				return kv.Txn{}, nil, Errorf(KindBadRequest, "mutations[%d]: a Deno.KvU64 value is 8 bytes", i)
+			case m.Encoding == EncodingV8 && !v8Shaped(m.Value):
+				return kv.Txn{}, nil, Errorf(KindBadRequest, "mutations[%d]: a V8-serialized value starts with its version tag, 0xff", i)
 			case len(m.Value) > maxValue:
 				return kv.Txn{}, nil, Errorf(KindTooLarge, "mutations[%d]: value too large: at most %d bytes", i, maxValue)
 			}
@@ -487,3 +571,12 @@ func Versionstamp(v uint64) []byte {
 	binary.BigEndian.PutUint64(b, v)
 	return b
 }
+
+// v8Shaped reports whether value can be V8's serialization, which always
+// starts with its version tag, 0xff (no UTF-8 text does).
+func v8Shaped(value []byte) bool { return len(value) > 0 && value[0] == 0xff }
+
+// encodedShape reports whether a shared key's value may have been written
+// as a V8 value or a Deno.KvU64 (8 bytes): only then is its encoding
+// record looked up, so plain values cost no second read.
+func encodedShape(value []byte) bool { return len(value) == 8 || v8Shaped(value) }
