@@ -152,6 +152,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 		return err
 	})
 	fs.StringVar(&c.CORSOrigin, "cors-origin", c.CORSOrigin, `Access-Control-Allow-Origin for browsers; "" disables CORS`)
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the server's URL as clients reach it (like https://kv.example), for the endpoints KV Connect hands out; default: from each request")
 	fs.Var((*originList)(&c.IPWriteOrigins), "ip-write-origins", "web origins (like https://app.example) whose pages may write ip/ keys, besides this server's own (comma-separated)")
 	fs.IntVar(&c.MaxScanLimit, "max-scan-limit", c.MaxScanLimit, "most keys one /list page returns")
 	fs.IntVar(&c.MaxBatchOps, "max-batch-ops", c.MaxBatchOps, "most operations (and most checks) of one /txn transaction")
@@ -254,7 +255,7 @@ var flagNames = map[string]string{
 	"CostRead": "cost-read", "CostWrite": "cost-write",
 	"ClientGrouping.V4": "rate-ipv4-prefix", "ClientGrouping.V6": "rate-ipv6-prefix", "RateClients": "rate-clients",
 	"TrustedProxies": "trusted-proxy", "Fsync": "fsync", "CORSOrigin": "cors-origin",
-	"IPWriteOrigins": "ip-write-origins", "MaxScanLimit": "max-scan-limit", "MaxWait": "max-wait", "MaxBatchOps": "max-batch-ops",
+	"IPWriteOrigins": "ip-write-origins", "PublicURL": "public-url", "MaxScanLimit": "max-scan-limit", "MaxWait": "max-wait", "MaxBatchOps": "max-batch-ops",
 	"MaxWatchers": "max-watchers", "MaxWatchersPerIP": "max-watchers-per-ip", "MaxWatchersPerNet": "max-watchers-per-net",
 	"NetworkGrouping.V4": "watch-net-ipv4-prefix", "NetworkGrouping.V6": "watch-net-ipv6-prefix",
 	"MetricsAddr": "metrics-addr", "PprofAddr": "pprof-addr",

@@ -47,6 +47,13 @@ type Config struct {
 	ClientIP handlers.ClientIP
 	// State is the database UUID and token key (see LoadState).
 	State State
+	// PublicURL, when set, is what endpoint URLs start with instead of
+	// the scheme and host each request shows.
+	PublicURL string
+	// Metrics observes every request, under the route names kv_metadata,
+	// kv_snapshot_read, kv_atomic_write and kv_watch; nil observes
+	// nothing.
+	Metrics handlers.Observer
 	// Now is the clock of token expiry; nil means time.Now.
 	Now func() time.Time
 	// Log receives errors that are the server's fault; nil discards them.
@@ -90,19 +97,48 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusMethodNotAllowed, "KV Connect takes POST requests only")
 		return
 	}
+	route := ""
+	var start time.Time
+	if h.cfg.Metrics != nil {
+		start = time.Now()
+		w = &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	}
 	switch r.URL.Path {
 	case Prefix, Prefix + "/":
+		route = "kv_metadata"
 		h.metadata(w, r)
 	case endpointPath + "/snapshot_read":
+		route = "kv_snapshot_read"
 		h.data(w, r, h.snapshotRead)
 	case endpointPath + "/atomic_write":
+		route = "kv_atomic_write"
 		h.data(w, r, h.atomicWrite)
 	case endpointPath + "/watch":
+		route = "kv_watch"
 		h.data(w, r, h.watch)
 	default:
+		route = "unknown"
 		writeText(w, http.StatusNotFound, "no such KV Connect endpoint")
 	}
+	if sw, ok := w.(*statusWriter); ok {
+		h.cfg.Metrics.Observe(route, sw.status, time.Since(start))
+	}
 }
+
+// statusWriter remembers the status of an answer, for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// Unwrap lets http.ResponseController reach the connection (a watch
+// stream flushes and sets its deadlines through it).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // caller returns the policy caller of a request made with identity.
 //
@@ -194,6 +230,9 @@ func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) {
 // (and one behind a proxy) reaches it. X-Forwarded-Proto and
 // X-Forwarded-Host count only from trusted proxies.
 func (h *Handler) baseURL(r *http.Request) string {
+	if h.cfg.PublicURL != "" {
+		return h.cfg.PublicURL
+	}
 	scheme, host := "http", r.Host
 	if r.TLS != nil {
 		scheme = "https"

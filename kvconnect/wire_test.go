@@ -2,6 +2,7 @@ package kvconnect_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -187,4 +188,35 @@ func TestDataPathRefusals(t *testing.T) {
 	require.NoError(t, err)
 	r.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, r.StatusCode)
+}
+
+// --public-url sets the endpoints' base, and KV Connect requests are
+// counted in the metrics under their own route names.
+func TestPublicURLAndMetrics(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) { c.PublicURL = "https://kv.example/rdv" })
+	m := openMeta(t, ts.base)
+	assert.Equal(t, "https://kv.example/rdv/kv/v3", m.Endpoints[0].URL)
+	resp, _ := post(t, ts.base+"/kv/v3/snapshot_read", m.Token, pb(1, pb(1, key("a"), 2, key("b"), 3, 1)))
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	// A request is counted just after its answer is written, so poll.
+	metrics := ""
+	for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(20 * time.Millisecond) {
+		r, err := http.Get(ts.base + "/metrics")
+		require.NoError(t, err)
+		var b strings.Builder
+		_, err = io.Copy(&b, r.Body)
+		r.Body.Close()
+		require.NoError(t, err)
+		if metrics = b.String(); strings.Contains(metrics, `{code="200",route="kv_snapshot_read"}`) {
+			break
+		}
+	}
+	assert.True(t, strings.Contains(metrics, `{code="200",route="kv_metadata"}`), "kv_metadata counted")
+	assert.True(t, strings.Contains(metrics, `{code="200",route="kv_snapshot_read"}`), "kv_snapshot_read counted")
+
+	for _, bad := range []string{"ftp://x", "https://kv.example/", "https://kv.example?a=1", "kv.example"} {
+		cfg := server.DefaultConfig()
+		cfg.PublicURL = bad
+		assert.Error(t, cfg.Validate(), bad)
+	}
 }

@@ -74,7 +74,8 @@ type Sources struct {
 // routeNames are the values the route label may take; the index is the
 // route id. unknown must stay last: unknownRoute is its id.
 var routeNames = [...]string{
-	"get", "set", "los", "cas", "casoc", "del", "list", "watch", "landing", "ip", "health", "metrics", "txn", "unknown",
+	"get", "set", "los", "cas", "casoc", "del", "list", "watch", "landing", "ip", "health", "metrics", "txn",
+	"kv_metadata", "kv_snapshot_read", "kv_atomic_write", "kv_watch", "unknown",
 }
 
 const (
@@ -113,6 +114,14 @@ func routeID(route string) int {
 		return 11
 	case "txn":
 		return 12
+	case "kv_metadata":
+		return 13
+	case "kv_snapshot_read":
+		return 14
+	case "kv_atomic_write":
+		return 15
+	case "kv_watch":
+		return 16
 	}
 	return unknownRoute
 }

@@ -84,6 +84,12 @@ type Config struct {
 	// CORSOrigin is sent as Access-Control-Allow-Origin; empty disables
 	// CORS.
 	CORSOrigin string
+	// PublicURL is the server's URL as its clients reach it
+	// (https://kv.example, or with a path a proxy mounts it under), which
+	// the endpoints KV Connect hands out start with; empty builds them
+	// from each request (its scheme and Host, or a trusted proxy's
+	// X-Forwarded-Proto and X-Forwarded-Host).
+	PublicURL string
 	// IPWriteOrigins are the web origins whose pages may write ip/ keys,
 	// besides this server's own, each as ParseOrigin returns it.
 	IPWriteOrigins []string
@@ -365,6 +371,12 @@ func (c *Config) Validate() error {
 			return refuse("TrustedProxies", p, errors.New("not a valid prefix"))
 		case p.Addr().Is4In6() && p.Bits() >= 96:
 			return refuse("TrustedProxies", p, errMappedRange)
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/") {
+			return refuse("PublicURL", c.PublicURL, errors.New("want an http or https URL like https://kv.example, without a query or a trailing slash"))
 		}
 	}
 	for _, o := range c.IPWriteOrigins {

@@ -262,7 +262,8 @@ func New(cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	deno := kvconnect.New(s.svc, kvconnect.Config{ClientIP: hcfg.ClientIP, State: kvState, Now: cfg.Now, Log: log})
+	deno := kvconnect.New(s.svc, kvconnect.Config{ClientIP: hcfg.ClientIP, State: kvState, PublicURL: cfg.PublicURL, Now: cfg.Now, Log: log,
+		Metrics: hcfg.Metrics})
 	s.api = mount(handlers.New(s.svc, hcfg), deno)
 	api := &http.Server{
 		Handler:           s.api,
