@@ -151,3 +151,18 @@ func mustPrefixes(ss ...string) []netip.Prefix {
 	}
 	return out
 }
+
+// A token the server refuses (here none) makes openKv itself fail, in
+// both clients, with the server's message.
+func TestRefusedTokenFailsOpen(t *testing.T) {
+	ts := startServer(t, nil)
+	for _, script := range []string{"deno.ts", "node.mjs"} {
+		t.Run(script, func(t *testing.T) {
+			out, err := tryClient(t, script, "CASES=badtoken.mjs", "BASE="+ts.base, "DENO_KV_ACCESS_TOKEN=")
+			require.Error(t, err, out)
+			require.Contains(t, out, "401")
+			require.Contains(t, out, "missing access token")
+			require.NotContains(t, out, "opened with a refused token")
+		})
+	}
+}

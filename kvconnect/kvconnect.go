@@ -103,6 +103,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		start = time.Now()
 		w = &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	}
+	if r.URL.Path != endpointPath+"/watch" {
+		// Every call but a watch stream counts against the requests in
+		// flight; watches are bounded by the watcher caps instead.
+		if err := h.svc.Admit(); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		defer h.svc.Release()
+	}
 	switch r.URL.Path {
 	case Prefix, Prefix + "/":
 		route = "kv_metadata"
@@ -382,9 +391,12 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	switch {
 	case errors.As(err, &pe):
 		w.Header()["X-Error-Code"] = []string{pe.Code()}
-		if pe.Limit != nil {
+		switch {
+		case pe.Limit != nil:
 			secs := int((pe.Limit.RetryAfter + time.Second - 1) / time.Second)
 			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		case pe.Kind == policy.KindOverloaded:
+			w.Header().Set("Retry-After", "1")
 		}
 		writeText(w, status(pe.Kind), pe.Message)
 	case errors.Is(err, errProto):
