@@ -134,6 +134,11 @@ type Config struct {
 	// request for this long.
 	IdleTimeout time.Duration
 
+	// RespAddr, when set, serves the Redis protocol (package resp) on this
+	// address; off when empty. Like Addr it must be loopback unless
+	// Insecure is set.
+	RespAddr string
+
 	// MetricsAddr, when set, serves /metrics on this address instead of
 	// on Addr.
 	MetricsAddr string
@@ -384,6 +389,14 @@ func (c *Config) Validate() error {
 		}
 		if !c.Insecure && !loopbackAddr(c.MetricsAddr) {
 			return refuse("MetricsAddr", c.MetricsAddr, ErrPlaintext)
+		}
+	}
+	if c.RespAddr != "" {
+		if _, _, err := net.SplitHostPort(c.RespAddr); err != nil {
+			return refuse("RespAddr", c.RespAddr, err)
+		}
+		if !c.Insecure && !loopbackAddr(c.RespAddr) {
+			return refuse("RespAddr", c.RespAddr, ErrPlaintext)
 		}
 	}
 	if !c.Insecure && !loopbackAddr(c.Addr) {

@@ -32,6 +32,7 @@ import (
 	"github.com/rendezvous-kv/rendezvous/metrics"
 	"github.com/rendezvous-kv/rendezvous/persist"
 	"github.com/rendezvous-kv/rendezvous/policy"
+	"github.com/rendezvous-kv/rendezvous/resp"
 	"github.com/rendezvous-kv/rendezvous/static"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
@@ -280,6 +281,16 @@ func New(cfg Config) (_ *Server, err error) {
 	}
 	s.fronts = append(s.fronts, front{"api", listener.Limit(ln, s.cfg.MaxConns), api})
 
+	if cfg.RespAddr != "" {
+		appendOnly := "no"
+		if s.journal != nil {
+			appendOnly = "yes"
+		}
+		rs := resp.New(resp.Config{Service: s.svc, Keys: s.store.Len, Now: cfg.Now, AppendOnly: appendOnly, Log: log})
+		if err := s.listen("resp", cfg.RespAddr, rs); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", met.Handler())
@@ -360,6 +371,10 @@ func (s *Server) Addr() net.Addr { return s.fronts[0].ln.Addr() }
 // MetricsAddr returns the address of the metrics listener, or nil when
 // /metrics is served on Addr.
 func (s *Server) MetricsAddr() net.Addr { return s.frontAddr("metrics") }
+
+// RespAddr returns the address of the Redis protocol listener, or nil
+// when there is none.
+func (s *Server) RespAddr() net.Addr { return s.frontAddr("resp") }
 
 // PprofAddr returns the address of the profiling listener, or nil when
 // there is none.
