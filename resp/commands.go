@@ -101,6 +101,8 @@ func init() {
 		{name: "watch", arity: -2, flags: cn, firstKey: 1, lastKey: -1, step: 1, run: cmdWatch, control: true},
 		{name: "unwatch", arity: 1, flags: cn, run: cmdUnwatch},
 
+		{name: "scan", arity: -2, flags: []string{"readonly"}, run: cmdScan},
+		{name: "keys", arity: 2, flags: []string{"readonly"}, run: cmdKeys},
 		{name: "get", arity: 2, flags: ro, firstKey: 1, lastKey: 1, step: 1, run: cmdGet, sim: simGet, cost: oneRead},
 		{name: "set", arity: -3, flags: rw, firstKey: 1, lastKey: 1, step: 1, run: cmdSet, sim: simSet, cost: oneWrite},
 		{name: "setnx", arity: 3, flags: rw, firstKey: 1, lastKey: 1, step: 1, sim: simSetNX, cost: oneWrite},

@@ -40,7 +40,8 @@ type conn struct {
 	queueErr   bool
 	watched    []policy.Watched
 
-	sub *subscription // nil until the first (P)SUBSCRIBE
+	sub     *subscription // nil until the first (P)SUBSCRIBE
+	cursors cursors       // SCAN's
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
