@@ -101,6 +101,10 @@ func init() {
 		{name: "watch", arity: -2, flags: cn, firstKey: 1, lastKey: -1, step: 1, run: cmdWatch, control: true},
 		{name: "unwatch", arity: 1, flags: cn, run: cmdUnwatch},
 
+		{name: "subscribe", arity: -2, flags: []string{"pubsub", "noscript"}, run: cmdSubscribe, subscribedOK: true},
+		{name: "psubscribe", arity: -2, flags: []string{"pubsub", "noscript"}, run: cmdPSubscribe, subscribedOK: true},
+		{name: "unsubscribe", arity: -1, flags: []string{"pubsub", "noscript"}, run: cmdUnsubscribe, subscribedOK: true},
+		{name: "punsubscribe", arity: -1, flags: []string{"pubsub", "noscript"}, run: cmdPUnsubscribe, subscribedOK: true},
 		{name: "scan", arity: -2, flags: []string{"readonly"}, run: cmdScan},
 		{name: "keys", arity: 2, flags: []string{"readonly"}, run: cmdKeys},
 		{name: "get", arity: 2, flags: ro, firstKey: 1, lastKey: 1, step: 1, run: cmdGet, sim: simGet, cost: oneRead},

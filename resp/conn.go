@@ -59,7 +59,11 @@ func (c *conn) wake() { c.nc.SetReadDeadline(time.Now()) }
 
 func (c *conn) serve() {
 	defer c.nc.Close()
-	defer c.unsubscribeAll()
+	defer func() {
+		c.mu.Lock()
+		c.unsubscribeAll()
+		c.mu.Unlock()
+	}()
 	for {
 		if c.rd.Buffered() == 0 {
 			if !c.flush() || c.closing {
@@ -131,7 +135,7 @@ func (c *conn) dispatch(args [][]byte) {
 		c.w.err("ERR wrong number of arguments for '" + cmd.name + "' command")
 		return
 	}
-	if c.subscribed() && !cmd.subscribedOK {
+	if c.subscribed() && c.w.proto == 2 && !cmd.subscribedOK { // RESP3 carries replies and messages apart
 		c.w.err("ERR Can't execute '" + cmd.name + "': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
 		return
 	}
