@@ -169,6 +169,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time an answer may take to write (watch streams and long-polls excepted)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "time a kept-alive connection may wait for its next request")
 	fs.StringVar(&c.RespAddr, "resp-addr", c.RespAddr, "serve the Redis protocol on this address, e.g. 127.0.0.1:6379 (off by default)")
+	fs.StringVar(&c.LineAddr, "line-addr", c.LineAddr, "serve netkv's line protocol (for nc) on this address, e.g. 127.0.0.1:4000 (off by default)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9090)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof and expvar on this loopback address (off by default)")
 	fs.BoolVar(&c.Repair, "repair", c.Repair, "start despite a damaged snapshot or journal, or missing journal generations: load what can be read, move the files aside (never delete)")
@@ -258,7 +259,7 @@ var flagNames = map[string]string{
 	"IPWriteOrigins": "ip-write-origins", "MaxScanLimit": "max-scan-limit", "MaxWait": "max-wait", "MaxBatchOps": "max-batch-ops",
 	"MaxWatchers": "max-watchers", "MaxWatchersPerIP": "max-watchers-per-ip", "MaxWatchersPerNet": "max-watchers-per-net",
 	"NetworkGrouping.V4": "watch-net-ipv4-prefix", "NetworkGrouping.V6": "watch-net-ipv6-prefix",
-	"MetricsAddr": "metrics-addr", "RespAddr": "resp-addr", "PprofAddr": "pprof-addr",
+	"MetricsAddr": "metrics-addr", "RespAddr": "resp-addr", "LineAddr": "line-addr", "PprofAddr": "pprof-addr",
 	"MaxConns": "max-conns", "MaxInFlight": "max-in-flight", "MaxHeaderBytes": "max-header-bytes",
 	"ReadHeaderTimeout": "read-header-timeout", "ReadTimeout": "read-timeout", "WriteTimeout": "write-timeout",
 	"IdleTimeout": "idle-timeout",
@@ -282,8 +283,8 @@ func flagError(err error) error {
 	switch {
 	case errors.Is(ce.Err, server.ErrPlaintext) && ce.Field == "Addr":
 		return fmt.Errorf("refusing to serve plaintext HTTP on %s, which is not a loopback address: put a TLS proxy in front and pass --insecure (with --trusted-proxy), or listen on 127.0.0.1", ce.Value)
-	case errors.Is(ce.Err, server.ErrPlaintext) && ce.Field == "RespAddr":
-		return fmt.Errorf("invalid value %s for flag --%s: the Redis protocol would be served in plaintext on an address that is not loopback; listen on 127.0.0.1, or pass --insecure", value, name)
+	case errors.Is(ce.Err, server.ErrPlaintext) && (ce.Field == "RespAddr" || ce.Field == "LineAddr"):
+		return fmt.Errorf("invalid value %s for flag --%s: the protocol would be served in plaintext on an address that is not loopback; listen on 127.0.0.1, or pass --insecure", value, name)
 	case errors.Is(ce.Err, server.ErrPlaintext):
 		return fmt.Errorf("invalid value %s for flag --%s: /metrics would be served in plaintext on an address that is not loopback; listen on 127.0.0.1, or pass --insecure to expose it", value, name)
 	}

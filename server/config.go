@@ -138,6 +138,10 @@ type Config struct {
 	// address; off when empty. Like Addr it must be loopback unless
 	// Insecure is set.
 	RespAddr string
+	// LineAddr, when set, serves netkv's line protocol (package
+	// lineproto) on this address; off when empty. Like Addr it must be
+	// loopback unless Insecure is set.
+	LineAddr string
 
 	// MetricsAddr, when set, serves /metrics on this address instead of
 	// on Addr.
@@ -391,12 +395,15 @@ func (c *Config) Validate() error {
 			return refuse("MetricsAddr", c.MetricsAddr, ErrPlaintext)
 		}
 	}
-	if c.RespAddr != "" {
-		if _, _, err := net.SplitHostPort(c.RespAddr); err != nil {
-			return refuse("RespAddr", c.RespAddr, err)
+	for _, a := range []struct{ field, addr string }{{"RespAddr", c.RespAddr}, {"LineAddr", c.LineAddr}} {
+		if a.addr == "" {
+			continue
 		}
-		if !c.Insecure && !loopbackAddr(c.RespAddr) {
-			return refuse("RespAddr", c.RespAddr, ErrPlaintext)
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return refuse(a.field, a.addr, err)
+		}
+		if !c.Insecure && !loopbackAddr(a.addr) {
+			return refuse(a.field, a.addr, ErrPlaintext)
 		}
 	}
 	if !c.Insecure && !loopbackAddr(c.Addr) {

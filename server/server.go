@@ -28,6 +28,7 @@ import (
 	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/limiter"
+	"github.com/rendezvous-kv/rendezvous/lineproto"
 	"github.com/rendezvous-kv/rendezvous/listener"
 	"github.com/rendezvous-kv/rendezvous/metrics"
 	"github.com/rendezvous-kv/rendezvous/persist"
@@ -291,6 +292,11 @@ func New(cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
+	if cfg.LineAddr != "" {
+		if err := s.listen("line", cfg.LineAddr, lineproto.New(lineproto.Config{Service: s.svc, Log: log})); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", met.Handler())
@@ -375,6 +381,10 @@ func (s *Server) MetricsAddr() net.Addr { return s.frontAddr("metrics") }
 // RespAddr returns the address of the Redis protocol listener, or nil
 // when there is none.
 func (s *Server) RespAddr() net.Addr { return s.frontAddr("resp") }
+
+// LineAddr returns the address of the line protocol listener, or nil when
+// there is none.
+func (s *Server) LineAddr() net.Addr { return s.frontAddr("line") }
 
 // PprofAddr returns the address of the profiling listener, or nil when
 // there is none.
