@@ -38,13 +38,19 @@ func readLine(r *bufio.Reader, limit int) ([]byte, error) {
 			if n := len(line); n > 0 && line[n-1] == '\r' {
 				line = line[:n-1]
 			}
+			if len(line) > limit {
+				return nil, errTooLong
+			}
 			return line, nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			line = append(line, chunk...)
 		case errors.Is(err, io.EOF) && len(line)+len(chunk) > 0:
 			// A last line without its newline still counts, as nc sends
 			// it when stdin ends without one.
-			return append(line, chunk...), nil
+			if line = append(line, chunk...); len(line) > limit {
+				return nil, errTooLong
+			}
+			return line, nil
 		default:
 			return nil, err
 		}
