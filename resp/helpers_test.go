@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -114,3 +116,7 @@ func (r *rig) httpSet(t *testing.T, key, value string, hdr ...string) int {
 }
 
 var ctx = context.Background()
+
+var netipLoopback = netip.MustParseAddr("127.0.0.1")
+
+func itoa(i int) string { return strconv.Itoa(i) }
