@@ -95,9 +95,19 @@ func (s *Service) Atomic(c Caller, req AtomicRequest) (TxnResult, error) {
 	for attempt := 0; attempt < maxAtomicAttempts; attempt++ {
 		read := make(map[string]kv.Item)
 		var order []string
+		var refused error // the first read the rules refuse
 		reader := func(key string) (kv.Item, bool) {
 			it, seen := read[key]
 			if !seen {
+				// Every read a rule decides is decided here (once the
+				// caller's grants exist, their read right too), so a
+				// Decide cannot see what a Get would refuse.
+				if err := s.checkKey(key); err != nil {
+					if refused == nil {
+						refused = err
+					}
+					return kv.Item{}, false
+				}
 				it, _ = s.store.Get(key)
 				read[key] = it
 				order = append(order, key)
@@ -105,6 +115,9 @@ func (s *Service) Atomic(c Caller, req AtomicRequest) (TxnResult, error) {
 			return it, it.Version != 0
 		}
 		ops, err := req.Decide(reader)
+		if err == nil {
+			err = refused
+		}
 		if err != nil {
 			return TxnResult{}, err
 		}
@@ -161,7 +174,8 @@ func (s *Service) Atomic(c Caller, req AtomicRequest) (TxnResult, error) {
 	return TxnResult{}, errContended
 }
 
-// atomicOp checks op by the rules of a single write and turns it into the
+// atomicOp checks op by the rules of a single write (once the caller's
+// grants exist, their write right on op.Key too) and turns it into the
 // store's form.
 func (s *Service) atomicOp(c Caller, op AtomicOp, read map[string]kv.Item, now time.Time) (kv.TxnOp, error) {
 	if err := s.checkStoredWrite(c, op.Key); err != nil {

@@ -72,3 +72,16 @@ func TestAtomicRules(t *testing.T) {
 	_, err = f.svc.Atomic(v4, ops(policy.AtomicOp{Key: "a\x00", Value: []byte("x")}))
 	policyErr(t, err, policy.KindBadRequest)
 }
+
+// A read the key rules refuse refuses the command, whatever Decide made
+// of the empty answer.
+func TestAtomicRefusedRead(t *testing.T) {
+	f := newFixture(t, ttlstore.Options{}, nil)
+	_, err := f.svc.Atomic(v4, policy.AtomicRequest{Decide: func(read func(string) (kv.Item, bool)) ([]policy.AtomicOp, error) {
+		read("bad\x01key")
+		return []policy.AtomicOp{{Key: "x", Value: []byte("v")}}, nil
+	}})
+	policyErr(t, err, policy.KindBadRequest)
+	_, ok := f.store.Get("x")
+	assert.False(t, ok, "nothing written")
+}
