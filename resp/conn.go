@@ -85,8 +85,10 @@ func (c *conn) serve() {
 				c.mu.Lock()
 				c.w.err("ERR " + pe.Error())
 				c.mu.Unlock()
-				c.flush()
 			}
+			// The replies to the commands of a batch cut short (by a
+			// shutdown's deadline, a frame left half sent) still go out.
+			c.flush()
 			return
 		}
 		c.mu.Lock()
