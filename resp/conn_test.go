@@ -168,3 +168,15 @@ func TestMalformedAndBigFrames(t *testing.T) {
 	assert.Contains(t, c.line(), "-ERR Protocol error: request too large")
 	c.closed()
 }
+
+// TestOneWritePerBatch: the replies to a batch of pipelined commands go
+// out in one write, so they arrive together.
+func TestOneWritePerBatch(t *testing.T) {
+	r := start(t, testConfig())
+	c := r.raw(t)
+	c.send(strings.Repeat("*1\r\n$4\r\nPING\r\n", 100))
+	buf := make([]byte, 4096)
+	n, err := c.nc.Read(buf)
+	require.NoError(t, err)
+	assert.Equal(t, strings.Repeat("+PONG\r\n", 100), string(buf[:n]), "one read gets every reply")
+}
