@@ -180,3 +180,25 @@ func TestOneWritePerBatch(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, strings.Repeat("+PONG\r\n", 100), string(buf[:n]), "one read gets every reply")
 }
+
+// TestCommandDocs: COMMAND DOCS describes the arguments, as redis-cli
+// reads them for its hints.
+func TestCommandDocs(t *testing.T) {
+	r := start(t, testConfig())
+	c := r.client(t, 3)
+	res, err := c.Do(ctx, "COMMAND", "DOCS", "incr", "mset", "nope").Result()
+	require.NoError(t, err)
+	docs := res.(map[any]any)
+	require.Len(t, docs, 2, "unknown names are left out")
+	incr := docs["incr"].(map[any]any)
+	assert.Equal(t, "string", incr["group"])
+	assert.Equal(t, []any{map[any]any{"name": "key", "type": "key"}}, incr["arguments"])
+	mset := docs["mset"].(map[any]any)["arguments"].([]any)[0].(map[any]any)
+	assert.Equal(t, "block", mset["type"])
+	assert.Equal(t, []any{"multiple"}, mset["flags"])
+	all, err := c.Do(ctx, "COMMAND", "DOCS").Result()
+	require.NoError(t, err)
+	n, err := c.Do(ctx, "COMMAND", "COUNT").Int()
+	require.NoError(t, err)
+	assert.Len(t, all.(map[any]any), n, "every command documented")
+}

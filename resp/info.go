@@ -43,9 +43,7 @@ func cmdCommand(c *conn, a [][]byte) {
 		}
 		return
 	case "docs":
-		// No documentation is served: an empty map, which redis-cli
-		// takes as "no hints" rather than as an error.
-		c.w.mapHeader(0)
+		cmdDocs(c, a[2:])
 		return
 	case "list":
 		if len(a) != 2 {
