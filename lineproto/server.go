@@ -30,6 +30,21 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Log receives connection errors worth an operator's attention.
 	Log *slog.Logger
+	// Verifier, when set, makes every connection authenticate: the server
+	// greets with "?Needs Auth", and a first line other than a valid
+	// "~password=TOKEN" gets "!Not Authorized" and a disconnect. Nil
+	// means no authentication, no greeting, as netkv without a password.
+	Verifier Verifier
+	// Authenticate returns the Caller of a connection from ip that proved
+	// identity id (policy.Service.Authenticated, once the Service has
+	// it); nil keeps such a connection's anonymous caller.
+	Authenticate func(ip netip.Addr, id *policy.Identity) policy.Caller
+}
+
+// Verifier checks a token and returns who holds it. It has the method
+// set of auth.Verifier, so the server hands its verifier over as it is.
+type Verifier interface {
+	Verify(token string) (*policy.Identity, error)
 }
 
 // DefaultIdleTimeout is how long a silent connection stays open.
@@ -147,6 +162,9 @@ func (s *Server) Close() error {
 
 // session is one connection's state.
 type session struct {
+	ip     netip.Addr
+	authed bool // no verifier, or the connection proved an identity
+	closed bool // refused: answer, then disconnect
 	caller policy.Caller
 	ttl    time.Duration // of this connection's writes; 0: the default
 	out    []byte
@@ -158,9 +176,10 @@ func (s *Server) serveConn(nc net.Conn) {
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		ip = ap.Addr()
 	}
-	// The auth seam: until a verifier is configured there is no greeting
-	// (netkv without a password) and every caller is anonymous.
-	ss := &session{caller: s.svc.Caller(ip, false)}
+	ss := &session{ip: ip, caller: s.svc.Caller(ip, false), authed: s.cfg.Verifier == nil}
+	if !ss.authed {
+		ss.reply('?', "Needs Auth")
+	}
 	r := bufio.NewReaderSize(nc, 4096)
 	for {
 		if r.Buffered() == 0 {
@@ -192,6 +211,11 @@ func (s *Server) serveConn(nc net.Conn) {
 			continue
 		}
 		s.handle(ss, parse(line))
+		if ss.closed {
+			nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			nc.Write(ss.out)
+			return
+		}
 	}
 }
 
@@ -212,6 +236,11 @@ func refusal(err error) string {
 }
 
 func (s *Server) handle(ss *session, req request) {
+	if !ss.authed && req.kind != kindAuth {
+		ss.reply('!', "Not Authorized")
+		ss.closed = true
+		return
+	}
 	switch req.kind {
 	case kindRead:
 		it, err := s.svc.Get(ss.caller, string(req.key))
@@ -241,8 +270,21 @@ func (s *Server) handle(ss *session, req request) {
 		ss.out = append(ss.out, value...)
 		ss.out = append(ss.out, '\n')
 	case kindAuth:
-		// No auth is configured: as netkv without a password, there is
-		// nothing to prove, and the line is acknowledged.
+		if s.cfg.Verifier == nil {
+			// As netkv without a password: nothing to prove.
+			ss.reply('?', "Authorized")
+			return
+		}
+		id, err := s.cfg.Verifier.Verify(string(req.value))
+		if err != nil || id == nil {
+			ss.reply('!', "Not Authorized")
+			ss.closed = true
+			return
+		}
+		ss.authed = true
+		if s.cfg.Authenticate != nil {
+			ss.caller = s.cfg.Authenticate(ss.ip, id)
+		}
 		ss.reply('?', "Authorized")
 	case kindTTL:
 		if len(req.value) == 0 {

@@ -30,6 +30,9 @@ type command struct {
 	control bool
 	// subscribedOK commands are allowed in subscribed mode.
 	subscribedOK bool
+	// beforeAuth commands are allowed before a connection authenticated,
+	// when the server has a verifier.
+	beforeAuth bool
 }
 
 func (cmd *command) arityOK(n int) bool {
@@ -82,10 +85,10 @@ func init() {
 	for _, cmd := range []*command{
 		{name: "ping", arity: -1, flags: cn, run: cmdPing, sim: simPing, subscribedOK: true},
 		{name: "echo", arity: 2, flags: cn, run: func(c *conn, a [][]byte) { c.w.bulk(a[1]) }, sim: func(t *tx, a [][]byte) { t.w.bulk(a[1]) }},
-		{name: "quit", arity: -1, flags: cn, run: cmdQuit, control: true, subscribedOK: true},
+		{name: "quit", arity: -1, flags: cn, run: cmdQuit, control: true, subscribedOK: true, beforeAuth: true},
 		{name: "select", arity: 2, flags: cn, run: cmdSelect},
-		{name: "hello", arity: -1, flags: cn, run: cmdHello},
-		{name: "auth", arity: -2, flags: cn, run: cmdAuth},
+		{name: "hello", arity: -1, flags: cn, run: cmdHello, beforeAuth: true},
+		{name: "auth", arity: -2, flags: cn, run: cmdAuth, beforeAuth: true},
 		{name: "client", arity: -2, flags: cn, run: cmdClient},
 		{name: "command", arity: -1, flags: cn, run: cmdCommand},
 		{name: "info", arity: -1, flags: cn, run: cmdInfo},
@@ -209,9 +212,14 @@ func cmdHello(c *conn, a [][]byte) {
 				c.w.err(errSyntax)
 				return
 			}
-			// No auth is configured (the auth front end has not landed):
-			// as Redis with the default user's nopass, any credentials
-			// are accepted and the caller stays anonymous.
+			// Without a verifier, as Redis with the default user's
+			// nopass: any credentials, and the caller stays anonymous.
+			if c.s.cfg.Verifier != nil {
+				if refused := c.authenticate(string(a[i+1]), string(a[i+2])); refused != "" {
+					c.w.err(refused)
+					return
+				}
+			}
 			i += 2
 		case "setname":
 			if i+1 >= len(a) {
@@ -228,6 +236,10 @@ func cmdHello(c *conn, a [][]byte) {
 			c.w.err("ERR Syntax error in HELLO option '" + string(clip(a[i], 64)) + "'")
 			return
 		}
+	}
+	if !c.authed {
+		c.w.err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <token> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		return
 	}
 	if setName {
 		c.name = name
@@ -268,10 +280,21 @@ func cmdAuth(c *conn, a [][]byte) {
 		c.w.err(errSyntax)
 		return
 	}
-	// The auth seam: without a verifier (none exists yet) Redis's answers
-	// without a password configured.
-	if len(a) == 2 {
-		c.w.err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+	if c.s.cfg.Verifier == nil {
+		// Without a verifier, Redis's answers without a password set.
+		if len(a) == 2 {
+			c.w.err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+			return
+		}
+		c.w.simple("OK")
+		return
+	}
+	user, token := "", string(a[1])
+	if len(a) == 3 {
+		user, token = string(a[1]), string(a[2])
+	}
+	if refused := c.authenticate(user, token); refused != "" {
+		c.w.err(refused)
 		return
 	}
 	c.w.simple("OK")
@@ -357,6 +380,8 @@ func cmdReset(c *conn, a [][]byte) {
 	c.endMulti()
 	c.unsubscribeAll()
 	c.name, c.secret, c.w.proto = "", "", 2
+	c.cursors = cursors{}
+	c.deauthenticate()
 	c.w.simple("RESET")
 }
 

@@ -28,6 +28,7 @@ type conn struct {
 	mu sync.Mutex
 	w  writer
 
+	authed  bool // no verifier, or the connection proved an identity
 	name    string
 	lib     string
 	secret  string // the owner secret of this connection's writes
@@ -47,10 +48,9 @@ type conn struct {
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, rd: NewReader(nc, s.limits), id: s.nextID.Add(1)}
 	c.w.proto = 2
-	// Until the auth front end lands, every caller is anonymous (AUTH
-	// answers as Redis does without a password): this is the seam where
-	// an authenticated identity replaces the anonymous caller.
-	c.caller = s.svc.Caller(peerIP(nc), false)
+	// Anonymous until AUTH (or HELLO AUTH) proves an identity; without a
+	// verifier every caller stays anonymous, with full access.
+	c.deauthenticate()
 	return c
 }
 
@@ -130,6 +130,11 @@ func (c *conn) dispatch(args [][]byte) {
 	if cmd == nil {
 		c.queueFailed()
 		c.w.err(unknownCommand(args))
+		return
+	}
+	if !c.authed && !cmd.beforeAuth {
+		c.queueFailed()
+		c.w.err(errNoAuth)
 		return
 	}
 	if !cmd.arityOK(len(args)) {

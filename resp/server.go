@@ -43,6 +43,15 @@ type Config struct {
 	AppendOnly string
 	// Log receives connection errors worth an operator's attention.
 	Log *slog.Logger
+	// Verifier, when set, makes every connection authenticate with AUTH
+	// (or HELLO ... AUTH) before any other command: NOAUTH until then.
+	// Nil means no authentication: AUTH answers as Redis does without a
+	// password, and every caller is anonymous.
+	Verifier Verifier
+	// Authenticate returns the Caller of a connection from ip that proved
+	// identity id (policy.Service.Authenticated, once the Service has
+	// it); nil keeps such a connection's anonymous caller.
+	Authenticate func(ip netip.Addr, id *policy.Identity) policy.Caller
 }
 
 // The defaults of Config's timeouts.
