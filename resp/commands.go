@@ -728,11 +728,11 @@ func simGetEx(t *tx, a [][]byte) {
 	switch {
 	case len(a) == 2:
 	case persist:
-		t.put(k, val, ttlSpec{}, t.secret())
+		t.putEvent(k, val, ttlSpec{}, t.secret(), "persist")
 	case ttl <= 0:
 		t.del(k, t.secret())
 	default:
-		t.put(k, val, ttlSpec{ttl: ttl}, t.secret())
+		t.putEvent(k, val, ttlSpec{ttl: ttl}, t.secret(), "expire")
 	}
 	t.w.bulk(val)
 }
@@ -934,7 +934,7 @@ func simExpire(unit time.Duration, absolute bool) func(t *tx, a [][]byte) {
 		if at <= t.now.UnixNano() {
 			t.del(k, t.secret())
 		} else {
-			t.put(k, e.value, ttlSpec{ttl: time.Duration(at - t.now.UnixNano())}, t.secret())
+			t.putEvent(k, e.value, ttlSpec{ttl: time.Duration(at - t.now.UnixNano())}, t.secret(), "expire")
 		}
 		t.w.int(1)
 	}
@@ -953,7 +953,7 @@ func simPersist(t *tx, a [][]byte) {
 		t.w.int(0)
 		return
 	}
-	t.put(k, e.value, ttlSpec{}, t.secret())
+	t.putEvent(k, e.value, ttlSpec{}, t.secret(), "persist")
 	t.w.int(1)
 }
 
@@ -974,7 +974,7 @@ func simAppend(t *tx, a [][]byte) {
 	e := t.get(k)
 	v := make([]byte, 0, len(e.value)+len(a[2]))
 	v = append(append(v, e.value...), a[2]...)
-	t.put(k, v, ttlSpec{keep: true}, t.secret())
+	t.putEvent(k, v, ttlSpec{keep: true}, t.secret(), "append")
 	t.w.int(int64(len(v)))
 }
 
@@ -1023,7 +1023,7 @@ func simIncr(sign int64, withArg bool) func(t *tx, a [][]byte) {
 			return
 		}
 		cur += by
-		t.put(k, strconv.AppendInt(nil, cur, 10), ttlSpec{keep: true}, t.secret())
+		t.putEvent(k, strconv.AppendInt(nil, cur, 10), ttlSpec{keep: true}, t.secret(), "incrby")
 		t.w.int(cur)
 	}
 }

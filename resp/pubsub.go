@@ -136,16 +136,16 @@ func (c *conn) unsubscribe(a [][]byte, pattern bool) {
 }
 
 // eventName is the notification of a change, as Redis names its events.
-func eventName(op kv.Op) string {
-	switch op {
+func (c *conn) eventName(ev *kv.Event) string {
+	switch ev.Op {
 	case kv.OpSet:
-		return "set"
+		return c.s.notes.event(ev)
 	case kv.OpDelete:
 		return "del"
 	case kv.OpExpire:
 		return "expired"
 	}
-	return op.String()
+	return ev.Op.String()
 }
 
 // pump delivers the watch's events as messages until the subscription
@@ -176,9 +176,11 @@ func (c *conn) pump(sub *subscription) {
 			c.mu.Unlock()
 			return
 		}
-		for _, ev := range step.Events {
-			c.notify(sub, keyspacePrefix+ev.Key, eventName(ev.Op))
-			c.notify(sub, keyeventPrefix+eventName(ev.Op), ev.Key)
+		for i := range step.Events {
+			ev := &step.Events[i]
+			name := c.eventName(ev)
+			c.notify(sub, keyspacePrefix+ev.Key, name)
+			c.notify(sub, keyeventPrefix+name, ev.Key)
 		}
 		ok := c.flushLocked()
 		c.mu.Unlock()

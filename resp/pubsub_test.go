@@ -132,3 +132,33 @@ func TestRedisCLISubscribe(t *testing.T) {
 	}
 	assert.Equal(t, "message,__keyspace@0__:cfg,set", strings.Join(got, ","))
 }
+
+// TestEventNames: Redis's own event names for the writes of INCR,
+// EXPIRE and APPEND; "set" for a SET of any protocol.
+func TestEventNames(t *testing.T) {
+	r := start(t, testConfig())
+	c := r.client(t, 3)
+	ps := c.PSubscribe(ctx, "__keyspace@0__:ev/*", "__keyevent@0__:incrby")
+	t.Cleanup(func() { ps.Close() })
+	for range 2 {
+		_, err := ps.Receive(ctx)
+		require.NoError(t, err)
+	}
+	w := r.client(t, 2)
+	require.NoError(t, w.Incr(ctx, "ev/n").Err())
+	m := receive(t, ps)
+	assert.Equal(t, "incrby", m.Payload)
+	m = receive(t, ps)
+	assert.Equal(t, "__keyevent@0__:incrby", m.Channel)
+	assert.Equal(t, "ev/n", m.Payload)
+	require.NoError(t, w.Expire(ctx, "ev/n", time.Minute).Err())
+	assert.Equal(t, "expire", receive(t, ps).Payload)
+	require.NoError(t, w.Append(ctx, "ev/n", "0").Err())
+	assert.Equal(t, "append", receive(t, ps).Payload)
+	require.Equal(t, 200, r.httpSet(t, "ev/n", "10"))
+	assert.Equal(t, "set", receive(t, ps).Payload, "the same value over HTTP is a set")
+	require.NoError(t, w.Set(ctx, "ev/n", "11", 0).Err())
+	assert.Equal(t, "set", receive(t, ps).Payload)
+	require.NoError(t, w.Del(ctx, "ev/n").Err())
+	assert.Equal(t, "del", receive(t, ps).Payload)
+}
