@@ -170,6 +170,13 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "time a kept-alive connection may wait for its next request")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9090)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof and expvar on this loopback address (off by default)")
+	fs.StringVar(&c.AuthFile, "auth-file", c.AuthFile, "token file: lines of TOKEN IDENTITY GRANT... [rate=N/DURATION], re-read on SIGHUP")
+	fs.StringVar(&c.JWTSecretFile, "jwt-secret-file", c.JWTSecretFile, "file holding the shared secret of HS256/384/512 bearer JWTs")
+	fs.StringVar(&c.JWTPublicKey, "jwt-public-key", c.JWTPublicKey, "PEM public key (RSA, ECDSA, Ed25519) of RS*/PS*/ES*/EdDSA bearer JWTs")
+	fs.StringVar(&c.JWTJWKSURL, "jwt-jwks-url", c.JWTJWKSURL, "URL of the JWKS holding the keys of bearer JWTs")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", c.JWTIssuer, "iss every JWT must carry")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", c.JWTAudience, "aud every JWT must carry")
+	fs.StringVar(&c.Anonymous, "anonymous", c.Anonymous, `grants of callers without a token when auth is on, e.g. "rw: -:team/" (default: none)`)
 	fs.BoolVar(&c.Repair, "repair", c.Repair, "start despite a damaged snapshot or journal, or missing journal generations: load what can be read, move the files aside (never delete)")
 
 	// The original server's flags, so existing units keep working.
@@ -260,7 +267,9 @@ var flagNames = map[string]string{
 	"MetricsAddr": "metrics-addr", "PprofAddr": "pprof-addr",
 	"MaxConns": "max-conns", "MaxInFlight": "max-in-flight", "MaxHeaderBytes": "max-header-bytes",
 	"ReadHeaderTimeout": "read-header-timeout", "ReadTimeout": "read-timeout", "WriteTimeout": "write-timeout",
-	"IdleTimeout": "idle-timeout",
+	"IdleTimeout": "idle-timeout", "AuthFile": "auth-file",
+	"JWTSecretFile": "jwt-secret-file", "JWTPublicKey": "jwt-public-key", "JWTJWKSURL": "jwt-jwks-url",
+	"JWTIssuer": "jwt-issuer", "JWTAudience": "jwt-audience", "Anonymous": "anonymous",
 }
 
 // flagError words a *server.ConfigError for the command line: by the flag
@@ -281,6 +290,8 @@ func flagError(err error) error {
 	switch {
 	case errors.Is(ce.Err, server.ErrPlaintext) && ce.Field == "Addr":
 		return fmt.Errorf("refusing to serve plaintext HTTP on %s, which is not a loopback address: put a TLS proxy in front and pass --insecure (with --trusted-proxy), or listen on 127.0.0.1", ce.Value)
+	case errors.Is(ce.Err, server.ErrAuthExclusive):
+		return errors.New("--auth-file and the --jwt-* keys are exclusive: authenticate with a token file or with JWTs, not both")
 	case errors.Is(ce.Err, server.ErrPlaintext):
 		return fmt.Errorf("invalid value %s for flag --%s: /metrics would be served in plaintext on an address that is not loopback; listen on 127.0.0.1, or pass --insecure to expose it", value, name)
 	}

@@ -60,9 +60,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadOnHUP(ctx, srv, hup)
 	// Serve has logged what went wrong, if anything did.
 	if err := srv.Serve(ctx); err != nil {
 		return 1
 	}
 	return 0
+}
+
+// reloadOnHUP has srv re-read its files (the token file) on each SIGHUP,
+// until ctx is done. A failed reload keeps what was loaded and has been
+// logged by the part that failed.
+func reloadOnHUP(ctx context.Context, srv *server.Server, hup <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			srv.Reload()
+		}
+	}
 }

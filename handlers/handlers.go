@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/rendezvous-kv/rendezvous/auth"
 	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/listener"
 	"github.com/rendezvous-kv/rendezvous/policy"
@@ -26,6 +27,12 @@ import (
 type Config struct {
 	// ClientIP decides whose address a request comes from.
 	ClientIP ClientIP
+	// Verifier checks the token of a request's Authorization: Bearer
+	// header. A request without one is anonymous; one with a token the
+	// Verifier refuses is answered 401, whatever it asks. Nil means no
+	// authentication: the header is ignored and every caller is
+	// anonymous.
+	Verifier auth.Verifier
 	// Landing fills the landing page; Host is replaced per request.
 	Landing static.Vars
 	// Log receives errors that are the server's fault; nil discards them.
@@ -155,14 +162,18 @@ func (s *API) wrap(route string, load admission, h handlerFunc) http.HandlerFunc
 		if s.cfg.Metrics != nil {
 			start = time.Now()
 		}
-		c := s.svc.Caller(s.cfg.ClientIP.Resolve(r), s.crossSite(r))
+		c, err := s.caller(r)
 		w.Header()["X-Client-Ip"] = []string{c.IP.String()}
 		status := http.StatusOK
-		var err error
-		if load == exempt || (load == countedUnlessWait && wantsWait(r)) {
+		switch {
+		case err != nil:
+			// A refused token is answered 401 before anything else.
+		case load == exempt || (load == countedUnlessWait && wantsWait(r)):
 			err = h(w, r, c)
-		} else if err = s.svc.Admit(); err == nil {
-			err = s.admitted(w, r, c, h)
+		default:
+			if err = s.svc.Admit(); err == nil {
+				err = s.admitted(w, r, c, h)
+			}
 		}
 		if err != nil {
 			status = s.writeError(w, r, err)
@@ -178,6 +189,37 @@ func (s *API) wrap(route string, load admission, h handlerFunc) http.HandlerFunc
 func (s *API) admitted(w http.ResponseWriter, r *http.Request, c policy.Caller, h handlerFunc) error {
 	defer s.svc.Release()
 	return h(w, r, c)
+}
+
+// caller returns the Caller of r: anonymous without an Authorization
+// header (or without a Verifier), else the identity its bearer token
+// proves. A refused token comes back with the anonymous Caller, for the
+// answer's X-Client-Ip.
+func (s *API) caller(r *http.Request) (policy.Caller, error) {
+	ip, crossSite := s.cfg.ClientIP.Resolve(r), s.crossSite(r)
+	if s.cfg.Verifier == nil {
+		return s.svc.Caller(ip, crossSite), nil
+	}
+	hdr := r.Header["Authorization"]
+	if hdr == nil {
+		return s.svc.Caller(ip, crossSite), nil
+	}
+	id, err := s.cfg.Verifier.Verify(bearerToken(hdr[0]))
+	if err != nil {
+		return s.svc.Caller(ip, crossSite), err
+	}
+	return s.svc.Authenticated(ip, crossSite, id), nil
+}
+
+// bearerToken returns the token of an Authorization header of the Bearer
+// scheme (its name in any case, RFC 9110 §11.1), or "" for any other
+// header, which no Verifier accepts.
+func bearerToken(h string) string {
+	const scheme = "bearer "
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return ""
+	}
+	return strings.TrimSpace(h[len(scheme):])
 }
 
 var octetStream = []string{"application/octet-stream"}

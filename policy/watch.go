@@ -58,7 +58,9 @@ func (s *Service) subscribe(c Caller, o kv.SubOptions) (kv.Subscription, error) 
 //
 // The prefix follows the key syntax except that it may be empty (every
 // key). Like reads, it is not rewritten for ip/: anyone may watch
-// ip/<addr>/, as anyone may read it.
+// ip/<addr>/, as anyone may read it. A caller with grants sees only the
+// changes of keys it may read, and is refused a watch under which it may
+// read none.
 func (s *Service) Watch(c Caller, prefix string, since uint64, exact bool) (*Watcher, error) {
 	if err := s.charge(c, s.cfg.CostRead); err != nil {
 		return nil, err
@@ -67,6 +69,13 @@ func (s *Service) Watch(c Caller, prefix string, since uint64, exact bool) (*Wat
 		if err := s.checkKey(prefix); err != nil {
 			return nil, err
 		}
+	}
+	if exact {
+		if err := s.allow(c, prefix, AccessRead); err != nil {
+			return nil, err
+		}
+	} else if err := s.allowUnder(c, prefix); err != nil {
+		return nil, err
 	}
 	f := s.cfg.Feed
 	if f == nil {
@@ -109,6 +118,9 @@ func (s *Service) WaitKey(ctx context.Context, c Caller, key string, etag uint64
 		return kv.Item{}, false, err
 	}
 	if err := s.checkKey(key); err != nil {
+		return kv.Item{}, false, err
+	}
+	if err := s.allow(c, key, AccessRead); err != nil {
 		return kv.Item{}, false, err
 	}
 	if it, ok := s.changed(key, etag); ok {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/auth"
 	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/persist"
@@ -133,6 +134,24 @@ type Config struct {
 	// IdleTimeout closes a kept-alive connection that sends no new
 	// request for this long.
 	IdleTimeout time.Duration
+
+	// AuthFile is a token file (see auth.TokenFile): each line a token,
+	// its identity, grants and optional rate. It is read again on
+	// Server.Reload. Exclusive with the JWT settings.
+	AuthFile string
+	// JWTSecretFile holds the shared secret of HS256/384/512 tokens;
+	// JWTPublicKey is a PEM public key (RSA, ECDSA or Ed25519) for RS*,
+	// PS*, ES* or EdDSA tokens; JWTJWKSURL serves the issuer's keys as a
+	// JWKS. At most one of them is set.
+	JWTSecretFile, JWTPublicKey, JWTJWKSURL string
+	// JWTIssuer and JWTAudience, when set, are required of every JWT's
+	// iss and aud claims.
+	JWTIssuer, JWTAudience string
+	// Anonymous grants callers without a token these rights, written as a
+	// token file writes grants ("rw: -:team/"); empty grants nothing.
+	// It applies when AuthFile or a JWT key is set; without them every
+	// caller may read and write everything.
+	Anonymous string
 
 	// MetricsAddr, when set, serves /metrics on this address instead of
 	// on Addr.
@@ -389,7 +408,51 @@ func (c *Config) Validate() error {
 	if !c.Insecure && !loopbackAddr(c.Addr) {
 		return refuse("Addr", c.Addr, ErrPlaintext)
 	}
+	return c.validateAuth(refuse)
+}
+
+// The refusals of authentication settings.
+var (
+	ErrAuthExclusive = errors.New("a token file and JWTs are exclusive: give one of them")
+	errOneJWTKey     = errors.New("give one JWT key: a secret file, a public key or a JWKS URL")
+	errJWTClaims     = errors.New("checks JWTs' claims, but no JWT key is set")
+	errAnonymousOnly = errors.New("restricts anonymous callers, but no token file or JWT key is set, so every caller is anonymous with full access")
+)
+
+// validateAuth checks the authentication settings.
+func (c *Config) validateAuth(refuse func(string, any, error) error) error {
+	keys := 0
+	for _, k := range []string{c.JWTSecretFile, c.JWTPublicKey, c.JWTJWKSURL} {
+		if k != "" {
+			keys++
+		}
+	}
+	switch {
+	case c.AuthFile != "" && keys > 0:
+		return refuse("AuthFile", c.AuthFile, ErrAuthExclusive)
+	case keys > 1:
+		return refuse("JWTSecretFile", c.JWTSecretFile, errOneJWTKey)
+	case keys == 0 && c.JWTIssuer != "":
+		return refuse("JWTIssuer", c.JWTIssuer, errJWTClaims)
+	case keys == 0 && c.JWTAudience != "":
+		return refuse("JWTAudience", c.JWTAudience, errJWTClaims)
+	case keys == 0 && c.AuthFile == "" && c.Anonymous != "":
+		return refuse("Anonymous", c.Anonymous, errAnonymousOnly)
+	}
+	if _, err := auth.ParseGrants(c.Anonymous); err != nil {
+		return refuse("Anonymous", c.Anonymous, err)
+	}
+	if c.JWTJWKSURL != "" {
+		if u, err := url.Parse(c.JWTJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return refuse("JWTJWKSURL", c.JWTJWKSURL, errors.New("not an http or https URL"))
+		}
+	}
 	return nil
+}
+
+// authOn reports whether callers authenticate.
+func (c *Config) authOn() bool {
+	return c.AuthFile != "" || c.JWTSecretFile != "" || c.JWTPublicKey != "" || c.JWTJWKSURL != ""
 }
 
 // burst is the bucket size in effect.

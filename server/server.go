@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/auth"
 	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/gcpace"
 	"github.com/rendezvous-kv/rendezvous/handlers"
@@ -79,6 +80,9 @@ type Server struct {
 	loaded, replayed bool
 
 	fronts []front // the API first
+	// reloads are what Reload re-reads, in order: the token file, and
+	// whatever else a part adds (certificates).
+	reloads []reload
 
 	mu       sync.Mutex
 	state    int
@@ -217,6 +221,15 @@ func New(cfg Config) (_ *Server, err error) {
 	if s.limits != nil {
 		limits = s.limits
 	}
+	var verifier auth.Verifier
+	if cfg.authOn() {
+		// Validate parsed them already.
+		anon, _ := auth.ParseGrants(cfg.Anonymous)
+		pcfg.Anonymous = &anon
+		if verifier, err = s.openVerifier(); err != nil {
+			return nil, err
+		}
+	}
 	s.svc = policy.New(s.store, limits, pcfg, cfg.Now)
 
 	src := metrics.Sources{
@@ -233,6 +246,7 @@ func New(cfg Config) (_ *Server, err error) {
 	met := metrics.New(src)
 	hcfg := handlers.Config{
 		ClientIP: handlers.ClientIP{Trusted: cfg.TrustedProxies},
+		Verifier: verifier,
 		Landing: static.Vars{
 			MaxKey: cfg.MaxKeySize, MaxValue: cfg.MaxValueSize, MaxKeys: cfg.MaxKeys,
 			MaxTTL: shortDuration(cfg.MaxTTL), Rate: cfg.rateText(),
@@ -304,6 +318,46 @@ func New(cfg Config) (_ *Server, err error) {
 		}
 	}
 	return s, nil
+}
+
+// reload is one part that Server.Reload re-reads.
+type reload struct {
+	name string
+	f    func() error
+}
+
+// onReload adds a part that Reload re-reads.
+func (s *Server) onReload(name string, f func() error) {
+	s.reloads = append(s.reloads, reload{name, f})
+}
+
+// Reload re-reads what the server keeps from files while it runs: the
+// token file today. The rendezvous command calls it on SIGHUP. A part
+// that fails to load keeps what it had and says why (each part logs its
+// refusal); the others still reload. It returns every failure.
+func (s *Server) Reload() error {
+	var errs []error
+	for _, r := range s.reloads {
+		if err := r.f(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// openVerifier builds the verifier of the configured tokens.
+func (s *Server) openVerifier() (auth.Verifier, error) {
+	cfg := &s.cfg
+	if cfg.AuthFile != "" {
+		tf, err := auth.OpenTokenFile(cfg.AuthFile, s.log)
+		if err != nil {
+			return nil, err
+		}
+		s.onReload("token file", tf.Reload)
+		s.log.Info("token file loaded", "file", cfg.AuthFile, "tokens", tf.Len())
+		return tf, nil
+	}
+	return nil, errors.New("JWT verification is not built yet")
 }
 
 // recover loads the data file into the store and opens the journal.
