@@ -168,14 +168,14 @@ type Caller struct {
 	// made a GET about 8% slower.
 	Identity *Identity
 
-	// client is the client key Service.Caller derived: the one the rate
-	// limit and the per-client watcher cap both count the request under.
-	// It is the zero Prefix in a Caller built otherwise.
-	client netip.Prefix
+	// client is the client key Service.Caller or Authenticated derived:
+	// the one the rate limit and the per-client watcher cap both count
+	// the request under. It is the zero key in a Caller built otherwise.
+	client kv.Client
 }
 
-// Caller returns the Caller of a request from ip, crossSite as in
-// Caller.CrossSite, with its client key derived here: the group of ip
+// Caller returns the Caller of an anonymous request from ip, crossSite as
+// in Caller.CrossSite, with its client key derived here: the group of ip
 // under Config.ClientGrouping. Every budget and cap the request meets
 // counts it under that one key.
 func (s *Service) Caller(ip netip.Addr, crossSite bool) Caller {
@@ -185,8 +185,11 @@ func (s *Service) Caller(ip netip.Addr, crossSite bool) Caller {
 }
 
 // Authenticated returns the Caller of a request from ip made by id, as a
-// verifier established it. Its grants decide what the caller may do. A
-// nil id is the anonymous caller, as Caller returns it.
+// verifier established it. Its grants decide what the caller may do, and
+// its client key is the identity, not the address: its rate-limit bucket
+// (of id.Rate, or the server's default rate) and its watcher places are
+// its own from any address. A nil id is the anonymous caller, as Caller
+// returns it.
 func (s *Service) Authenticated(ip netip.Addr, crossSite bool, id *Identity) Caller {
 	c := Caller{IP: ip, CrossSite: crossSite, Identity: id}
 	c.client = s.clientKey(c)
@@ -197,11 +200,14 @@ func (s *Service) Authenticated(ip netip.Addr, crossSite bool, id *Identity) Cal
 // derivation of a client key. A Caller not made by Service.Caller (a
 // test's, or a preflight's that only asks WriteAllowed) gets it here on
 // each use.
-func (s *Service) clientKey(c Caller) netip.Prefix {
-	if c.client.IsValid() {
+func (s *Service) clientKey(c Caller) kv.Client {
+	if c.client.Group.IsValid() || c.client.Name != "" {
 		return c.client
 	}
-	return s.clients.Group(c.IP)
+	if c.Identity != nil {
+		return kv.Client{Name: c.Identity.Name, Rate: c.Identity.Rate}
+	}
+	return kv.GroupClient(s.clients.Group(c.IP))
 }
 
 // CanonicalIP returns ip unmapped from IPv4-in-IPv6 and without a zone, the

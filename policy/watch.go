@@ -20,17 +20,23 @@ var (
 
 // watchClient is the group whose watches and long-polls share the
 // per-client cap: the caller's client key, which its rate-limit bucket is
-// kept under too (by default the IPv4 address and the IPv6 /64), so one
-// client is one client under every rule and rotating interface
-// identifiers does not mint more.
-func (s *Service) watchClient(c Caller) netip.Prefix {
+// kept under too (by default the IPv4 address and the IPv6 /64, or the
+// caller's identity), so one client is one client under every rule and
+// rotating interface identifiers does not mint more.
+func (s *Service) watchClient(c Caller) kv.Client {
 	return s.clientKey(c)
 }
 
 // watchNetwork is the larger group whose watches share the per-network
 // cap: without it one IPv6 /48 holds 65536 /64s, each with its own
-// per-client allowance, and fills the total cap for everyone.
+// per-client allowance, and fills the total cap for everyone. An
+// identity counts against no network: the operator issued it, so it
+// cannot be minted by the thousand, and its places follow it from any
+// address.
 func (s *Service) watchNetwork(c Caller) netip.Prefix {
+	if c.Identity != nil {
+		return netip.Prefix{}
+	}
 	return s.networks.Group(c.IP)
 }
 

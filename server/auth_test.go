@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -293,4 +295,47 @@ func TestAuthSettingsRefused(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// An identity has a rate-limit bucket of its own, of its rate= or the
+// server's default, the same from every address; anonymous callers keep
+// theirs per address. Watcher places follow the same key.
+func TestRateAndWatchersPerIdentity(t *testing.T) {
+	cfg := testConfig()
+	cfg.RateOff, cfg.RateTokens, cfg.RateWindow = false, 17, time.Hour
+	cfg.CostRead, cfg.CostWrite = 1, 1
+	cfg.MaxWatchersPerIP = 1
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	cfg.AuthFile = writeFile(t, t.TempDir(), "tokens", "tok-a alice rw: rate=5/1h\ntok-b bob rw:\ntok-c carol rw:\n")
+	cfg.Anonymous = "rw:"
+	s := start(t, cfg)
+	from := func(ip string) []string { return []string{"X-Forwarded-For", ip} }
+
+	for i := 0; i < 5; i++ {
+		// Alice's five tokens, spent from two addresses.
+		resp, body := s.as(t, "tok-a", "GET", "/get/k", "", from([]string{"192.0.2.1", "192.0.2.2"}[i%2])...)
+		require.Equal(t, http.StatusNotFound, resp.StatusCode, body)
+	}
+	resp, body := s.as(t, "tok-a", "GET", "/get/k", "", from("198.51.100.9")...)
+	assertStatus(t, resp, body, http.StatusTooManyRequests, "rate_limited")
+	assert.Equal(t, "5", resp.Header.Get("X-RateLimit-Limit"), "alice's own rate")
+
+	// The address alice used still has its own 17, and bob the default.
+	for _, tok := range []string{"", "tok-b"} {
+		for i := 0; i < 17; i++ {
+			resp, body = s.as(t, tok, "GET", "/get/k", "", from("192.0.2.1")...)
+			require.Equal(t, http.StatusNotFound, resp.StatusCode, "request %d as %q: %s", i, tok, body)
+		}
+		resp, body = s.as(t, tok, "GET", "/get/k", "", from("192.0.2.1")...)
+		assertStatus(t, resp, body, http.StatusTooManyRequests, "rate_limited")
+		assert.Equal(t, "17", resp.Header.Get("X-RateLimit-Limit"))
+	}
+
+	// One watcher place per client: the address's, carol's own.
+	s.watch(t, "a/", "X-Forwarded-For", "192.0.2.7")
+	resp, body = s.as(t, "", "GET", "/watch/b/", "", from("192.0.2.7")...)
+	assertStatus(t, resp, body, http.StatusTooManyRequests, "too_many_watches")
+	s.watch(t, "a/", "X-Forwarded-For", "192.0.2.7", "Authorization", "Bearer tok-c")
+	resp, body = s.as(t, "tok-c", "GET", "/watch/b/", "", from("203.0.113.5")...)
+	assertStatus(t, resp, body, http.StatusTooManyRequests, "too_many_watches")
 }
