@@ -176,6 +176,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 	fs.StringVar(&c.JWTJWKSURL, "jwt-jwks-url", c.JWTJWKSURL, "URL of the JWKS holding the keys of bearer JWTs")
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", c.JWTIssuer, "iss every JWT must carry")
 	fs.StringVar(&c.JWTAudience, "jwt-audience", c.JWTAudience, "aud every JWT must carry")
+	fs.DurationVar(&c.JWKSRefetchFloor, "jwt-jwks-refetch-floor", c.JWKSRefetchFloor, "least time between two JWKS fetches for an unknown kid (default 1m)")
 	fs.StringVar(&c.Anonymous, "anonymous", c.Anonymous, `grants of callers without a token when auth is on, e.g. "rw: -:team/" (default: none)`)
 	fs.BoolVar(&c.Repair, "repair", c.Repair, "start despite a damaged snapshot or journal, or missing journal generations: load what can be read, move the files aside (never delete)")
 
@@ -269,7 +270,7 @@ var flagNames = map[string]string{
 	"ReadHeaderTimeout": "read-header-timeout", "ReadTimeout": "read-timeout", "WriteTimeout": "write-timeout",
 	"IdleTimeout": "idle-timeout", "AuthFile": "auth-file",
 	"JWTSecretFile": "jwt-secret-file", "JWTPublicKey": "jwt-public-key", "JWTJWKSURL": "jwt-jwks-url",
-	"JWTIssuer": "jwt-issuer", "JWTAudience": "jwt-audience", "Anonymous": "anonymous",
+	"JWTIssuer": "jwt-issuer", "JWTAudience": "jwt-audience", "Anonymous": "anonymous", "JWKSRefetchFloor": "jwt-jwks-refetch-floor",
 }
 
 // flagError words a *server.ConfigError for the command line: by the flag

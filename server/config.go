@@ -147,6 +147,9 @@ type Config struct {
 	// JWTIssuer and JWTAudience, when set, are required of every JWT's
 	// iss and aud claims.
 	JWTIssuer, JWTAudience string
+	// JWKSRefetchFloor is the least time between two fetches of the JWKS
+	// for a kid it did not hold; 0 means auth.DefaultRefetchFloor.
+	JWKSRefetchFloor time.Duration
 	// Anonymous grants callers without a token these rights, written as a
 	// token file writes grants ("rw: -:team/"); empty grants nothing.
 	// It applies when AuthFile or a JWT key is set; without them every
@@ -337,6 +340,7 @@ func (c *Config) Validate() error {
 		{"WatchKeepAlive", c.WatchKeepAlive},
 		{"StreamWriteTimeout", c.StreamWriteTimeout},
 		{"DrainTimeout", c.DrainTimeout},
+		{"JWKSRefetchFloor", c.JWKSRefetchFloor},
 	} {
 		if p.v < 0 {
 			return refuse(p.field, p.v, errNegative)

@@ -357,7 +357,19 @@ func (s *Server) openVerifier() (auth.Verifier, error) {
 		s.log.Info("token file loaded", "file", cfg.AuthFile, "tokens", tf.Len())
 		return tf, nil
 	}
-	return nil, errors.New("JWT verification is not built yet")
+	jc := auth.JWTConfig{JWKSURL: cfg.JWTJWKSURL, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+		RefetchFloor: cfg.JWKSRefetchFloor, Log: s.log}
+	var err error
+	switch {
+	case cfg.JWTSecretFile != "":
+		jc.Secret, err = auth.ReadSecretFile(cfg.JWTSecretFile)
+	case cfg.JWTPublicKey != "":
+		jc.PublicKey, err = auth.ReadPublicKey(cfg.JWTPublicKey)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return auth.NewJWT(jc)
 }
 
 // recover loads the data file into the store and opens the journal.
