@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"strings"
 	"testing"
@@ -37,9 +36,10 @@ func TestJWTCacheKeepsVerifiedTokens(t *testing.T) {
 	assert.Same(t, ErrTokenExpired, err)
 	assert.Equal(t, 1, j.cache.len(), "a refused token is not kept")
 
-	key := tokenKey(sha256.Sum256([]byte(tok)))
-	_, ok := j.cache.get(key, time.Now().Add(2*time.Hour))
+	_, ok := j.cache.get(tok, time.Now().Add(2*time.Hour))
 	assert.False(t, ok, "not past its exp")
+	_, ok = j.cache.get(tok+"x", time.Now())
+	assert.False(t, ok, "another token")
 }
 
 // The cache never holds more than its bound.
@@ -52,14 +52,17 @@ func TestTokenCacheIsBounded(t *testing.T) {
 		if i%3 == 0 {
 			exp = now.Add(time.Second) // expires first
 		}
-		c.put(tokenKey(sha256.Sum256([]byte(fmt.Sprint(i)))), id, exp, now)
+		c.put(fmt.Sprint(i), id, exp, now)
 		require.LessOrEqual(t, c.len(), 65, "after %d", i)
 		require.Equal(t, c.m.Size(), c.len())
 	}
-	c.put(tokenKey(sha256.Sum256([]byte("late"))), id, now.Add(time.Hour), now.Add(2*time.Second))
-	_, ok := c.get(tokenKey(sha256.Sum256([]byte("late"))), now.Add(2*time.Second))
+	c.put("late", id, now.Add(time.Hour), now.Add(2*time.Second))
+	_, ok := c.get("late", now.Add(2*time.Second))
 	assert.True(t, ok, "the newest token is kept")
-	c.put(tokenKey(sha256.Sum256([]byte("old"))), id, now, now)
-	_, ok = c.get(tokenKey(sha256.Sum256([]byte("old"))), now)
+	c.put("old", id, now, now)
+	_, ok = c.get("old", now)
 	assert.False(t, ok, "a token at its exp is not kept")
+	c.put(strings.Repeat("x", maxCachedToken+1), id, now.Add(time.Hour), now)
+	_, ok = c.get(strings.Repeat("x", maxCachedToken+1), now)
+	assert.False(t, ok, "a huge token is not kept")
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -74,8 +73,8 @@ type JWTConfig struct {
 // from scope (space-separated, where entries that are not grants, such as
 // an identity provider's "openid", are passed over); an optional rate
 // claim ("100/1m") is its rate. exp is required and nbf honoured, both
-// with Leeway. A token that verified is kept, by the SHA-256 of its text,
-// until its exp, so a client's later requests skip the signature check.
+// with Leeway. A token that verified is kept, by a hash of its text, until
+// its exp, so a client's later requests skip the signature check.
 // It is safe for concurrent use.
 type JWT struct {
 	cfg    JWTConfig
@@ -206,8 +205,7 @@ func (j *JWT) Verify(token string) (*policy.Identity, error) {
 		return nil, ErrInvalidToken
 	}
 	now := time.Now()
-	key := tokenKey(sha256.Sum256([]byte(token)))
-	if id, ok := j.cache.get(key, now); ok {
+	if id, ok := j.cache.get(token, now); ok {
 		return id, nil
 	}
 	if j.jwks != nil {
@@ -224,7 +222,7 @@ func (j *JWT) Verify(token string) (*policy.Identity, error) {
 	if err != nil {
 		return nil, ErrInvalidToken
 	}
-	j.cache.put(key, id, c.ExpiresAt.Time, now)
+	j.cache.put(token, id, c.ExpiresAt.Time, now)
 	return id, nil
 }
 

@@ -108,3 +108,26 @@ func TestTokenFileReloadKeepsTableOnError(t *testing.T) {
 	_, err = tf.Verify("a")
 	assert.NoError(t, err)
 }
+
+// The token file README shows parses, with the grants it says.
+func TestReadmeTokenFile(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(raw), "## Access control")
+	require.True(t, ok)
+	_, block, ok := strings.Cut(section, "```text\n")
+	require.True(t, ok)
+	block, _, _ = strings.Cut(block, "```")
+	lines, err := auth.Parse("README.md", strings.NewReader(block))
+	require.NoError(t, err)
+	require.Len(t, lines, 2)
+	assert.Equal(t, "ci", lines[0].Identity.Name)
+	assert.Equal(t, kv.Rate{Tokens: 600, Window: time.Minute}, lines[0].Identity.Rate)
+	assert.Equal(t, policy.AccessWrite, lines[0].Identity.Grants.Access("builds/1"))
+	assert.Equal(t, policy.AccessRead, lines[0].Identity.Grants.Access("x"))
+	assert.Equal(t, policy.AccessNone, lines[1].Identity.Grants.Access("ops/x"))
+
+	anon, err := auth.ParseGrants("rw: -:team/")
+	require.NoError(t, err)
+	assert.Equal(t, policy.AccessNone, anon.Access("team/notes"))
+}
