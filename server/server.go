@@ -81,8 +81,12 @@ type Server struct {
 
 	fronts []front // the API first
 	// reloads are what Reload re-reads, in order: the token file, and
-	// whatever else a part adds (certificates).
+	// whatever else a part adds with onReload (certificates).
 	reloads []reload
+	// verifier checks the credentials of every front end (HTTP bearer
+	// tokens; Redis AUTH, KV Connect's access token): nil when no auth
+	// is configured, and then every caller is anonymous with full access.
+	verifier auth.Verifier
 
 	mu       sync.Mutex
 	state    int
@@ -221,12 +225,11 @@ func New(cfg Config) (_ *Server, err error) {
 	if s.limits != nil {
 		limits = s.limits
 	}
-	var verifier auth.Verifier
 	if cfg.authOn() {
 		// Validate parsed them already.
 		anon, _ := auth.ParseGrants(cfg.Anonymous)
 		pcfg.Anonymous = &anon
-		if verifier, err = s.openVerifier(); err != nil {
+		if s.verifier, err = s.openVerifier(); err != nil {
 			return nil, err
 		}
 	}
@@ -246,7 +249,7 @@ func New(cfg Config) (_ *Server, err error) {
 	met := metrics.New(src)
 	hcfg := handlers.Config{
 		ClientIP: handlers.ClientIP{Trusted: cfg.TrustedProxies},
-		Verifier: verifier,
+		Verifier: s.verifier,
 		Landing: static.Vars{
 			MaxKey: cfg.MaxKeySize, MaxValue: cfg.MaxValueSize, MaxKeys: cfg.MaxKeys,
 			MaxTTL: shortDuration(cfg.MaxTTL), Rate: cfg.rateText(),
