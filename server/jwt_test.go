@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -334,4 +335,29 @@ func TestJWTSettingsRefused(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// Reload reads the JWT key again: a token of the replaced key stops
+// working at once, even one verified before; a key that does not load
+// keeps the previous one.
+func TestJWTKeyReload(t *testing.T) {
+	cfg := testConfig()
+	cfg.JWTSecretFile = writeFile(t, t.TempDir(), "secret", testSecret)
+	s := start(t, cfg)
+	old := sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", claimsFor("alice", "r:"))
+	resp, body := s.as(t, old, "GET", "/get/x", "")
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, body)
+
+	newSecret := strings.Repeat("n", 40)
+	writeFile(t, filepath.Dir(cfg.JWTSecretFile), "secret", newSecret)
+	require.NoError(t, s.Reload())
+	assertRefused(t, s, old, "invalid token")
+	fresh := sign(t, jwt.SigningMethodHS256, []byte(newSecret), "", claimsFor("alice", "r:"))
+	resp, body = s.as(t, fresh, "GET", "/get/x", "")
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, body)
+
+	writeFile(t, filepath.Dir(cfg.JWTSecretFile), "secret", "short")
+	require.ErrorContains(t, s.Reload(), "at least 32")
+	resp, body = s.as(t, fresh, "GET", "/get/x", "")
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, body)
 }
