@@ -162,18 +162,14 @@ func (s *API) wrap(route string, load admission, h handlerFunc) http.HandlerFunc
 		if s.cfg.Metrics != nil {
 			start = time.Now()
 		}
-		c, err := s.caller(r)
+		c := s.svc.Caller(s.cfg.ClientIP.Resolve(r), s.crossSite(r))
 		w.Header()["X-Client-Ip"] = []string{c.IP.String()}
 		status := http.StatusOK
-		switch {
-		case err != nil:
-			// A refused token is answered 401 before anything else.
-		case load == exempt || (load == countedUnlessWait && wantsWait(r)):
-			err = h(w, r, c)
-		default:
-			if err = s.svc.Admit(); err == nil {
-				err = s.admitted(w, r, c, h)
-			}
+		var err error
+		if load == exempt || (load == countedUnlessWait && wantsWait(r)) {
+			err = s.serve(w, r, c, h)
+		} else if err = s.svc.Admit(); err == nil {
+			err = s.admitted(w, r, c, h)
 		}
 		if err != nil {
 			status = s.writeError(w, r, err)
@@ -188,27 +184,37 @@ func (s *API) wrap(route string, load admission, h handlerFunc) http.HandlerFunc
 // ends.
 func (s *API) admitted(w http.ResponseWriter, r *http.Request, c policy.Caller, h handlerFunc) error {
 	defer s.svc.Release()
+	return s.serve(w, r, c, h)
+}
+
+// serve runs h as the caller r authenticates as. It comes after Admit,
+// so that checking a token's signature is work the in-flight cap sheds
+// too.
+func (s *API) serve(w http.ResponseWriter, r *http.Request, c policy.Caller, h handlerFunc) error {
+	c, err := s.authenticate(r, c)
+	if err != nil {
+		return err
+	}
 	return h(w, r, c)
 }
 
-// caller returns the Caller of r: anonymous without an Authorization
-// header (or without a Verifier), else the identity its bearer token
-// proves. A refused token comes back with the anonymous Caller, for the
-// answer's X-Client-Ip.
-func (s *API) caller(r *http.Request) (policy.Caller, error) {
-	ip, crossSite := s.cfg.ClientIP.Resolve(r), s.crossSite(r)
+// authenticate returns the Caller of r: anon, the anonymous one, without
+// an Authorization header (or without a Verifier), else the identity its
+// bearer token proves. A refused token is refused whatever r asks, so a
+// client learns at once that its token is wrong.
+func (s *API) authenticate(r *http.Request, anon policy.Caller) (policy.Caller, error) {
 	if s.cfg.Verifier == nil {
-		return s.svc.Caller(ip, crossSite), nil
+		return anon, nil
 	}
 	hdr := r.Header["Authorization"]
 	if hdr == nil {
-		return s.svc.Caller(ip, crossSite), nil
+		return anon, nil
 	}
 	id, err := s.cfg.Verifier.Verify(bearerToken(hdr[0]))
 	if err != nil {
-		return s.svc.Caller(ip, crossSite), err
+		return anon, err
 	}
-	return s.svc.Authenticated(ip, crossSite, id), nil
+	return s.svc.Authenticated(anon.IP, anon.CrossSite, id), nil
 }
 
 // bearerToken returns the token of an Authorization header of the Bearer
