@@ -339,3 +339,20 @@ func TestRateAndWatchersPerIdentity(t *testing.T) {
 	resp, body = s.as(t, "tok-c", "GET", "/watch/b/", "", from("203.0.113.5")...)
 	assertStatus(t, resp, body, http.StatusTooManyRequests, "too_many_watches")
 }
+
+// The server hands its one verifier to front ends other than HTTP: the
+// same tokens prove the same identities there.
+func TestServerVerifier(t *testing.T) {
+	plain := start(t, testConfig())
+	assert.Nil(t, plain.Verifier(), "no auth: no verifier, every caller anonymous")
+	resp, body := plain.as(t, "any-token", "POST", "/set/k", "v")
+	assertStatus(t, resp, body, http.StatusOK, "")
+	s, _ := withTokens(t, "", "tok-a alice rw:a/")
+	resp, body = s.as(t, "tok-a", "GET", "/get/a/k", "")
+	assertStatus(t, resp, body, http.StatusNotFound, "key_not_found")
+	id, err := s.Verifier().Verify("tok-a")
+	require.NoError(t, err)
+	assert.Equal(t, "alice", id.Name)
+	_, err = s.Verifier().Verify("tok-b")
+	assert.EqualError(t, err, "invalid token")
+}

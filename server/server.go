@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rendezvous-kv/rendezvous/auth"
@@ -322,87 +321,6 @@ func New(cfg Config) (_ *Server, err error) {
 		}
 	}
 	return s, nil
-}
-
-// reload is one part that Server.Reload re-reads.
-type reload struct {
-	name string
-	f    func() error
-}
-
-// onReload adds a part that Reload re-reads.
-func (s *Server) onReload(name string, f func() error) {
-	s.reloads = append(s.reloads, reload{name, f})
-}
-
-// Reload re-reads what the server keeps from files while it runs: the
-// token file today. The rendezvous command calls it on SIGHUP. A part
-// that fails to load keeps what it had and says why (each part logs its
-// refusal); the others still reload. It returns every failure.
-func (s *Server) Reload() error {
-	var errs []error
-	for _, r := range s.reloads {
-		if err := r.f(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", r.name, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// openVerifier builds the verifier of the configured tokens.
-func (s *Server) openVerifier() (auth.Verifier, error) {
-	cfg := &s.cfg
-	if cfg.AuthFile != "" {
-		tf, err := auth.OpenTokenFile(cfg.AuthFile, s.log)
-		if err != nil {
-			return nil, err
-		}
-		s.onReload("token file", tf.Reload)
-		s.log.Info("token file loaded", "file", cfg.AuthFile, "tokens", tf.Len())
-		return tf, nil
-	}
-	open := func() (*auth.JWT, error) {
-		jc := auth.JWTConfig{JWKSURL: cfg.JWTJWKSURL, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
-			RefetchFloor: cfg.JWKSRefetchFloor, Log: s.log}
-		var err error
-		switch {
-		case cfg.JWTSecretFile != "":
-			jc.Secret, err = auth.ReadSecretFile(cfg.JWTSecretFile)
-		case cfg.JWTPublicKey != "":
-			jc.PublicKey, err = auth.ReadPublicKey(cfg.JWTPublicKey)
-		}
-		if err != nil {
-			return nil, err
-		}
-		return auth.NewJWT(jc)
-	}
-	j, err := open()
-	if err != nil {
-		return nil, err
-	}
-	v := &jwtVerifier{}
-	v.cur.Store(j)
-	s.onReload("JWT key", func() error {
-		// A new verifier with an empty cache: after a key is replaced, a
-		// token it signed stops working at once, as a removed line of a
-		// token file does.
-		j, err := open()
-		if err != nil {
-			s.log.Error("JWT key not reloaded; the previous key stays in force", "err", err)
-			return err
-		}
-		v.cur.Store(j)
-		s.log.Info("JWT key reloaded")
-		return nil
-	})
-	return v, nil
-}
-
-// jwtVerifier is the JWT verifier in force, replaced whole by Reload.
-type jwtVerifier struct{ cur atomic.Pointer[auth.JWT] }
-
-func (v *jwtVerifier) Verify(token string) (*policy.Identity, error) {
-	return v.cur.Load().Verify(token)
 }
 
 // recover loads the data file into the store and opens the journal.
