@@ -197,6 +197,12 @@ func parseJWKS(body []byte, log *slog.Logger) (map[string]jwk, error) {
 			log.Warn("JWKS key left out", "index", i, "kid", m.KID, "err", err)
 			continue
 		}
+		if _, secret := parsed.Key().([]byte); secret {
+			// A set of public keys has no business with a shared secret,
+			// and HS* is never accepted from it.
+			log.Warn("JWKS key left out", "index", i, "kid", m.KID, "err", "a symmetric key")
+			continue
+		}
 		algs := algsOf(parsed.Key())
 		if a := m.ALG.String(); a != "" {
 			// The key names its algorithm: only that one, if the key
