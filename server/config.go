@@ -15,6 +15,7 @@ import (
 	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/persist"
 	"github.com/rendezvous-kv/rendezvous/policy"
+	"github.com/rendezvous-kv/rendezvous/tlsconf"
 )
 
 // Config is everything a Server is set up with. Start from DefaultConfig:
@@ -25,9 +26,58 @@ type Config struct {
 	// (see Server.Addr).
 	Addr string
 	// Insecure allows plaintext HTTP on an Addr or MetricsAddr that is not
-	// a loopback address. Without it such an address is refused: put a
-	// TLS proxy in front and list it in TrustedProxies.
+	// a loopback address. Without it such an address is refused: serve
+	// TLS (TLSCertFile or ACMEDomains), or put a TLS proxy in front and
+	// list it in TrustedProxies.
 	Insecure bool
+
+	// TLSCertFile and TLSKeyFile, when set, are the PEM certificate chain
+	// and private key that the API, and every protocol listener, serve
+	// TLS 1.2 or newer with (HTTP/2 by ALPN beside HTTP/1.1). They are
+	// read again when they change (see TLSPollInterval) and on Reload; a
+	// pair that does not load then keeps the previous one. With TLS on,
+	// Addr may be any address without Insecure.
+	TLSCertFile, TLSKeyFile string
+	// TLSClientCAFile, when set, holds the PEM CA certificates that
+	// client certificates are verified against (mTLS); it is reloaded
+	// with the pair.
+	TLSClientCAFile string
+	// TLSClientAuth says whether a client certificate is required (the
+	// zero value) or only verified when sent; it applies with
+	// TLSClientCAFile.
+	TLSClientAuth tlsconf.ClientAuth
+	// MTLSIdentityFile, when set, maps the names of a verified client
+	// certificate (see tlsconf.ClientNames) to identities with grants,
+	// one per line in the token file's format with a name in place of
+	// the token. It needs TLSClientCAFile.
+	MTLSIdentityFile string
+	// TLSPollInterval is how often the certificate, key and client CA
+	// files are looked at for a change; 0 means
+	// tlsconf.DefaultPollInterval.
+	TLSPollInterval time.Duration
+
+	// ACMEDomains, when set, has the certificates for these names
+	// obtained and renewed from an ACME server (instead of TLSCertFile),
+	// by TLS-ALPN-01 on Addr or HTTP-01 on HTTPAddr.
+	ACMEDomains []string
+	// ACMEEmail is the contact address given to the ACME server; it may
+	// be empty.
+	ACMEEmail string
+	// ACMECache is the directory (mode 0700) that keeps the ACME account
+	// key and the certificates across restarts; empty means Data
+	// followed by ".acme", beside the data file.
+	ACMECache string
+	// ACMEDirectory is the ACME server's directory URL; empty means Let's
+	// Encrypt's production server.
+	ACMEDirectory string
+	// ACMEDirectoryCAFile, when set, holds the PEM CA certificates that
+	// the ACME server's HTTPS certificate is verified against, besides
+	// the system's (a private ACME server).
+	ACMEDirectoryCAFile string
+	// HTTPAddr, when set, serves plaintext HTTP on this address (port 80)
+	// for ACME HTTP-01 challenges and redirects everything else to
+	// https. It needs TLS.
+	HTTPAddr string
 
 	// Data is the snapshot file; the journal generations and the lock
 	// file live beside it. Empty keeps everything in memory only.
@@ -277,7 +327,7 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 
 // ErrPlaintext refuses an address that would serve plaintext HTTP off the
 // loopback interface without Config.Insecure.
-var ErrPlaintext = errors.New("plaintext HTTP on an address that is not loopback; put a TLS proxy in front and set Insecure, or listen on loopback")
+var ErrPlaintext = errors.New("plaintext HTTP on an address that is not loopback; serve TLS, or put a TLS proxy in front and set Insecure, or listen on loopback")
 
 var (
 	errPositive    = errors.New("must be positive")
@@ -409,7 +459,10 @@ func (c *Config) Validate() error {
 			return refuse("MetricsAddr", c.MetricsAddr, ErrPlaintext)
 		}
 	}
-	if !c.Insecure && !loopbackAddr(c.Addr) {
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
+	if !c.Insecure && !c.TLS() && !loopbackAddr(c.Addr) {
 		return refuse("Addr", c.Addr, ErrPlaintext)
 	}
 	return c.validateAuth(refuse)

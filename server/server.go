@@ -34,6 +34,7 @@ import (
 	"github.com/rendezvous-kv/rendezvous/persist"
 	"github.com/rendezvous-kv/rendezvous/policy"
 	"github.com/rendezvous-kv/rendezvous/static"
+	"github.com/rendezvous-kv/rendezvous/tlsconf"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
@@ -74,6 +75,8 @@ type Server struct {
 	limits  *limiter.Limiter // nil with rate limiting off
 	svc     *policy.Service
 	api     http.Handler
+	tls     *tlsconf.Manager // nil without TLS
+	acme    *tlsconf.ACME    // nil without ACME
 	// loaded says that recovery filled the store, whose ordered index is
 	// then built in the background; replayed that its journal records
 	// are worth folding into a snapshot soon.
@@ -286,16 +289,27 @@ func New(cfg Config) (_ *Server, err error) {
 		Protocols:         new(http.Protocols),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	// HTTP/2 without TLS (prior knowledge) shares the port with HTTP/1.1:
-	// Deno's KV client speaks only HTTP/2.
 	api.Protocols.SetHTTP1(true)
-	api.Protocols.SetUnencryptedHTTP2(true)
-	s.cfg.MaxConns = connBudget(&cfg, log)
-	ln, err := listener.Listen(cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.Addr, err)
+	if cfg.TLS() {
+		if err := s.setupTLS(); err != nil {
+			return nil, err
+		}
+		// HTTP/2 by ALPN.
+		api.Protocols.SetHTTP2(true)
+	} else {
+		// HTTP/2 without TLS (prior knowledge) shares the port with
+		// HTTP/1.1: Deno's KV client speaks only HTTP/2.
+		api.Protocols.SetUnencryptedHTTP2(true)
 	}
-	s.fronts = append(s.fronts, front{"api", listener.Limit(ln, s.cfg.MaxConns), api})
+	s.cfg.MaxConns = connBudget(&cfg, log)
+	if err := s.listenProtocol("api", cfg.Addr, api, protocolConns{plain: listener.New, tls: httpTLSConn}); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPAddr != "" {
+		if err := s.listen("http", cfg.HTTPAddr, s.httpFront()); err != nil {
+			return nil, err
+		}
+	}
 
 	if cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
@@ -483,6 +497,12 @@ func (s *Server) startBackground(ctx context.Context) {
 	}
 	if s.cfg.PaceGC && !gcpace.Overridden() { // GOGC from the environment wins
 		run(func() { gcpace.Run(ctx, gcpace.DefaultFloor, time.Second) })
+	}
+	if s.tls != nil {
+		run(func() { s.tls.Run(ctx, s.cfg.TLSPollInterval) })
+	}
+	if s.acme != nil {
+		run(func() { s.acme.Prefetch(ctx) })
 	}
 	if s.saver != nil {
 		run(func() { s.saver.Run(ctx, s.cfg.SaveInterval) })
