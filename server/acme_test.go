@@ -41,10 +41,19 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// pebbleOptions say how Pebble validates challenges.
+type pebbleOptions struct {
+	// validate makes Pebble really check each challenge, on tlsPort of
+	// the address its DNS server (dns) gives; otherwise every challenge
+	// passes without a connection (PEBBLE_VA_ALWAYS_VALID).
+	validate bool
+	tlsPort  int
+	dns      string
+}
+
 // startPebble runs Debian's pebble (installed when missing) on loopback,
-// validating every challenge without contacting anyone
-// (PEBBLE_VA_ALWAYS_VALID), with an HTTPS certificate of a CA made here.
-func startPebble(t *testing.T) *pebble {
+// with an HTTPS certificate of a CA made here.
+func startPebble(t *testing.T, o pebbleOptions) *pebble {
 	t.Helper()
 	bin := apt.Installed(t, "pebble", "pebble")
 	dir := t.TempDir()
@@ -57,7 +66,7 @@ func startPebble(t *testing.T) *pebble {
 		"certificate":                    cert.CertFile,
 		"privateKey":                     cert.Key,
 		"httpPort":                       freePort(t),
-		"tlsPort":                        freePort(t),
+		"tlsPort":                        o.tlsPort,
 		"ocspResponderURL":               "",
 		"externalAccountBindingRequired": false,
 	}}
@@ -66,9 +75,15 @@ func startPebble(t *testing.T) *pebble {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(confFile, b, 0o644))
 
-	cmd := exec.Command(bin, "-config", confFile)
-	cmd.Env = append(os.Environ(), "PEBBLE_VA_ALWAYS_VALID=1", "PEBBLE_VA_NOSLEEP=1",
-		"PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=100")
+	args := []string{"-config", confFile}
+	env := append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=100")
+	if o.validate {
+		args = append(args, "-dnsserver", o.dns)
+	} else {
+		env = append(env, "PEBBLE_VA_ALWAYS_VALID=1")
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
 	out := &logBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(t, cmd.Start())
@@ -141,7 +156,7 @@ func clientFor(addr, host string, roots *x509.CertPool) *http.Client {
 // reads a key over it. After a restart the certificate comes from the
 // cache, with the ACME server gone.
 func TestACMEWithPebble(t *testing.T) {
-	p := startPebble(t)
+	p := startPebble(t, pebbleOptions{tlsPort: freePort(t)})
 	const host = "kv.rendezvous.test"
 	cache := filepath.Join(t.TempDir(), "acme")
 	cfg := testConfig()
@@ -199,4 +214,51 @@ func TestACMECacheDefaultsBesideData(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, fi.IsDir())
 	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+}
+
+// startFakeDNS runs Pebble's challenge test server as a DNS server only,
+// on loopback, answering every A query with 127.0.0.1 and no AAAA query,
+// and returns its address.
+func startFakeDNS(t *testing.T) string {
+	t.Helper()
+	bin := apt.Installed(t, "pebble-challtestsrv", "pebble")
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.Command(bin, "-dns01", addr, "-http01", "", "-https01", "", "-tlsalpn01", "",
+		"-management", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+	out := &logBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	require.Eventually(t, func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second) // it serves DNS over TCP too
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, 20*time.Second, 50*time.Millisecond, "the DNS server did not start:\n%s", out)
+	return addr
+}
+
+// The TLS-ALPN-01 challenge itself: Pebble, told by a DNS server of the
+// test that the name is 127.0.0.1, connects to the server's TLS port with
+// ALPN acme-tls/1 and checks the challenge certificate before it issues.
+func TestACMETLSALPN01WithPebble(t *testing.T) {
+	port := freePort(t)
+	p := startPebble(t, pebbleOptions{validate: true, tlsPort: port, dns: startFakeDNS(t)})
+	const host = "alpn.rendezvous.test"
+	cfg := testConfig()
+	cfg.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+	cfg.ACMEDomains = []string{host}
+	cfg.ACMECache = filepath.Join(t.TempDir(), "acme")
+	cfg.ACMEDirectory = p.directory
+	cfg.ACMEDirectoryCAFile = p.caFile
+	s := start(t, cfg)
+	require.Eventually(t, func() bool { return strings.Contains(s.log.String(), "ACME: certificate ready") }, 60*time.Second, 50*time.Millisecond,
+		"no certificate obtained:\n%s", s.log)
+
+	c := clientFor(s.Addr().String(), host, p.root(t))
+	resp, body, err := call(t, c, "POST", "https://"+host+"/set/alpn", "validated")
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode, body)
+	assert.Equal(t, []string{host}, resp.TLS.PeerCertificates[0].DNSNames)
 }

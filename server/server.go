@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -444,6 +445,10 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	for _, f := range s.fronts[1:] {
 		s.log.Info(f.name+" listening", "addr", f.ln.Addr().String())
+	}
+	if s.tls != nil {
+		s.log.Info("TLS on", "cert", s.cfg.TLSCertFile, "acme_domains", strings.Join(s.cfg.ACMEDomains, ","),
+			"client_ca", s.cfg.TLSClientCAFile, "client_auth", s.cfg.TLSClientAuth.String())
 	}
 	s.log.Info("listening", "addr", s.Addr().String(), "data", s.cfg.Data, "fsync", s.cfg.Fsync.String(), "keys", s.store.Len(),
 		"max_keys", s.cfg.MaxKeys, "max_ttl", s.cfg.MaxTTL, "rate", s.cfg.rateText())

@@ -42,7 +42,7 @@ func (s *Server) setupTLS() error {
 	m, err := tlsconf.New(opts)
 	if err != nil {
 		field, value := "TLSCertFile", cfg.TLSCertFile
-		if strings.HasPrefix(err.Error(), "client CA") {
+		if le, ok := errors.AsType[*tlsconf.LoadError](err); ok && le.ClientCA {
 			field, value = "TLSClientCAFile", cfg.TLSClientCAFile
 		}
 		return &ConfigError{Field: field, Value: value, Err: err}

@@ -87,7 +87,8 @@ type Manager struct {
 }
 
 // New reads the files named in opts and returns a Manager serving them.
-// Unlike a reload, a pair that does not load at start is an error.
+// Unlike a reload, a pair that does not load at start is an error, a
+// *LoadError when a file is at fault.
 func New(opts Options) (*Manager, error) {
 	if opts.GetCertificate == nil && (opts.CertFile == "" || opts.KeyFile == "") {
 		return nil, errors.New("tlsconf: a certificate and its key are needed")
@@ -155,7 +156,7 @@ func (m *Manager) build() (*tls.Config, error) {
 	if m.opts.GetCertificate == nil {
 		pair, err := tls.LoadX509KeyPair(m.opts.CertFile, m.opts.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("certificate %s with key %s: %w", m.opts.CertFile, m.opts.KeyFile, err)
+			return nil, &LoadError{Err: fmt.Errorf("certificate %s with key %s: %w", m.opts.CertFile, m.opts.KeyFile, err)}
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}
@@ -173,15 +174,29 @@ func (m *Manager) build() (*tls.Config, error) {
 	return cfg, nil
 }
 
+// LoadError says which of the files did not load, and why.
+type LoadError struct {
+	// ClientCA is set when the file is the client CA, not the
+	// certificate pair.
+	ClientCA bool
+	Err      error
+}
+
+// Error returns the reason, which names the file.
+func (e *LoadError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the reason.
+func (e *LoadError) Unwrap() error { return e.Err }
+
 // loadPool reads a PEM file of CA certificates.
 func loadPool(file string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("client CA: %w", err)
+		return nil, &LoadError{ClientCA: true, Err: fmt.Errorf("client CA: %w", err)}
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("client CA %s: no PEM certificate in it", file)
+		return nil, &LoadError{ClientCA: true, Err: fmt.Errorf("client CA %s: no PEM certificate in it", file)}
 	}
 	return pool, nil
 }
