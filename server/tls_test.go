@@ -403,3 +403,41 @@ func portOf(a net.Addr) string {
 	_, p, _ := net.SplitHostPort(a.String())
 	return p
 }
+
+// Under TLS, --max-conns counts connections still in their handshake: a
+// client that connects and says nothing holds its place, so silent
+// clients cannot open more than that many descriptors, and the next
+// client gets in once one of them is gone.
+func TestTLSMaxConnsCountsHandshakes(t *testing.T) {
+	s := startTLS(t, func(cfg *server.Config, _ string) { cfg.MaxConns = 2 })
+	var silent []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", s.Addr().String())
+		require.NoError(t, err)
+		defer c.Close()
+		silent = append(silent, c)
+	}
+	time.Sleep(100 * time.Millisecond) // both accepted, in their handshake
+
+	done := make(chan error, 1)
+	go func() {
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		c, err := tls.DialWithDialer(d, "tcp", s.Addr().String(), &tls.Config{RootCAs: s.ca.Pool()})
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("a third connection was served while two were open: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	silent[0].Close()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting client was not served once a place was free")
+	}
+}
