@@ -99,10 +99,14 @@ func (s *Service) Atomic(c Caller, req AtomicRequest) (TxnResult, error) {
 		reader := func(key string) (kv.Item, bool) {
 			it, seen := read[key]
 			if !seen {
-				// Every read a rule decides is decided here (once the
-				// caller's grants exist, their read right too), so a
+				// Every read a rule decides is decided here (the
+				// caller's read right too), so a
 				// Decide cannot see what a Get would refuse.
-				if err := s.checkKey(key); err != nil {
+				err := s.checkKey(key)
+				if err == nil {
+					err = s.allow(c, key, AccessRead)
+				}
+				if err != nil {
 					if refused == nil {
 						refused = err
 					}
@@ -174,8 +178,8 @@ func (s *Service) Atomic(c Caller, req AtomicRequest) (TxnResult, error) {
 	return TxnResult{}, errContended
 }
 
-// atomicOp checks op by the rules of a single write (once the caller's
-// grants exist, their write right on op.Key too) and turns it into the
+// atomicOp checks op by the rules of a single write (the caller's
+// write right on op.Key too) and turns it into the
 // store's form.
 func (s *Service) atomicOp(c Caller, op AtomicOp, read map[string]kv.Item, now time.Time) (kv.TxnOp, error) {
 	if err := s.checkStoredWrite(c, op.Key); err != nil {
@@ -219,7 +223,10 @@ func (s *Service) checkStoredWrite(c Caller, key string) error {
 			return Errorf(KindForbidden, "ip/ keys are written only under the writer's own address")
 		}
 	}
-	return s.checkKey(key)
+	if err := s.checkKey(key); err != nil {
+		return err
+	}
+	return s.allow(c, key, AccessWrite)
 }
 
 func versionCheck(key string, version uint64) kv.Check {

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 
 	"github.com/rendezvous-kv/rendezvous/kv"
@@ -61,6 +62,8 @@ type Watcher struct {
 	// was already gone (relist), later that the watcher was too slow.
 	resuming bool
 	closed   atomic.Bool
+	// grants, when set, hide the events of keys the caller may not read.
+	grants *Grants
 }
 
 // watcher opens a subscription for c with o and wraps it.
@@ -69,7 +72,7 @@ func (s *Service) watcher(c Caller, o kv.SubOptions) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Watcher{svc: s, sub: sub, resuming: o.Since != 0}, nil
+	return &Watcher{svc: s, sub: sub, resuming: o.Since != 0, grants: s.grants(c)}, nil
 }
 
 // Next blocks until the watch has a step to take, and returns it. The end
@@ -79,6 +82,16 @@ func (s *Service) watcher(c Caller, o kv.SubOptions) (*Watcher, error) {
 // before come out first), and ErrWatcherClosed after Close.
 func (w *Watcher) Next(ctx context.Context) (WatchStep, error) {
 	evs, err := w.sub.Next(ctx)
+	for err == nil && w.grants != nil {
+		// The feed hands each Next a slice of its own, so it is filtered
+		// in place; a step of only hidden events is no step.
+		evs = slices.DeleteFunc(evs, func(e kv.Event) bool { return !w.grants.Allows(e.Key, AccessRead) })
+		if len(evs) > 0 {
+			break
+		}
+		w.resuming = false
+		evs, err = w.sub.Next(ctx)
+	}
 	switch {
 	case err == nil:
 		w.resuming = false
