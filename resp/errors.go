@@ -11,8 +11,10 @@ import (
 // Clients branch on the first word, as they do on Redis's own errors.
 func errorPrefix(k policy.Kind) string {
 	switch k {
-	case policy.KindOwned, policy.KindForbidden:
+	case policy.KindOwned, policy.KindForbidden, policy.KindNoPermission:
 		return "NOPERM"
+	case policy.KindUnauthenticated:
+		return "NOAUTH"
 	case policy.KindFull:
 		return "OOM"
 	}
