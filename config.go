@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rendezvous-kv/rendezvous/persist"
 	"github.com/rendezvous-kv/rendezvous/server"
+	"github.com/rendezvous-kv/rendezvous/tlsconf"
 )
 
 // rateFlag is --rate: "N/DURATION" (tokens per window) or "off", kept in
@@ -169,8 +171,33 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "time a client has to send a whole request, headers and body")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time an answer may take to write (watch streams and long-polls excepted)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "time a kept-alive connection may wait for its next request")
+	fs.StringVar(&c.RespAddr, "resp-addr", c.RespAddr, "serve the Redis protocol on this address, e.g. 127.0.0.1:6379 (off by default)")
+	fs.StringVar(&c.LineAddr, "line-addr", c.LineAddr, "serve netkv's line protocol (for nc) on this address, e.g. 127.0.0.1:4000 (off by default)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9090)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof and expvar on this loopback address (off by default)")
+	fs.StringVar(&c.AuthFile, "auth-file", c.AuthFile, "token file: lines of TOKEN IDENTITY GRANT... [rate=N/DURATION], re-read on SIGHUP")
+	fs.StringVar(&c.JWTSecretFile, "jwt-secret-file", c.JWTSecretFile, "file holding the shared secret of HS256/384/512 bearer JWTs")
+	fs.StringVar(&c.JWTPublicKey, "jwt-public-key", c.JWTPublicKey, "PEM public key (RSA, ECDSA, Ed25519) of RS*/PS*/ES*/EdDSA bearer JWTs")
+	fs.StringVar(&c.JWTJWKSURL, "jwt-jwks-url", c.JWTJWKSURL, "URL of the JWKS holding the keys of bearer JWTs")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", c.JWTIssuer, "iss every JWT must carry")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", c.JWTAudience, "aud every JWT must carry")
+	fs.DurationVar(&c.JWKSRefetchFloor, "jwt-jwks-refetch-floor", c.JWKSRefetchFloor, "least time between two JWKS fetches for an unknown kid (default 1m)")
+	fs.StringVar(&c.Anonymous, "anonymous", c.Anonymous, `grants of callers without a token when auth is on, e.g. "rw: -:team/" (default: none)`)
+	fs.StringVar(&c.TLSCertFile, "tls-cert", c.TLSCertFile, "serve TLS with this PEM certificate chain (with --tls-key); reloaded on SIGHUP and when the file changes")
+	fs.StringVar(&c.TLSKeyFile, "tls-key", c.TLSKeyFile, "PEM private key of --tls-cert")
+	fs.StringVar(&c.TLSClientCAFile, "tls-client-ca", c.TLSClientCAFile, "verify client certificates against these PEM CA certificates (mTLS)")
+	fs.Func("tls-client-auth", "with --tls-client-ca: require a client certificate, or verify one only when sent: require or optional (default require)", func(s string) error {
+		a, err := tlsconf.ParseClientAuth(s)
+		c.TLSClientAuth = a
+		return err
+	})
+	fs.StringVar(&c.MTLSIdentityFile, "mtls-identity-file", c.MTLSIdentityFile, "map client certificate names to identities with grants (token-file format, a name in place of the token)")
+	fs.Var((*domainList)(&c.ACMEDomains), "acme-domain", "obtain and renew the certificate for this name by ACME (repeatable, comma-separated)")
+	fs.StringVar(&c.ACMEEmail, "acme-email", c.ACMEEmail, "contact address for the ACME account")
+	fs.StringVar(&c.ACMECache, "acme-cache", c.ACMECache, "directory for the ACME account and certificates (default: --data followed by .acme)")
+	fs.StringVar(&c.ACMEDirectory, "acme-directory", c.ACMEDirectory, "ACME directory URL (default: Let's Encrypt production)")
+	fs.StringVar(&c.ACMEDirectoryCAFile, "acme-directory-ca", c.ACMEDirectoryCAFile, "PEM CA certificates to trust for the ACME server's HTTPS, besides the system's")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "serve ACME HTTP-01 challenges and a redirect to https on this plaintext address (e.g. :80)")
 	fs.BoolVar(&c.Repair, "repair", c.Repair, "start despite a damaged snapshot or journal, or missing journal generations: load what can be read, move the files aside (never delete)")
 
 	// The original server's flags, so existing units keep working.
@@ -235,6 +262,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 		}
 		c.Addr = net.JoinHostPort(host, port)
 	}
+	if set["tls-client-auth"] && c.TLSClientCAFile == "" {
+		return c, errors.New("--tls-client-auth needs --tls-client-ca, the CA that client certificates are verified against")
+	}
 	if set["maxRequests"] || set["resetDuration"] {
 		if legacyRequests <= 0 {
 			legacyRequests = 1
@@ -258,11 +288,21 @@ var flagNames = map[string]string{
 	"IPWriteOrigins": "ip-write-origins", "PublicURL": "public-url", "MaxScanLimit": "max-scan-limit", "MaxWait": "max-wait", "MaxBatchOps": "max-batch-ops",
 	"MaxWatchers": "max-watchers", "MaxWatchersPerIP": "max-watchers-per-ip", "MaxWatchersPerNet": "max-watchers-per-net",
 	"NetworkGrouping.V4": "watch-net-ipv4-prefix", "NetworkGrouping.V6": "watch-net-ipv6-prefix",
-	"MetricsAddr": "metrics-addr", "PprofAddr": "pprof-addr",
+	"MetricsAddr": "metrics-addr", "RespAddr": "resp-addr", "LineAddr": "line-addr", "PprofAddr": "pprof-addr",
 	"MaxConns": "max-conns", "MaxInFlight": "max-in-flight", "MaxHeaderBytes": "max-header-bytes",
 	"ReadHeaderTimeout": "read-header-timeout", "ReadTimeout": "read-timeout", "WriteTimeout": "write-timeout",
-	"IdleTimeout": "idle-timeout",
+	"IdleTimeout": "idle-timeout", "AuthFile": "auth-file",
+	"JWTSecretFile": "jwt-secret-file", "JWTPublicKey": "jwt-public-key", "JWTJWKSURL": "jwt-jwks-url",
+	"JWTIssuer": "jwt-issuer", "JWTAudience": "jwt-audience", "Anonymous": "anonymous", "JWKSRefetchFloor": "jwt-jwks-refetch-floor",
+	"TLSCertFile": "tls-cert", "TLSKeyFile": "tls-key", "TLSClientCAFile": "tls-client-ca",
+	"MTLSIdentityFile": "mtls-identity-file", "ACMEDomains": "acme-domain", "ACMEEmail": "acme-email",
+	"ACMECache": "acme-cache", "ACMEDirectory": "acme-directory", "ACMEDirectoryCAFile": "acme-directory-ca",
+	"HTTPAddr": "http-addr",
 }
+
+// fieldName finds the Config field names that a refusal's reason names,
+// to be worded as flags.
+var fieldName = regexp.MustCompile(`\b[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*\b`)
 
 // flagError words a *server.ConfigError for the command line: by the flag
 // that set the refused value, and with the flag that lifts a refusal.
@@ -281,9 +321,35 @@ func flagError(err error) error {
 	}
 	switch {
 	case errors.Is(ce.Err, server.ErrPlaintext) && ce.Field == "Addr":
-		return fmt.Errorf("refusing to serve plaintext HTTP on %s, which is not a loopback address: put a TLS proxy in front and pass --insecure (with --trusted-proxy), or listen on 127.0.0.1", ce.Value)
+		return fmt.Errorf("refusing to serve plaintext HTTP on %s, which is not a loopback address: serve TLS (--tls-cert and --tls-key, or --acme-domain), or put a TLS proxy in front and pass --insecure (with --trusted-proxy), or listen on 127.0.0.1", ce.Value)
+	case errors.Is(ce.Err, server.ErrAuthExclusive):
+		return errors.New("--auth-file and the --jwt-* keys are exclusive: authenticate with a token file or with JWTs, not both")
+	case errors.Is(ce.Err, server.ErrPlaintext) && (ce.Field == "RespAddr" || ce.Field == "LineAddr"):
+		return fmt.Errorf("invalid value %s for flag --%s: the protocol would be served in plaintext on an address that is not loopback; listen on 127.0.0.1, or pass --insecure", value, name)
 	case errors.Is(ce.Err, server.ErrPlaintext):
 		return fmt.Errorf("invalid value %s for flag --%s: /metrics would be served in plaintext on an address that is not loopback; listen on 127.0.0.1, or pass --insecure to expose it", value, name)
 	}
-	return fmt.Errorf("invalid value %s for flag --%s: %v", value, name, ce.Err)
+	// The reason may name other fields ("needs TLSKeyFile"): by their
+	// flags here.
+	reason := fieldName.ReplaceAllStringFunc(ce.Err.Error(), func(w string) string {
+		if f, ok := flagNames[w]; ok {
+			return "--" + f
+		}
+		return w
+	})
+	return fmt.Errorf("invalid value %s for flag --%s: %s", value, name, reason)
+}
+
+// domainList collects DNS names, repeatable and comma-separated.
+type domainList []string
+
+func (d *domainList) String() string { return strings.Join(*d, ",") }
+
+func (d *domainList) Set(s string) error {
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*d = append(*d, strings.ToLower(part))
+		}
+	}
+	return nil
 }

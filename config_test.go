@@ -171,3 +171,35 @@ func TestConfigIPWriteOrigins(t *testing.T) {
 		assert.NotContains(t, err.Error(), "\n")
 	}
 }
+
+func TestConfigAuthFlags(t *testing.T) {
+	c, err := parseConfig([]string{"--jwt-jwks-url", "https://issuer.example/jwks.json", "--jwt-audience", "kv"},
+		env(map[string]string{"RENDEZVOUS_JWT_ISSUER": "https://issuer.example", "RENDEZVOUS_ANONYMOUS": "r:pub/",
+			"RENDEZVOUS_JWT_JWKS_REFETCH_FLOOR": "30s"}), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "https://issuer.example/jwks.json", c.JWTJWKSURL)
+	assert.Equal(t, "https://issuer.example", c.JWTIssuer)
+	assert.Equal(t, "kv", c.JWTAudience)
+	assert.Equal(t, "r:pub/", c.Anonymous)
+	assert.Equal(t, 30*time.Second, c.JWKSRefetchFloor)
+	c, err = parseConfig(nil, env(map[string]string{"RENDEZVOUS_AUTH_FILE": "/etc/tokens"}), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "/etc/tokens", c.AuthFile)
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--auth-file", "t", "--jwt-public-key", "k"}, "--auth-file and the --jwt-* keys are exclusive"},
+		{[]string{"--jwt-secret-file", "s", "--jwt-jwks-url", "https://x"}, "--jwt-secret-file"},
+		{[]string{"--anonymous", "rw:"}, "invalid value \"rw:\" for flag --anonymous"},
+		{[]string{"--auth-file", "t", "--anonymous", "rw: x"}, "flag --anonymous"},
+		{[]string{"--jwt-audience", "kv"}, "flag --jwt-audience"},
+		{[]string{"--jwt-jwks-url", "ftp://x"}, "flag --jwt-jwks-url"},
+		{[]string{"--jwt-jwks-url", "https://x", "--jwt-jwks-refetch-floor", "-1s"}, "flag --jwt-jwks-refetch-floor"},
+	} {
+		_, err := parseConfig(tc.args, env(nil), io.Discard)
+		require.Error(t, err, "%v", tc.args)
+		assert.Contains(t, err.Error(), tc.want)
+	}
+}

@@ -3,7 +3,8 @@
 //
 // The server itself is package server; this command turns flags and
 // environment variables into its Config, runs it until SIGINT or SIGTERM,
-// and maps the outcome to an exit code.
+// reloads what can change (TLS certificates) on SIGHUP, and maps the
+// outcome to an exit code.
 package main
 
 import (
@@ -41,6 +42,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg.Logger = log
 	cfg.PaceGC = true
+	// Before New: a SIGHUP from a renewal hook while the data loads must
+	// not end the process, as it would without a handler.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	srv, err := server.New(cfg)
 	var held *persist.LockedError
 	var bad *server.ConfigError
@@ -60,8 +66,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	served, reloads := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(reloads)
+		for {
+			select {
+			case <-served:
+				return
+			case <-hup:
+				// What failed to load was logged, and the previous
+				// settings stay.
+				if srv.Reload() == nil {
+					log.Info("reloaded on SIGHUP")
+				}
+			}
+		}
+	}()
 	// Serve has logged what went wrong, if anything did.
-	if err := srv.Serve(ctx); err != nil {
+	err = srv.Serve(ctx)
+	close(served)
+	<-reloads
+	if err != nil {
 		return 1
 	}
 	return 0

@@ -135,7 +135,7 @@ type Feed struct {
 	prefix     map[string]map[*Sub]struct{}
 	lenCount   map[int]int // prefix subscribers per prefix length
 	lens       []int       // the keys of lenCount, sorted
-	perClient  map[netip.Prefix]int
+	perClient  map[kv.Client]int
 	perNetwork map[netip.Prefix]int
 	limits     kv.FeedLimits
 }
@@ -154,7 +154,7 @@ func New(opts Options) *Feed {
 		exact:      make(map[string]map[*Sub]struct{}),
 		prefix:     make(map[string]map[*Sub]struct{}),
 		lenCount:   make(map[int]int),
-		perClient:  make(map[netip.Prefix]int),
+		perClient:  make(map[kv.Client]int),
 		perNetwork: make(map[netip.Prefix]int),
 		limits:     kv.FeedLimits{PerClient: opts.MaxPerClient, PerNetwork: opts.MaxPerNetwork, Total: opts.MaxTotal},
 	}
@@ -376,7 +376,7 @@ type Sub struct {
 	f         *Feed
 	prefix    string
 	exact     bool
-	client    netip.Prefix
+	client    kv.Client
 	network   netip.Prefix
 	wake      chan struct{} // capacity 1; the dispatcher signals matches
 	done      chan struct{} // closed by Close

@@ -12,10 +12,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
-var clientA = netip.MustParsePrefix("198.51.100.7/32")
+var clientA = kv.GroupClient(netip.MustParsePrefix("198.51.100.7/32"))
 
 // pub publishes a set of key=value with the next version after the head.
 func pub(f *Feed, op ttlstore.Op, key, value string) uint64 {
@@ -370,9 +371,9 @@ func TestCaps(t *testing.T) {
 	_, err := f.Subscribe(SubOptions{Client: clientA})
 	assert.ErrorIs(t, err, ErrTooManyForClient)
 
-	b := netip.MustParsePrefix("2001:db8::/64")
+	b := kv.GroupClient(netip.MustParsePrefix("2001:db8::/64"))
 	subscribe(t, f, SubOptions{Client: b})
-	c := netip.MustParsePrefix("203.0.113.1/32")
+	c := kv.GroupClient(netip.MustParsePrefix("203.0.113.1/32"))
 	_, err = f.Subscribe(SubOptions{Client: c})
 	assert.ErrorIs(t, err, ErrTooMany)
 	assert.Equal(t, 3, f.Active())
@@ -393,7 +394,7 @@ func TestNetworkCap(t *testing.T) {
 	net48 := netip.MustParsePrefix("2001:db8:1::/48")
 	var subs []*Sub
 	for i := range 3 {
-		client := netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, byte(i)}), 64)
+		client := kv.GroupClient(netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, byte(i)}), 64))
 		for range 2 {
 			s, err := f.Subscribe(SubOptions{Client: client, Network: net48})
 			if len(subs) == 5 {
@@ -407,13 +408,13 @@ func TestNetworkCap(t *testing.T) {
 	assert.Equal(t, 5, f.Active())
 
 	other := netip.MustParsePrefix("2001:db8:2::/48")
-	subscribe(t, f, SubOptions{Client: netip.MustParsePrefix("2001:db8:2::/64"), Network: other})
+	subscribe(t, f, SubOptions{Client: kv.GroupClient(netip.MustParsePrefix("2001:db8:2::/64")), Network: other})
 	subscribe(t, f, SubOptions{Client: clientA}) // no network: only the client and total caps apply
 
 	subs[0].Close()
 	subs[0].Close() // idempotent: releases one place only
-	subscribe(t, f, SubOptions{Client: netip.MustParsePrefix("2001:db8:1:9::/64"), Network: net48})
-	_, err := f.Subscribe(SubOptions{Client: netip.MustParsePrefix("2001:db8:1:a::/64"), Network: net48})
+	subscribe(t, f, SubOptions{Client: kv.GroupClient(netip.MustParsePrefix("2001:db8:1:9::/64")), Network: net48})
+	_, err := f.Subscribe(SubOptions{Client: kv.GroupClient(netip.MustParsePrefix("2001:db8:1:a::/64")), Network: net48})
 	assert.ErrorIs(t, err, ErrTooManyForNetwork)
 }
 

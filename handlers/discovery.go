@@ -85,8 +85,8 @@ func (s *API) handleReady(w http.ResponseWriter, r *http.Request, _ policy.Calle
 
 // The CORS answers are fixed, so they are built once.
 var (
-	corsHeaders = []string{"X-Owner-Secret, X-Expected-Value, If-Match, If-None-Match, Last-Event-ID, Content-Type, Accept"}
-	corsExpose  = []string{"X-Expires-At, X-Client-Ip, ETag, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-Next-After, X-Error-Code"}
+	corsHeaders = []string{"X-Owner-Secret, X-Expected-Value, If-Match, If-None-Match, Last-Event-ID, Content-Type, Accept, Authorization"}
+	corsExpose  = []string{"X-Expires-At, X-Client-Ip, ETag, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-Next-After, X-Error-Code, WWW-Authenticate"}
 	corsMaxAge  = []string{"86400"}
 )
 

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/auth"
 	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/policy"
 )
@@ -21,8 +22,10 @@ func httpStatus(k policy.Kind) int {
 		// Not 413: an oversized value has always been answered 400, and
 		// clients may test for that.
 		return http.StatusBadRequest
-	case policy.KindForbidden, policy.KindOwned:
+	case policy.KindForbidden, policy.KindOwned, policy.KindNoPermission:
 		return http.StatusForbidden
+	case policy.KindUnauthenticated:
+		return http.StatusUnauthorized
 	case policy.KindNotFound:
 		return http.StatusNotFound
 	case policy.KindConflict, policy.KindCheckFailed:
@@ -69,9 +72,11 @@ var codeHeaders = func() (hs [256][]string) {
 }()
 
 var (
-	noSniff     = []string{"nosniff"}
-	retrySoon   = []string{"1"}
-	errInternal = &routeError{http.StatusInternalServerError, codeHeaders[0], "internal error"}
+	bearerChallenge       = []string{`Bearer realm="rendezvous"`}
+	invalidTokenChallenge = []string{`Bearer realm="rendezvous", error="invalid_token"`}
+	noSniff               = []string{"nosniff"}
+	retrySoon             = []string{"1"}
+	errInternal           = &routeError{http.StatusInternalServerError, codeHeaders[0], "internal error"}
 )
 
 // errorJSON is how a refusal looks to a client that asked for JSON.
@@ -113,6 +118,14 @@ func (s *API) writeError(w http.ResponseWriter, r *http.Request, err error) int 
 			h["Retry-After"] = retrySoon
 		}
 		current, failed = pe.Current, pe.Failed
+		if pe.Kind == policy.KindUnauthenticated {
+			// RFC 6750 §3: a 401 names the scheme that would do, and
+			// says when the token sent was the trouble.
+			h["Www-Authenticate"] = bearerChallenge
+			if pe == auth.ErrInvalidToken || pe == auth.ErrTokenExpired {
+				h["Www-Authenticate"] = invalidTokenChallenge
+			}
+		}
 	case errors.As(err, &re):
 		status, code, msg = re.status, re.code, re.msg
 	default:

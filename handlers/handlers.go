@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/rendezvous-kv/rendezvous/auth"
 	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/listener"
 	"github.com/rendezvous-kv/rendezvous/policy"
@@ -26,6 +27,12 @@ import (
 type Config struct {
 	// ClientIP decides whose address a request comes from.
 	ClientIP ClientIP
+	// Verifier checks the token of a request's Authorization: Bearer
+	// header. A request without one is anonymous; one with a token the
+	// Verifier refuses is answered 401, whatever it asks. Nil means no
+	// authentication: the header is ignored and every caller is
+	// anonymous.
+	Verifier auth.Verifier
 	// Landing fills the landing page; Host is replaced per request.
 	Landing static.Vars
 	// Log receives errors that are the server's fault; nil discards them.
@@ -160,7 +167,7 @@ func (s *API) wrap(route string, load admission, h handlerFunc) http.HandlerFunc
 		status := http.StatusOK
 		var err error
 		if load == exempt || (load == countedUnlessWait && wantsWait(r)) {
-			err = h(w, r, c)
+			err = s.serve(w, r, c, h)
 		} else if err = s.svc.Admit(); err == nil {
 			err = s.admitted(w, r, c, h)
 		}
@@ -177,7 +184,48 @@ func (s *API) wrap(route string, load admission, h handlerFunc) http.HandlerFunc
 // ends.
 func (s *API) admitted(w http.ResponseWriter, r *http.Request, c policy.Caller, h handlerFunc) error {
 	defer s.svc.Release()
+	return s.serve(w, r, c, h)
+}
+
+// serve runs h as the caller r authenticates as. It comes after Admit,
+// so that checking a token's signature is work the in-flight cap sheds
+// too.
+func (s *API) serve(w http.ResponseWriter, r *http.Request, c policy.Caller, h handlerFunc) error {
+	c, err := s.authenticate(r, c)
+	if err != nil {
+		return err
+	}
 	return h(w, r, c)
+}
+
+// authenticate returns the Caller of r: anon, the anonymous one, without
+// an Authorization header (or without a Verifier), else the identity its
+// bearer token proves. A refused token is refused whatever r asks, so a
+// client learns at once that its token is wrong.
+func (s *API) authenticate(r *http.Request, anon policy.Caller) (policy.Caller, error) {
+	if s.cfg.Verifier == nil {
+		return anon, nil
+	}
+	hdr := r.Header["Authorization"]
+	if hdr == nil {
+		return anon, nil
+	}
+	id, err := s.cfg.Verifier.Verify(bearerToken(hdr[0]))
+	if err != nil {
+		return anon, err
+	}
+	return s.svc.Authenticated(anon.IP, anon.CrossSite, id), nil
+}
+
+// bearerToken returns the token of an Authorization header of the Bearer
+// scheme (its name in any case, RFC 9110 §11.1), or "" for any other
+// header, which no Verifier accepts.
+func bearerToken(h string) string {
+	const scheme = "bearer "
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return ""
+	}
+	return strings.TrimSpace(h[len(scheme):])
 }
 
 var octetStream = []string{"application/octet-stream"}

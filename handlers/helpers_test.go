@@ -72,6 +72,9 @@ type options struct {
 	ready      func() error
 	watchOff   bool
 	keepAlive  time.Duration // WatchKeepAlive
+	// authFile, jwtSecretFile and anonymous are AuthFile,
+	// JWTSecretFile and Anonymous.
+	authFile, jwtSecretFile, anonymous string
 }
 
 // rateConfig is a token bucket: Tokens every Window, up to Burst (0:
@@ -109,6 +112,7 @@ func newEnvWith(t testing.TB, o options) *env {
 	cfg.Ready = o.ready
 	cfg.WatchOff = o.watchOff
 	cfg.WatchKeepAlive = o.keepAlive
+	cfg.AuthFile, cfg.JWTSecretFile, cfg.Anonymous = o.authFile, o.jwtSecretFile, o.anonymous
 	cfg.Now = clk.Now
 	s, err := server.New(cfg)
 	require.NoError(t, err)

@@ -49,8 +49,9 @@ type SubOptions struct {
 	// subscription opened). A resume point the history no longer covers
 	// makes the first Next return ErrBehind.
 	Since uint64
-	// Client is the client group the subscription counts against.
-	Client netip.Prefix
+	// Client is the client the subscription counts against: an address
+	// group or an identity, as policy keys clients (see Client).
+	Client Client
 	// Network is the larger group that Client belongs to, counted against
 	// FeedLimits.PerNetwork; the zero Prefix counts against no network.
 	Network netip.Prefix

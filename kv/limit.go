@@ -24,3 +24,14 @@ type Decision struct {
 	// for a full refill instead of retrying at once.
 	RetryAfter time.Duration
 }
+
+// Rate is how fast a client's rate-limit bucket refills: Tokens every
+// Window, with room for Tokens at once. The zero Rate means the server's
+// default.
+type Rate struct {
+	Tokens int
+	Window time.Duration
+}
+
+// IsZero reports whether r is the zero Rate, the server's default.
+func (r Rate) IsZero() bool { return r == Rate{} }

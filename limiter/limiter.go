@@ -2,12 +2,14 @@
 // so that one noisy client cannot use up the capacity everyone else shares.
 //
 // Buckets are golang.org/x/time/rate limiters kept per client key, a
-// netip.Prefix the caller passes. The limiter does not group addresses
-// itself: policy derives the key once per request (kv.Grouping: by default
-// the IPv4 address and the IPv6 /64, so that rotating interface identifiers
-// does not mint budgets), and the watcher caps use the same key, so a client
-// is one client under every rule. Any two equal keys share a bucket; the
-// zero Prefix is a key like any other.
+// kv.Client the caller passes. The limiter does not group addresses
+// itself: policy derives the key once per request (for an anonymous caller
+// kv.Grouping's group: by default the IPv4 address and the IPv6 /64, so
+// that rotating interface identifiers does not mint budgets; for an
+// authenticated one its identity), and the watcher caps use the same key,
+// so a client is one client under every rule. Any two equal keys share a
+// bucket; the zero key is a key like any other. A key with its own
+// kv.Rate gets a bucket of that rate; every other key the Config's.
 //
 // # Bounded memory
 //
@@ -34,11 +36,11 @@ package limiter
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"math"
-	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -95,14 +97,10 @@ type Decision = kv.Decision
 // use. A nil *Limiter is valid and means rate limiting is off, so callers
 // can keep a single code path whether limiting is configured or not.
 type Limiter struct {
-	limit      rate.Limit
-	burst      int
-	tokens     int
-	window     time.Duration
-	fullRefill time.Duration // rounded-up time for an empty bucket to refill
+	budget     // the Config's, for every key without a rate of its own
 	maxClients int64
 
-	buckets *xsync.MapOf[netip.Prefix, *bucket]
+	buckets *xsync.MapOf[kv.Client, *bucket]
 	// count is the number of buckets in the table. Slots are reserved in it
 	// before a bucket is inserted, which keeps the bound exact under
 	// concurrent inserts; xsync's own Size is cheap but cannot be checked and
@@ -119,13 +117,34 @@ type Limiter struct {
 	nextSweep atomic.Int64
 }
 
+// budget is the size and refill of a kind of bucket.
+type budget struct {
+	limit      rate.Limit
+	burst      int
+	tokens     int
+	window     time.Duration
+	fullRefill time.Duration // rounded-up time for an empty bucket to refill
+}
+
+// newBudget returns the budget of tokens per window with room for burst,
+// or ok=false when that is no usable rate.
+func newBudget(tokens int, window time.Duration, burst int) (b budget, ok bool) {
+	b = budget{limit: rate.Limit(float64(tokens) / window.Seconds()), burst: burst, tokens: tokens, window: window}
+	if b.limit <= 0 || math.IsInf(float64(b.limit), 0) {
+		return budget{}, false
+	}
+	b.fullRefill = b.refillTime(float64(burst))
+	return b, true
+}
+
 // bucket is one client's token bucket. Its mutex makes the spend and the
 // following token count one atomic step, so Remaining describes this
 // decision and not a concurrent one, and lets SweepAt retire the bucket
 // without racing a spend.
 type bucket struct {
-	mu  sync.Mutex
-	lim *rate.Limiter
+	mu     sync.Mutex
+	lim    *rate.Limiter
+	budget *budget
 	// last is the latest time a spend was made at. rate.Limiter moves its
 	// clock back to the time of any call made with an earlier time and then
 	// credits the same interval again on the next call; concurrent callers
@@ -158,46 +177,53 @@ func New(cfg Config) (*Limiter, error) {
 	if cfg.MaxClients == 0 {
 		cfg.MaxClients = DefaultMaxClients
 	}
-	l := &Limiter{
-		limit:      rate.Limit(float64(cfg.Tokens) / cfg.Window.Seconds()),
-		burst:      cfg.Burst,
-		tokens:     cfg.Tokens,
-		window:     cfg.Window,
-		maxClients: int64(cfg.MaxClients),
-		buckets:    xsync.NewMapOfWithHasher[netip.Prefix, *bucket](prefixHasher(maphash.MakeSeed())),
-	}
-	if l.limit <= 0 || math.IsInf(float64(l.limit), 0) {
+	def, ok := newBudget(cfg.Tokens, cfg.Window, cfg.Burst)
+	if !ok {
 		return nil, errors.New("limiter: Tokens/Window is not a usable rate")
 	}
-	l.fullRefill = l.refillTime(float64(cfg.Burst))
-	l.overflow = l.newBucket()
+	l := &Limiter{
+		budget:     def,
+		maxClients: int64(cfg.MaxClients),
+		buckets:    xsync.NewMapOfWithHasher[kv.Client, *bucket](clientHasher(maphash.MakeSeed())),
+	}
+	l.overflow = l.newBucket(kv.Rate{})
 	return l, nil
 }
 
-// prefixHasher returns the table's hash function. xsync's default hashes a
-// netip.Prefix field by field through its runtime type descriptor, which was
-// the largest single cost of a lookup; hashing its 18 significant bytes with
-// hash/maphash is several times cheaper and keeps the randomly seeded hash
-// that makes it impractical for clients to pick addresses that collide.
-// xsync's per-table seed is ignored in favour of maphash's own, which is just
-// as random and fixed for the table's lifetime.
-func prefixHasher(seed maphash.Seed) func(netip.Prefix, uint64) uint64 {
-	return func(p netip.Prefix, _ uint64) uint64 {
-		var buf [18]byte
-		ip := p.Addr()
+// clientHasher returns the table's hash function. xsync's default hashes a
+// key field by field through its runtime type descriptor, which was the
+// largest single cost of a lookup; hashing an address group's 18
+// significant bytes with hash/maphash is several times cheaper and keeps
+// the randomly seeded hash that makes it impractical for clients to pick
+// addresses that collide. An identity's key adds its name and rate.
+// xsync's per-table seed is ignored in favour of maphash's own, which is
+// just as random and fixed for the table's lifetime.
+func clientHasher(seed maphash.Seed) func(kv.Client, uint64) uint64 {
+	return func(c kv.Client, _ uint64) uint64 {
+		var buf [34]byte
+		ip := c.Group.Addr()
 		a := ip.As16()
 		copy(buf[:16], a[:])
-		buf[16] = byte(p.Bits()) // -1 for the zero Prefix becomes 255
+		buf[16] = byte(c.Group.Bits()) // -1 for the zero Prefix becomes 255
 		if ip.Is4() {
 			buf[17] = 4
 		}
-		return maphash.Bytes(seed, buf[:])
+		if c.Name == "" && c.Rate.IsZero() {
+			return maphash.Bytes(seed, buf[:18]) // an anonymous client: the hot case
+		}
+		binary.LittleEndian.PutUint64(buf[18:], uint64(c.Rate.Tokens))
+		binary.LittleEndian.PutUint64(buf[26:], uint64(c.Rate.Window))
+		var h maphash.Hash
+		h.SetSeed(seed)
+		h.Write(buf[:])
+		h.WriteString(c.Name)
+		return h.Sum64()
 	}
 }
 
 // Allow is AllowAt at time.Now(). It is the call request handlers make; a
 // nil Limiter allows everything.
-func (l *Limiter) Allow(client netip.Prefix, cost int) Decision {
+func (l *Limiter) Allow(client kv.Client, cost int) Decision {
 	if l == nil {
 		return Decision{Allowed: true}
 	}
@@ -213,7 +239,7 @@ func (l *Limiter) Allow(client netip.Prefix, cost int) Decision {
 // operations free and still report Remaining.
 //
 // For a client that already has a bucket, AllowAt does not allocate.
-func (l *Limiter) AllowAt(client netip.Prefix, cost int, now time.Time) Decision {
+func (l *Limiter) AllowAt(client kv.Client, cost int, now time.Time) Decision {
 	if l == nil {
 		return Decision{Allowed: true}
 	}
@@ -236,6 +262,7 @@ func (l *Limiter) AllowAt(client netip.Prefix, cost int, now time.Time) Decision
 // retired by a sweep.
 func (l *Limiter) take(b *bucket, cost int, now time.Time) (d Decision, ok bool) {
 	var tokens float64
+	bud := b.budget
 	b.mu.Lock()
 	if b.dead {
 		b.mu.Unlock()
@@ -246,20 +273,20 @@ func (l *Limiter) take(b *bucket, cost int, now time.Time) (d Decision, ok bool)
 	}
 	// Costs above the burst are denied without asking rate.Limiter, which
 	// would deny them too; this keeps the RetryAfter rule in one place.
-	if cost <= l.burst && b.lim.AllowN(now, cost) {
+	if cost <= bud.burst && b.lim.AllowN(now, cost) {
 		d.Allowed = true
 		b.last = now
 	}
 	tokens = b.lim.TokensAt(now)
 	b.mu.Unlock()
 
-	d.Limit = l.burst
+	d.Limit = bud.burst
 	d.Remaining = max(int(math.Floor(tokens)), 0)
 	if !d.Allowed {
-		if cost > l.burst {
-			d.RetryAfter = l.fullRefill
+		if cost > bud.burst {
+			d.RetryAfter = bud.fullRefill
 		} else {
-			d.RetryAfter = l.refillTime(float64(cost) - tokens)
+			d.RetryAfter = bud.refillTime(float64(cost) - tokens)
 		}
 	}
 	return d, true
@@ -270,8 +297,8 @@ func (l *Limiter) take(b *bucket, cost int, now time.Time) (d Decision, ok bool)
 // rather than multiplying by the rounded per-second rate so that whole
 // multiples of the Window come out exact (17 tokens at 17 a minute is 60s,
 // not 61s).
-func (l *Limiter) refillTime(missing float64) time.Duration {
-	secs := math.Ceil(missing * l.window.Seconds() / float64(l.tokens))
+func (b *budget) refillTime(missing float64) time.Duration {
+	secs := math.Ceil(missing * b.window.Seconds() / float64(b.tokens))
 	if secs < 1 {
 		return time.Second
 	}
@@ -284,7 +311,7 @@ func (l *Limiter) refillTime(missing float64) time.Duration {
 // lookupSlow finds or creates the bucket for a client that Load did not
 // find. It is kept out of AllowAt so that the closures it builds do not make
 // the path for known clients allocate.
-func (l *Limiter) lookupSlow(key netip.Prefix, now time.Time) *bucket {
+func (l *Limiter) lookupSlow(key kv.Client, now time.Time) *bucket {
 	if b := l.loadOrCreate(key); b != nil {
 		return b
 	}
@@ -299,12 +326,12 @@ func (l *Limiter) lookupSlow(key netip.Prefix, now time.Time) *bucket {
 // loadOrCreate returns the bucket for key, creating it if there is room, or
 // nil if the table is full. Creating under LoadOrTryCompute means that two
 // concurrent first requests from one client end up sharing one bucket.
-func (l *Limiter) loadOrCreate(key netip.Prefix) *bucket {
+func (l *Limiter) loadOrCreate(key kv.Client) *bucket {
 	b, _ := l.buckets.LoadOrTryCompute(key, func() (*bucket, bool) {
 		if !l.reserveSlot() {
 			return nil, true
 		}
-		return l.newBucket(), false
+		return l.newBucket(key.Rate), false
 	})
 	return b
 }
@@ -323,8 +350,16 @@ func (l *Limiter) reserveSlot() bool {
 	}
 }
 
-func (l *Limiter) newBucket() *bucket {
-	return &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
+// newBucket returns a full bucket of r, or of the Config's budget for
+// the zero Rate (or one that is no usable rate).
+func (l *Limiter) newBucket(r kv.Rate) *bucket {
+	bud := &l.budget
+	if !r.IsZero() && r.Tokens > 0 && r.Window > 0 {
+		if own, ok := newBudget(r.Tokens, r.Window, r.Tokens); ok {
+			bud = &own
+		}
+	}
+	return &bucket{lim: rate.NewLimiter(bud.limit, bud.burst), budget: bud}
 }
 
 // sweepOnDemand sweeps for a new client that found the table full, unless a
@@ -356,8 +391,8 @@ func (l *Limiter) SweepAt(now time.Time) int {
 
 func (l *Limiter) sweepLocked(now time.Time) int {
 	dropped := 0
-	l.buckets.Range(func(key netip.Prefix, b *bucket) bool {
-		if !b.fullAt(now, l.burst) {
+	l.buckets.Range(func(key kv.Client, b *bucket) bool {
+		if !b.fullAt(now) {
 			return true
 		}
 		// Check again under the table's lock for key, so that the bucket
@@ -367,7 +402,7 @@ func (l *Limiter) sweepLocked(now time.Time) int {
 				return nil, true // already gone; delete is a no-op
 			}
 			cur.mu.Lock()
-			retire := cur.fullAt(now, l.burst)
+			retire := cur.fullAt(now)
 			cur.dead = retire
 			cur.mu.Unlock()
 			if retire {
@@ -382,8 +417,8 @@ func (l *Limiter) sweepLocked(now time.Time) int {
 }
 
 // fullAt reports whether b holds its whole burst at now.
-func (b *bucket) fullAt(now time.Time, burst int) bool {
-	return b.lim.TokensAt(now) >= float64(burst)
+func (b *bucket) fullAt(now time.Time) bool {
+	return b.lim.TokensAt(now) >= float64(b.budget.burst)
 }
 
 // Run sweeps idle buckets every interval until ctx is done, so that the

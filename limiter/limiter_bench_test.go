@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 )
 
@@ -17,7 +18,7 @@ import (
 var generous = limiter.Config{Tokens: 1 << 30, Window: time.Second, Burst: 1 << 30}
 
 func BenchmarkAllowSameClient(b *testing.B) {
-	client := netip.MustParsePrefix("2001:db8::/64")
+	client := kv.GroupClient(netip.MustParsePrefix("2001:db8::/64"))
 	b.Run("allowed", func(b *testing.B) {
 		l := newLimiter(b, generous)
 		now := t0
@@ -55,12 +56,12 @@ func BenchmarkAllowSameClient(b *testing.B) {
 
 func BenchmarkAllowManyClients(b *testing.B) {
 	const clients = 10000
-	keys := make([]netip.Prefix, clients)
+	keys := make([]kv.Client, clients)
 	for i := range keys {
 		if i%2 == 0 {
-			keys[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
+			keys[i] = kv.GroupClient(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32))
 		} else {
-			keys[i] = netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 6: byte(i >> 8), 7: byte(i)}), 64)
+			keys[i] = kv.GroupClient(netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 6: byte(i >> 8), 7: byte(i)}), 64))
 		}
 	}
 	l := newLimiter(b, generous)
@@ -86,7 +87,7 @@ func BenchmarkAllowManyClients(b *testing.B) {
 func BenchmarkAllowParallel(b *testing.B) {
 	b.Run("same-client", func(b *testing.B) {
 		l := newLimiter(b, generous)
-		client := netip.MustParsePrefix("192.0.2.1/32")
+		client := kv.GroupClient(netip.MustParsePrefix("192.0.2.1/32"))
 		l.Allow(client, 1)
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -103,7 +104,7 @@ func BenchmarkAllowParallel(b *testing.B) {
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
 			n := next.Add(1)
-			client := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}), 32)
+			client := kv.GroupClient(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}), 32))
 			for pb.Next() {
 				l.Allow(client, 1)
 			}

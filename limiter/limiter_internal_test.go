@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
 // TestSweptBucketIsNotSpent replays, one step at a time, the interleaving
@@ -19,7 +21,7 @@ func TestSweptBucketIsNotSpent(t *testing.T) {
 	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	l, err := New(Config{Tokens: 17, Window: time.Minute})
 	require.NoError(t, err)
-	client := netip.MustParsePrefix("192.0.2.1/32")
+	client := kv.GroupClient(netip.MustParsePrefix("192.0.2.1/32"))
 	require.True(t, l.AllowAt(client, 0, t0).Allowed) // creates a full bucket
 
 	b, ok := l.buckets.Load(client)
@@ -37,10 +39,12 @@ func TestSweptBucketIsNotSpent(t *testing.T) {
 	assert.Equal(t, 1, l.Len())
 }
 
-// TestPrefixHasher checks the table's hash agrees with netip.Prefix
-// equality, which the table relies on, and separates the families.
-func TestPrefixHasher(t *testing.T) {
-	h := prefixHasher(maphash.MakeSeed())
+// TestClientHasher checks the table's hash agrees with kv.Client
+// equality, which the table relies on, and separates the families, the
+// names and the rates.
+func TestClientHasher(t *testing.T) {
+	hc := clientHasher(maphash.MakeSeed())
+	h := func(p netip.Prefix, seed uint64) uint64 { return hc(kv.GroupClient(p), seed) }
 	p := netip.MustParsePrefix("2001:db8::/64")
 	want := h(p, 0)
 	for _, same := range []netip.Prefix{
@@ -55,4 +59,10 @@ func TestPrefixHasher(t *testing.T) {
 	mapped := h(netip.PrefixFrom(netip.MustParseAddr("::ffff:192.0.2.1"), 128), 0)
 	assert.NotEqual(t, v4, mapped, "IPv4 and IPv4-mapped IPv6 prefixes are distinct keys")
 	assert.NotEqual(t, h(netip.Prefix{}, 0), h(netip.MustParsePrefix("::/0"), 0))
+
+	alice := kv.Client{Name: "alice"}
+	assert.Equal(t, hc(alice, 0), hc(kv.Client{Name: "alice"}, 7))
+	assert.NotEqual(t, hc(alice, 0), hc(kv.Client{Name: "bob"}, 0))
+	assert.NotEqual(t, hc(alice, 0), hc(kv.Client{}, 0), "an identity is not the zero group")
+	assert.NotEqual(t, hc(alice, 0), hc(kv.Client{Name: "alice", Rate: kv.Rate{Tokens: 5, Window: time.Second}}, 0))
 }

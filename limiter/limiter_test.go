@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 )
 
@@ -31,9 +32,9 @@ func newLimiter(t testing.TB, cfg limiter.Config) *limiter.Limiter {
 
 // key is the client key of one address: the limiter keeps whatever keys it
 // is given, so the tests use single-address prefixes.
-func key(s string) netip.Prefix {
+func key(s string) kv.Client {
 	ip := netip.MustParseAddr(s)
-	return netip.PrefixFrom(ip, ip.BitLen())
+	return kv.GroupClient(netip.PrefixFrom(ip, ip.BitLen()))
 }
 
 func allowed(remaining int) limiter.Decision {
@@ -234,10 +235,11 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // Equal keys share a bucket and any two different keys have their own:
 // the limiter groups nothing itself, whatever the keys look like.
 func TestBucketPerKey(t *testing.T) {
-	p := netip.MustParsePrefix
+	p := func(s string) kv.Client { return kv.GroupClient(netip.MustParsePrefix(s)) }
+	alice, bob := kv.Client{Name: "alice"}, kv.Client{Name: "bob"}
 	tests := []struct {
 		name   string
-		a, b   netip.Prefix
+		a, b   kv.Client
 		shared bool
 	}{
 		{"same /64", p("2001:db8:1:2::/64"), p("2001:db8:1:2::/64"), true},
@@ -246,9 +248,12 @@ func TestBucketPerKey(t *testing.T) {
 		{"same address", key("192.0.2.1"), key("192.0.2.1"), true},
 		{"another address", key("192.0.2.1"), key("192.0.2.2"), false},
 		{"IPv4-mapped is another key", key("192.0.2.1"), key("::ffff:192.0.2.1"), false},
-		{"the zero Prefix is one key", netip.Prefix{}, netip.Prefix{}, true},
-		{"the zero Prefix is not 0.0.0.0/32", netip.Prefix{}, key("0.0.0.0"), false},
-		{"the zero Prefix is not ::/0", netip.Prefix{}, p("::/0"), false},
+		{"the zero Prefix is one key", kv.Client{}, kv.Client{}, true},
+		{"the zero Prefix is not 0.0.0.0/32", kv.Client{}, key("0.0.0.0"), false},
+		{"the zero Prefix is not ::/0", kv.Client{}, p("::/0"), false},
+		{"one identity", alice, kv.Client{Name: "alice"}, true},
+		{"another identity", alice, bob, false},
+		{"an identity is not the zero group", alice, kv.Client{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -358,7 +363,7 @@ func TestOnDemandSweepIsThrottled(t *testing.T) {
 
 func TestNilLimiterAllowsEverything(t *testing.T) {
 	var l *limiter.Limiter
-	for _, client := range []netip.Prefix{key("192.0.2.1"), key("2001:db8::1"), {}} {
+	for _, client := range []kv.Client{key("192.0.2.1"), key("2001:db8::1"), {}} {
 		for i := 0; i < 100; i++ {
 			assert.Equal(t, limiter.Decision{Allowed: true}, l.Allow(client, 1000))
 			assert.Equal(t, limiter.Decision{Allowed: true}, l.AllowAt(client, 1, t0))
@@ -423,7 +428,7 @@ func TestConcurrentSameClient(t *testing.T) {
 			wg.Add(1)
 			go func(g int) {
 				defer wg.Done()
-				client := netip.MustParsePrefix("2001:db8::/64")
+				client := kv.GroupClient(netip.MustParsePrefix("2001:db8::/64"))
 				<-start
 				for i := 0; i < attempts; i++ {
 					d := l.AllowAt(client, 1, t0)
@@ -470,7 +475,7 @@ func TestConcurrentSweepChangesNoAnswer(t *testing.T) {
 			for r := 0; r < rounds; r++ {
 				for c := 0; c < clients; c++ {
 					c := (c + g*7) % clients
-					client := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(c >> 8), byte(c)}), 32)
+					client := kv.GroupClient(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(c >> 8), byte(c)}), 32))
 					if l.AllowAt(client, 1, t0).Allowed {
 						ok[c].Add(1)
 					}
@@ -500,7 +505,7 @@ func TestConcurrentTableBound(t *testing.T) {
 		go func(g int) {
 			defer wg.Done()
 			for i := 0; i < perGoroutine; i++ {
-				client := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(g), byte(i >> 8), byte(i)}), 32)
+				client := kv.GroupClient(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(g), byte(i >> 8), byte(i)}), 32))
 				if l.AllowAt(client, 17, t0).Allowed {
 					ok.Add(1)
 				}
@@ -516,4 +521,18 @@ func TestConcurrentTableBound(t *testing.T) {
 	// Each of the 10 table clients spent its burst at once, and so did one
 	// newcomer on the overflow bucket.
 	assert.EqualValues(t, maxClients+1, ok.Load())
+}
+
+// A key with a rate of its own gets a bucket of that size and refill; the
+// same name under the default rate is another key.
+func TestOwnRate(t *testing.T) {
+	l := newLimiter(t, defaultCfg)
+	own := kv.Client{Name: "alice", Rate: kv.Rate{Tokens: 5, Window: time.Minute}}
+	assert.Equal(t, limiter.Decision{Allowed: true, Limit: 5, Remaining: 0}, l.AllowAt(own, 5, t0))
+	d := l.AllowAt(own, 1, t0)
+	assert.False(t, d.Allowed)
+	assert.Equal(t, 12*time.Second, d.RetryAfter, "one token of 5 a minute")
+	assert.Equal(t, limiter.Decision{Allowed: true, Limit: 5, Remaining: 0}, l.AllowAt(own, 1, t0.Add(12*time.Second)))
+	assert.Equal(t, limiter.Decision{Allowed: true, Limit: 17, Remaining: 16}, l.AllowAt(kv.Client{Name: "alice"}, 1, t0))
+	assert.Equal(t, 2, l.SweepAt(t0.Add(time.Hour)), "both buckets refill and are swept")
 }

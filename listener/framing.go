@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"sync/atomic"
 )
 
 // A request with both Transfer-Encoding and Content-Length is framed two
@@ -136,10 +137,13 @@ func lower(b byte) byte {
 type connKey struct{}
 
 // ConnContext is for http.Server.ConnContext: it makes a connection this
-// package accepted known to FramingConflict.
+// package accepted, or wrapped with TLS, known to FramingConflict.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	if c, ok := c.(*conn); ok {
-		return context.WithValue(ctx, connKey{}, c)
+	switch c := c.(type) {
+	case *conn:
+		return context.WithValue(ctx, connKey{}, &c.conflict)
+	case *tlsConn:
+		return context.WithValue(ctx, connKey{}, &c.conflict)
 	}
 	return ctx
 }
@@ -149,6 +153,6 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 // and Content-Length (see ConnContext). Once true it stays true for that
 // connection.
 func FramingConflict(ctx context.Context) bool {
-	c, ok := ctx.Value(connKey{}).(*conn)
-	return ok && c.conflict.Load()
+	conflict, ok := ctx.Value(connKey{}).(*atomic.Bool)
+	return ok && conflict.Load()
 }

@@ -41,12 +41,19 @@ var buffers = sync.Pool{New: func() any { return new([readAhead]byte) }}
 // Listen listens on the TCP address addr with keep-alive probes off and
 // wraps the listener with New (see the package comment).
 func Listen(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{KeepAlive: -1}
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	ln, err := ListenTCP(addr)
 	if err != nil {
 		return nil, err
 	}
 	return New(ln), nil
+}
+
+// ListenTCP listens on the TCP address addr with keep-alive probes off
+// (see the package comment), without New's wrapping: for a listener whose
+// connections another layer reads first, such as TLS (see TLS).
+func ListenTCP(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	return lc.Listen(context.Background(), "tcp", addr)
 }
 
 // New returns a listener whose TCP connections make their first read

@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"net/netip"
-
 	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
@@ -54,15 +52,16 @@ type Store interface {
 // implements it. Allow is called on every request, so an implementation
 // should not allocate for a client it knows.
 //
-// client is the caller's client key (see Service.Caller), the group of
-// addresses that counts as one client. A Limiter keeps one budget per key
-// and groups nothing itself, so the rate limit and the watcher caps always
-// agree on who one client is.
+// client is the caller's client key (see Service.Caller and
+// Service.Authenticated): the group of addresses that counts as one
+// anonymous client, or an identity with its own rate. A Limiter keeps one
+// budget per key and groups nothing itself, so the rate limit and the
+// watcher caps always agree on who one client is.
 //
 // A nil Limiter turns rate limiting off. So does a nil *limiter.Limiter
 // passed as one, which allows everything: a Service treats both alike.
 type Limiter interface {
-	Allow(client netip.Prefix, cost int) kv.Decision
+	Allow(client kv.Client, cost int) kv.Decision
 }
 
 // Feed is the change feed that watches and long-polls read, in kv's

@@ -16,22 +16,24 @@ type Kind uint8
 // The kinds of refusal a caller can get. Their values are not stable, their
 // codes are.
 const (
-	KindBadRequest     Kind = iota + 1 // malformed key, value, TTL, header or parameter
-	KindForbidden                      // ip/ key written or deleted by another site's web page
-	KindNotFound                       // missing or expired key
-	KindConflict                       // load-or-store or compare-and-swap lost; Current is set
-	KindRateLimited                    // over the caller's token budget; Limit is set
-	KindFull                           // the store is at its key cap
-	KindUnavailable                    // storage refused the write (e.g. journal I/O error) or is not ready
-	KindTooLarge                       // value plus owner secret beyond the size limit
-	KindPrecondition                   // If-Match / If-None-Match did not hold; Current may be set
-	KindNotModified                    // a conditional long-poll saw no change
-	KindOwned                          // owned key, wrong or missing owner secret
-	KindTooManyWatches                 // the caller's, its network's or the server's cap of open watches
-	KindShuttingDown                   // the server is stopping; a retry elsewhere or later succeeds
-	KindWatchDisabled                  // this server has no change feed
-	KindCheckFailed                    // a check of a transaction did not hold; Failed is set
-	KindOverloaded                     // too many requests in flight; a retry in a moment succeeds
+	KindBadRequest      Kind = iota + 1 // malformed key, value, TTL, header or parameter
+	KindForbidden                       // ip/ key written or deleted by another site's web page
+	KindNotFound                        // missing or expired key
+	KindConflict                        // load-or-store or compare-and-swap lost; Current is set
+	KindRateLimited                     // over the caller's token budget; Limit is set
+	KindFull                            // the store is at its key cap
+	KindUnavailable                     // storage refused the write (e.g. journal I/O error) or is not ready
+	KindTooLarge                        // value plus owner secret beyond the size limit
+	KindPrecondition                    // If-Match / If-None-Match did not hold; Current may be set
+	KindNotModified                     // a conditional long-poll saw no change
+	KindOwned                           // owned key, wrong or missing owner secret
+	KindTooManyWatches                  // the caller's, its network's or the server's cap of open watches
+	KindShuttingDown                    // the server is stopping; a retry elsewhere or later succeeds
+	KindWatchDisabled                   // this server has no change feed
+	KindCheckFailed                     // a check of a transaction did not hold; Failed is set
+	KindUnauthenticated                 // no valid token where one is needed: missing, unknown, expired or badly signed
+	KindNoPermission                    // the caller's identity has no grant for the operation on the key
+	KindOverloaded                      // too many requests in flight; a retry in a moment succeeds
 
 	kindEnd // one past the last kind, for tests that visit them all
 )
@@ -39,22 +41,24 @@ const (
 // codes are the kinds' machine-readable names, stable across versions:
 // clients branch on them, so a code is never renamed or reused.
 var codes = [kindEnd]string{
-	KindBadRequest:     "bad_request",
-	KindForbidden:      "forbidden",
-	KindNotFound:       "key_not_found",
-	KindConflict:       "conflict",
-	KindRateLimited:    "rate_limited",
-	KindFull:           "store_full",
-	KindUnavailable:    "storage_unavailable",
-	KindTooLarge:       "too_large",
-	KindPrecondition:   "precondition_failed",
-	KindNotModified:    "not_modified",
-	KindOwned:          "owned",
-	KindTooManyWatches: "too_many_watches",
-	KindShuttingDown:   "shutting_down",
-	KindWatchDisabled:  "watch_disabled",
-	KindCheckFailed:    "check_failed",
-	KindOverloaded:     "overloaded",
+	KindBadRequest:      "bad_request",
+	KindForbidden:       "forbidden",
+	KindNotFound:        "key_not_found",
+	KindConflict:        "conflict",
+	KindRateLimited:     "rate_limited",
+	KindFull:            "store_full",
+	KindUnavailable:     "storage_unavailable",
+	KindTooLarge:        "too_large",
+	KindPrecondition:    "precondition_failed",
+	KindNotModified:     "not_modified",
+	KindOwned:           "owned",
+	KindTooManyWatches:  "too_many_watches",
+	KindShuttingDown:    "shutting_down",
+	KindWatchDisabled:   "watch_disabled",
+	KindCheckFailed:     "check_failed",
+	KindUnauthenticated: "unauthenticated",
+	KindNoPermission:    "no_permission",
+	KindOverloaded:      "overloaded",
 }
 
 // CodeInternal is the code of a failure that is the server's fault, and of

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/limiter"
 	"github.com/rendezvous-kv/rendezvous/policy"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
@@ -74,7 +75,7 @@ func TestListPageSizeAndCost(t *testing.T) {
 		_, err = svc.List(v4, "k/", "", limit)
 		require.NoError(t, err)
 		// v4's client under the default grouping: its own address.
-		return 1000 - lim.Allow(netip.PrefixFrom(v4.IP, 32), 0).Remaining
+		return 1000 - lim.Allow(kv.GroupClient(netip.PrefixFrom(v4.IP, 32)), 0).Remaining
 	}
 	assert.Equal(t, 1, spent(0, 0), "the default page")
 	assert.Equal(t, 1, spent(0, 100))

@@ -63,6 +63,11 @@ type Config struct {
 	// MaxInFlight caps the requests Admit lets in at once (see Admit); 0
 	// means no cap.
 	MaxInFlight int
+	// Anonymous, when set, turns access control on: a caller without an
+	// Identity gets only these grants (the zero Grants: none), and an
+	// identified caller only its own. Nil leaves every key readable and
+	// writable by anyone, as a public instance without tokens is.
+	Anonymous *Grants
 }
 
 // The default networks of the per-network watcher cap: an IPv4 /24 and an
@@ -157,33 +162,21 @@ type Caller struct {
 	// such a request IP says where the visitor is, not that the visitor
 	// meant the write: ip/ keys refuse its writes and deletes.
 	CrossSite bool
-	// Identity is who the caller authenticated as, nil for an anonymous
-	// caller, as every caller is until a front end authenticates. It is
-	// for this rule: an authenticated caller's client key is derived from
-	// its identity instead of its address, so that it keeps one budget
-	// from any address. Nothing sets or reads it yet; clientKey is where
-	// the rule goes, once the key's type can hold an identity. It is a
-	// pointer because a Caller is copied into every call a request makes:
-	// a string here made a GET about 8% slower.
+	// Identity is who the caller authenticated as (see
+	// Service.Authenticated), nil for an anonymous caller. Its grants
+	// decide what the caller may read and write. It is a pointer because
+	// a Caller is copied into every call a request makes: a string here
+	// made a GET about 8% slower.
 	Identity *Identity
 
-	// client is the client key Service.Caller derived: the one the rate
-	// limit and the per-client watcher cap both count the request under.
-	// It is the zero Prefix in a Caller built otherwise.
-	client netip.Prefix
+	// client is the client key Service.Caller or Authenticated derived:
+	// the one the rate limit and the per-client watcher cap both count
+	// the request under. It is the zero key in a Caller built otherwise.
+	client kv.Client
 }
 
-// Identity is who an authenticated caller proved to be. It is a
-// placeholder for the front ends that authenticate callers (TLS client
-// certificates, tokens, and the grants that come with them); nothing
-// makes one yet.
-type Identity struct {
-	// Name is the caller's name, the same from every address.
-	Name string
-}
-
-// Caller returns the Caller of a request from ip, crossSite as in
-// Caller.CrossSite, with its client key derived here: the group of ip
+// Caller returns the Caller of an anonymous request from ip, crossSite as
+// in Caller.CrossSite, with its client key derived here: the group of ip
 // under Config.ClientGrouping. Every budget and cap the request meets
 // counts it under that one key.
 func (s *Service) Caller(ip netip.Addr, crossSite bool) Caller {
@@ -192,15 +185,30 @@ func (s *Service) Caller(ip netip.Addr, crossSite bool) Caller {
 	return c
 }
 
+// Authenticated returns the Caller of a request from ip made by id, as a
+// verifier established it. Its grants decide what the caller may do, and
+// its client key is the identity, not the address: its rate-limit bucket
+// (of id.Rate, or the server's default rate) and its watcher places are
+// its own from any address. A nil id is the anonymous caller, as Caller
+// returns it.
+func (s *Service) Authenticated(ip netip.Addr, crossSite bool, id *Identity) Caller {
+	c := Caller{IP: ip, CrossSite: crossSite, Identity: id}
+	c.client = s.clientKey(c)
+	return c
+}
+
 // clientKey returns c's client key, deriving it when c has none: the one
 // derivation of a client key. A Caller not made by Service.Caller (a
 // test's, or a preflight's that only asks WriteAllowed) gets it here on
 // each use.
-func (s *Service) clientKey(c Caller) netip.Prefix {
-	if c.client.IsValid() {
+func (s *Service) clientKey(c Caller) kv.Client {
+	if c.client.Group.IsValid() || c.client.Name != "" {
 		return c.client
 	}
-	return s.clients.Group(c.IP)
+	if c.Identity != nil {
+		return kv.Client{Name: c.Identity.Name, Rate: c.Identity.Rate}
+	}
+	return kv.GroupClient(s.clients.Group(c.IP))
 }
 
 // CanonicalIP returns ip unmapped from IPv4-in-IPv6 and without a zone, the
@@ -236,6 +244,9 @@ func (s *Service) Get(c Caller, key string) (kv.Item, error) {
 		return kv.Item{}, err
 	}
 	if err := s.checkKey(key); err != nil {
+		return kv.Item{}, err
+	}
+	if err := s.allow(c, key, AccessRead); err != nil {
 		return kv.Item{}, err
 	}
 	it, ok := s.store.Get(key)
@@ -291,6 +302,9 @@ func (s *Service) Write(c Caller, op WriteOp, req WriteRequest) (WriteResult, er
 	if err != nil {
 		return WriteResult{}, err
 	}
+	if err := s.allow(c, key, AccessWrite); err != nil {
+		return WriteResult{}, err
+	}
 	if err := s.checkValue(req.Value, req.Secret); err != nil {
 		return WriteResult{}, err
 	}
@@ -330,7 +344,15 @@ func (s *Service) Write(c Caller, op WriteOp, req WriteRequest) (WriteResult, er
 		if req.IfNoneMatch && errors.Is(err, kv.ErrExists) {
 			return WriteResult{}, errPrecondition
 		}
-		return WriteResult{}, fromStore(err, it)
+		err = fromStore(err, it)
+		if pe, ok := err.(*Error); ok && pe.Current != nil && !s.mayRead(c, key) {
+			// A caller that may only write learns that it lost, not
+			// what won.
+			hidden := *pe
+			hidden.Current = nil
+			err = &hidden
+		}
+		return WriteResult{}, err
 	}
 	if err := s.commit(); err != nil {
 		return WriteResult{}, err
@@ -428,6 +450,9 @@ func (s *Service) List(c Caller, prefix, after string, limit int) (ListPage, err
 			return ListPage{}, err
 		}
 	}
+	if err := s.allowUnder(c, prefix); err != nil {
+		return ListPage{}, err
+	}
 	// The page starts just after the cursor; a cursor before the prefix
 	// (or none) starts at the prefix.
 	start := prefix
@@ -443,13 +468,49 @@ func (s *Service) List(c Caller, prefix, after string, limit int) (ListPage, err
 	if start >= end {
 		return ListPage{}, nil
 	}
-	items := s.store.Range(start, end, limit+1)
+	var items []kv.Item
+	if g := s.grants(c); g != nil {
+		items = s.readable(g, start, end, limit+1)
+	} else {
+		items = s.store.Range(start, end, limit+1)
+	}
 	page := ListPage{Items: items}
 	if len(items) > limit {
 		page.Items = items[:limit]
 		page.Next = items[limit-1].Key
 	}
 	return page, nil
+}
+
+// readable returns up to limit live items with start <= key < end that
+// g lets its holder read, in byte order. At an unreadable key it goes on
+// from the next key another grant may decide, so a listing spends no
+// reads on a run of keys the caller may not see, and each run is skipped
+// once.
+func (s *Service) readable(g *Grants, start, end string, limit int) []kv.Item {
+	var out []kv.Item
+	for {
+		want := limit - len(out)
+		items := s.store.Range(start, end, want)
+		next := ""
+		for _, it := range items {
+			if g.Allows(it.Key, AccessRead) {
+				out = append(out, it)
+				continue
+			}
+			if next = g.skip(it.Key); next == "" {
+				return out // nothing after it can be read
+			}
+			break
+		}
+		if next == "" {
+			return out // the range ended, or the page is full
+		}
+		if end != "" && next >= end {
+			return out
+		}
+		start = next
+	}
 }
 
 // DeleteResult reports a successful delete.
@@ -467,6 +528,9 @@ func (s *Service) Delete(c Caller, key, secret string) (DeleteResult, error) {
 	}
 	key, scoped, err := s.scopeKey(c, key)
 	if err != nil {
+		return DeleteResult{}, err
+	}
+	if err := s.allow(c, key, AccessWrite); err != nil {
 		return DeleteResult{}, err
 	}
 	it, err := s.store.Delete(key, kv.HashSecret(secret))

@@ -79,7 +79,8 @@ type TxnResult struct {
 // Every operation meets the rules of its single-key form, and one that
 // fails any refuses the whole transaction: key syntax and size, ip/
 // scoping (and the refusal of ip/ writes from other sites' pages), the
-// owner's secret, the value size and the TTL bounds; a transaction whose
+// caller's grants (write on each op's key as stored, read on each
+// check's), the owner's secret, the value size and the TTL bounds; a transaction whose
 // new keys do not fit under the store's key cap is refused with KindFull.
 // A failed check refuses it with KindCheckFailed, whose Error lists every
 // failed check in Failed.
@@ -110,6 +111,10 @@ func (s *Service) Txn(c Caller, req TxnRequest) (TxnResult, error) {
 		if err != nil {
 			return TxnResult{}, at("checks", i, err)
 		}
+		// A check tells whether the key holds a value, as a read does.
+		if err := s.allow(c, key, AccessRead); err != nil {
+			return TxnResult{}, at("checks", i, err)
+		}
 		sc := kv.Check{Key: key}
 		switch ck.Kind {
 		case CheckAbsent:
@@ -130,6 +135,9 @@ func (s *Service) Txn(c Caller, req TxnRequest) (TxnResult, error) {
 	for i, op := range req.Ops {
 		key, _, err := s.scopeKey(c, op.Key)
 		if err != nil {
+			return TxnResult{}, at("ops", i, err)
+		}
+		if err := s.allow(c, key, AccessWrite); err != nil {
 			return TxnResult{}, at("ops", i, err)
 		}
 		so := kv.TxnOp{Key: key, Owner: kv.HashSecret(op.Secret)}

@@ -20,17 +20,23 @@ var (
 
 // watchClient is the group whose watches and long-polls share the
 // per-client cap: the caller's client key, which its rate-limit bucket is
-// kept under too (by default the IPv4 address and the IPv6 /64), so one
-// client is one client under every rule and rotating interface
-// identifiers does not mint more.
-func (s *Service) watchClient(c Caller) netip.Prefix {
+// kept under too (by default the IPv4 address and the IPv6 /64, or the
+// caller's identity), so one client is one client under every rule and
+// rotating interface identifiers does not mint more.
+func (s *Service) watchClient(c Caller) kv.Client {
 	return s.clientKey(c)
 }
 
 // watchNetwork is the larger group whose watches share the per-network
 // cap: without it one IPv6 /48 holds 65536 /64s, each with its own
-// per-client allowance, and fills the total cap for everyone.
+// per-client allowance, and fills the total cap for everyone. An
+// identity counts against no network: the operator issued it, so it
+// cannot be minted by the thousand, and its places follow it from any
+// address.
 func (s *Service) watchNetwork(c Caller) netip.Prefix {
+	if c.Identity != nil {
+		return netip.Prefix{}
+	}
 	return s.networks.Group(c.IP)
 }
 
@@ -58,7 +64,9 @@ func (s *Service) subscribe(c Caller, o kv.SubOptions) (kv.Subscription, error) 
 //
 // The prefix follows the key syntax except that it may be empty (every
 // key). Like reads, it is not rewritten for ip/: anyone may watch
-// ip/<addr>/, as anyone may read it.
+// ip/<addr>/, as anyone may read it. A caller with grants sees only the
+// changes of keys it may read, and is refused a watch under which it may
+// read none.
 func (s *Service) Watch(c Caller, prefix string, since uint64, exact bool) (*Watcher, error) {
 	if err := s.charge(c, s.cfg.CostRead); err != nil {
 		return nil, err
@@ -67,6 +75,13 @@ func (s *Service) Watch(c Caller, prefix string, since uint64, exact bool) (*Wat
 		if err := s.checkKey(prefix); err != nil {
 			return nil, err
 		}
+	}
+	if exact {
+		if err := s.allow(c, prefix, AccessRead); err != nil {
+			return nil, err
+		}
+	} else if err := s.allowUnder(c, prefix); err != nil {
+		return nil, err
 	}
 	f := s.cfg.Feed
 	if f == nil {
@@ -115,6 +130,9 @@ func (s *Service) WaitKey(ctx context.Context, c Caller, key string, etag uint64
 		return kv.Item{}, false, err
 	}
 	if err := s.checkKey(key); err != nil {
+		return kv.Item{}, false, err
+	}
+	if err := s.allow(c, key, AccessRead); err != nil {
 		return kv.Item{}, false, err
 	}
 	if it, ok := s.changed(key, etag); ok {

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 
 	"github.com/rendezvous-kv/rendezvous/kv"
@@ -64,6 +65,8 @@ type Watcher struct {
 	// space), for the string front ends.
 	stringsOnly bool
 	closed      atomic.Bool
+	// grants, when set, hide the events of keys the caller may not read.
+	grants *Grants
 }
 
 // watcher opens a subscription for c with o and wraps it.
@@ -72,7 +75,7 @@ func (s *Service) watcher(c Caller, o kv.SubOptions) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Watcher{svc: s, sub: sub, resuming: o.Since != 0}, nil
+	return &Watcher{svc: s, sub: sub, resuming: o.Since != 0, grants: s.grants(c)}, nil
 }
 
 // Next blocks until the watch has a step to take, and returns it. The end
@@ -82,11 +85,19 @@ func (s *Service) watcher(c Caller, o kv.SubOptions) (*Watcher, error) {
 // before come out first), and ErrWatcherClosed after Close.
 func (w *Watcher) Next(ctx context.Context) (WatchStep, error) {
 	evs, err := w.sub.Next(ctx)
-	for err == nil && w.stringsOnly {
-		if evs = stringEvents(evs); len(evs) > 0 {
+	for err == nil && (w.stringsOnly || w.grants != nil) {
+		// The feed hands each Next a slice of its own, so it is filtered
+		// in place; a step of only hidden events (tuple keys for a
+		// string front end, keys the caller may not read) is no step.
+		if w.stringsOnly {
+			evs = stringEvents(evs)
+		}
+		if w.grants != nil {
+			evs = slices.DeleteFunc(evs, func(e kv.Event) bool { return !w.grants.Allows(e.Key, AccessRead) })
+		}
+		if len(evs) > 0 {
 			break
 		}
-		// Only tuple keys changed: nothing to tell; wait for more.
 		w.resuming = false
 		evs, err = w.sub.Next(ctx)
 	}

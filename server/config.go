@@ -10,10 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/auth"
 	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/persist"
 	"github.com/rendezvous-kv/rendezvous/policy"
+	"github.com/rendezvous-kv/rendezvous/tlsconf"
 )
 
 // Config is everything a Server is set up with. Start from DefaultConfig:
@@ -24,9 +26,58 @@ type Config struct {
 	// (see Server.Addr).
 	Addr string
 	// Insecure allows plaintext HTTP on an Addr or MetricsAddr that is not
-	// a loopback address. Without it such an address is refused: put a
-	// TLS proxy in front and list it in TrustedProxies.
+	// a loopback address. Without it such an address is refused: serve
+	// TLS (TLSCertFile or ACMEDomains), or put a TLS proxy in front and
+	// list it in TrustedProxies.
 	Insecure bool
+
+	// TLSCertFile and TLSKeyFile, when set, are the PEM certificate chain
+	// and private key that the API, and every protocol listener, serve
+	// TLS 1.2 or newer with (HTTP/2 by ALPN beside HTTP/1.1). They are
+	// read again when they change (see TLSPollInterval) and on Reload; a
+	// pair that does not load then keeps the previous one. With TLS on,
+	// Addr may be any address without Insecure.
+	TLSCertFile, TLSKeyFile string
+	// TLSClientCAFile, when set, holds the PEM CA certificates that
+	// client certificates are verified against (mTLS); it is reloaded
+	// with the pair.
+	TLSClientCAFile string
+	// TLSClientAuth says whether a client certificate is required (the
+	// zero value) or only verified when sent; it applies with
+	// TLSClientCAFile.
+	TLSClientAuth tlsconf.ClientAuth
+	// MTLSIdentityFile, when set, maps the names of a verified client
+	// certificate (see tlsconf.ClientNames) to identities with grants,
+	// one per line in the token file's format with a name in place of
+	// the token. It needs TLSClientCAFile.
+	MTLSIdentityFile string
+	// TLSPollInterval is how often the certificate, key and client CA
+	// files are looked at for a change; 0 means
+	// tlsconf.DefaultPollInterval.
+	TLSPollInterval time.Duration
+
+	// ACMEDomains, when set, has the certificates for these names
+	// obtained and renewed from an ACME server (instead of TLSCertFile),
+	// by TLS-ALPN-01 on Addr or HTTP-01 on HTTPAddr.
+	ACMEDomains []string
+	// ACMEEmail is the contact address given to the ACME server; it may
+	// be empty.
+	ACMEEmail string
+	// ACMECache is the directory (mode 0700) that keeps the ACME account
+	// key and the certificates across restarts; empty means Data
+	// followed by ".acme", beside the data file.
+	ACMECache string
+	// ACMEDirectory is the ACME server's directory URL; empty means Let's
+	// Encrypt's production server.
+	ACMEDirectory string
+	// ACMEDirectoryCAFile, when set, holds the PEM CA certificates that
+	// the ACME server's HTTPS certificate is verified against, besides
+	// the system's (a private ACME server).
+	ACMEDirectoryCAFile string
+	// HTTPAddr, when set, serves plaintext HTTP on this address (port 80)
+	// for ACME HTTP-01 challenges and redirects everything else to
+	// https. It needs TLS.
+	HTTPAddr string
 
 	// Data is the snapshot file; the journal generations and the lock
 	// file live beside it. Empty keeps everything in memory only.
@@ -141,6 +192,35 @@ type Config struct {
 	// IdleTimeout closes a kept-alive connection that sends no new
 	// request for this long.
 	IdleTimeout time.Duration
+
+	// AuthFile is a token file (see auth.TokenFile): each line a token,
+	// its identity, grants and optional rate. It is read again on
+	// Server.Reload. Exclusive with the JWT settings.
+	AuthFile string
+	// JWTSecretFile holds the shared secret of HS256/384/512 tokens;
+	// JWTPublicKey is a PEM public key (RSA, ECDSA or Ed25519) for RS*,
+	// PS*, ES* or EdDSA tokens; JWTJWKSURL serves the issuer's keys as a
+	// JWKS. At most one of them is set.
+	JWTSecretFile, JWTPublicKey, JWTJWKSURL string
+	// JWTIssuer and JWTAudience, when set, are required of every JWT's
+	// iss and aud claims.
+	JWTIssuer, JWTAudience string
+	// JWKSRefetchFloor is the least time between two fetches of the JWKS
+	// for a kid it did not hold; 0 means auth.DefaultRefetchFloor.
+	JWKSRefetchFloor time.Duration
+	// Anonymous grants callers without a token these rights, written as a
+	// token file writes grants ("rw: -:team/"); empty grants nothing.
+	// It applies when AuthFile or a JWT key is set; without them every
+	// caller may read and write everything.
+	Anonymous string
+	// RespAddr, when set, serves the Redis protocol (package resp) on this
+	// address; off when empty. Like Addr it must be loopback unless
+	// Insecure is set.
+	RespAddr string
+	// LineAddr, when set, serves netkv's line protocol (package
+	// lineproto) on this address; off when empty. Like Addr it must be
+	// loopback unless Insecure is set.
+	LineAddr string
 
 	// MetricsAddr, when set, serves /metrics on this address instead of
 	// on Addr.
@@ -263,7 +343,7 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 
 // ErrPlaintext refuses an address that would serve plaintext HTTP off the
 // loopback interface without Config.Insecure.
-var ErrPlaintext = errors.New("plaintext HTTP on an address that is not loopback; put a TLS proxy in front and set Insecure, or listen on loopback")
+var ErrPlaintext = errors.New("plaintext HTTP on an address that is not loopback; serve TLS, or put a TLS proxy in front and set Insecure, or listen on loopback")
 
 var (
 	errPositive    = errors.New("must be positive")
@@ -326,6 +406,7 @@ func (c *Config) Validate() error {
 		{"WatchKeepAlive", c.WatchKeepAlive},
 		{"StreamWriteTimeout", c.StreamWriteTimeout},
 		{"DrainTimeout", c.DrainTimeout},
+		{"JWKSRefetchFloor", c.JWKSRefetchFloor},
 	} {
 		if p.v < 0 {
 			return refuse(p.field, p.v, errNegative)
@@ -400,10 +481,68 @@ func (c *Config) Validate() error {
 			return refuse("MetricsAddr", c.MetricsAddr, ErrPlaintext)
 		}
 	}
-	if !c.Insecure && !loopbackAddr(c.Addr) {
+	for _, a := range []struct{ field, addr string }{{"RespAddr", c.RespAddr}, {"LineAddr", c.LineAddr}} {
+		if a.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return refuse(a.field, a.addr, err)
+		}
+		if !c.Insecure && !c.TLS() && !loopbackAddr(a.addr) {
+			return refuse(a.field, a.addr, ErrPlaintext)
+		}
+	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
+	if !c.Insecure && !c.TLS() && !loopbackAddr(c.Addr) {
 		return refuse("Addr", c.Addr, ErrPlaintext)
 	}
+	return c.validateAuth(refuse)
+}
+
+// The refusals of authentication settings.
+var (
+	ErrAuthExclusive = errors.New("a token file and JWTs are exclusive: give one of them")
+	errOneJWTKey     = errors.New("give one JWT key: a secret file, a public key or a JWKS URL")
+	errJWTClaims     = errors.New("checks JWTs' claims, but no JWT key is set")
+	errAnonymousOnly = errors.New("restricts anonymous callers, but no token file or JWT key is set, so every caller is anonymous with full access")
+)
+
+// validateAuth checks the authentication settings.
+func (c *Config) validateAuth(refuse func(string, any, error) error) error {
+	keys := 0
+	for _, k := range []string{c.JWTSecretFile, c.JWTPublicKey, c.JWTJWKSURL} {
+		if k != "" {
+			keys++
+		}
+	}
+	switch {
+	case c.AuthFile != "" && keys > 0:
+		return refuse("AuthFile", c.AuthFile, ErrAuthExclusive)
+	case keys > 1:
+		return refuse("JWTSecretFile", c.JWTSecretFile, errOneJWTKey)
+	case keys == 0 && c.JWTIssuer != "":
+		return refuse("JWTIssuer", c.JWTIssuer, errJWTClaims)
+	case keys == 0 && c.JWTAudience != "":
+		return refuse("JWTAudience", c.JWTAudience, errJWTClaims)
+	case keys == 0 && c.AuthFile == "" && c.Anonymous != "":
+		return refuse("Anonymous", c.Anonymous, errAnonymousOnly)
+	}
+	if _, err := auth.ParseGrants(c.Anonymous); err != nil {
+		return refuse("Anonymous", c.Anonymous, err)
+	}
+	if c.JWTJWKSURL != "" {
+		if u, err := url.Parse(c.JWTJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return refuse("JWTJWKSURL", c.JWTJWKSURL, errors.New("not an http or https URL"))
+		}
+	}
 	return nil
+}
+
+// authOn reports whether callers authenticate.
+func (c *Config) authOn() bool {
+	return c.AuthFile != "" || c.JWTSecretFile != "" || c.JWTPublicKey != "" || c.JWTJWKSURL != ""
 }
 
 // burst is the bucket size in effect.

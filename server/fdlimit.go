@@ -18,6 +18,9 @@ func listenerCount(cfg *Config) int {
 	if cfg.PprofAddr != "" {
 		n++
 	}
+	if cfg.HTTPAddr != "" {
+		n++
+	}
 	return n
 }
 

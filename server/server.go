@@ -20,20 +20,26 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/auth"
 	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/gcpace"
 	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/kvconnect"
 	"github.com/rendezvous-kv/rendezvous/limiter"
+	"github.com/rendezvous-kv/rendezvous/lineproto"
 	"github.com/rendezvous-kv/rendezvous/listener"
 	"github.com/rendezvous-kv/rendezvous/metrics"
 	"github.com/rendezvous-kv/rendezvous/persist"
 	"github.com/rendezvous-kv/rendezvous/policy"
+	"github.com/rendezvous-kv/rendezvous/resp"
 	"github.com/rendezvous-kv/rendezvous/static"
+	"github.com/rendezvous-kv/rendezvous/tlsconf"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
 )
 
@@ -74,12 +80,21 @@ type Server struct {
 	limits  *limiter.Limiter // nil with rate limiting off
 	svc     *policy.Service
 	api     http.Handler
+	tls     *tlsconf.Manager // nil without TLS
+	acme    *tlsconf.ACME    // nil without ACME
 	// loaded says that recovery filled the store, whose ordered index is
 	// then built in the background; replayed that its journal records
 	// are worth folding into a snapshot soon.
 	loaded, replayed bool
 
 	fronts []front // the API first
+	// reloads are what Reload re-reads, in order: the token file, and
+	// whatever else a part adds with onReload (certificates).
+	reloads []reload
+	// verifier checks the credentials of every front end (HTTP bearer
+	// tokens; Redis AUTH, KV Connect's access token): nil when no auth
+	// is configured, and then every caller is anonymous with full access.
+	verifier auth.Verifier
 
 	mu       sync.Mutex
 	state    int
@@ -218,6 +233,14 @@ func New(cfg Config) (_ *Server, err error) {
 	if s.limits != nil {
 		limits = s.limits
 	}
+	if cfg.authOn() {
+		// Validate parsed them already.
+		anon, _ := auth.ParseGrants(cfg.Anonymous)
+		pcfg.Anonymous = &anon
+		if s.verifier, err = s.openVerifier(); err != nil {
+			return nil, err
+		}
+	}
 	s.svc = policy.New(s.store, limits, pcfg, cfg.Now)
 
 	src := metrics.Sources{
@@ -234,6 +257,7 @@ func New(cfg Config) (_ *Server, err error) {
 	met := metrics.New(src)
 	hcfg := handlers.Config{
 		ClientIP: handlers.ClientIP{Trusted: cfg.TrustedProxies},
+		Verifier: s.verifier,
 		Landing: static.Vars{
 			MaxKey: cfg.MaxKeySize, MaxValue: cfg.MaxValueSize, MaxKeys: cfg.MaxKeys,
 			MaxTTL: ttlText(cfg.MaxTTL), Rate: cfg.rateText(),
@@ -276,17 +300,51 @@ func New(cfg Config) (_ *Server, err error) {
 		Protocols:         new(http.Protocols),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	// HTTP/2 without TLS (prior knowledge) shares the port with HTTP/1.1:
-	// Deno's KV client speaks only HTTP/2.
 	api.Protocols.SetHTTP1(true)
-	api.Protocols.SetUnencryptedHTTP2(true)
-	s.cfg.MaxConns = connBudget(&cfg, log)
-	ln, err := listener.Listen(cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.Addr, err)
+	if cfg.TLS() {
+		if err := s.setupTLS(); err != nil {
+			return nil, err
+		}
+		// HTTP/2 by ALPN.
+		api.Protocols.SetHTTP2(true)
+	} else {
+		// HTTP/2 without TLS (prior knowledge) shares the port with
+		// HTTP/1.1: Deno's KV client speaks only HTTP/2.
+		api.Protocols.SetUnencryptedHTTP2(true)
 	}
-	s.fronts = append(s.fronts, front{"api", listener.Limit(ln, s.cfg.MaxConns), api})
+	s.cfg.MaxConns = connBudget(&cfg, log)
+	if err := s.listenProtocol("api", cfg.Addr, api, protocolConns{plain: listener.New, tls: httpTLSConn}); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPAddr != "" {
+		if err := s.listen("http", cfg.HTTPAddr, s.httpFront()); err != nil {
+			return nil, err
+		}
+	}
 
+	if cfg.RespAddr != "" {
+		appendOnly := "no"
+		if s.journal != nil {
+			appendOnly = "yes"
+		}
+		rcfg := resp.Config{Service: s.svc, Keys: s.store.Len, Now: cfg.Now, AppendOnly: appendOnly, Log: log}
+		if s.verifier != nil {
+			rcfg.Verifier, rcfg.Authenticate = s.verifier, s.authenticate
+		}
+		rs := resp.New(rcfg)
+		if err := s.listen("resp", cfg.RespAddr, rs); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.LineAddr != "" {
+		lcfg := lineproto.Config{Service: s.svc, Log: log}
+		if s.verifier != nil {
+			lcfg.Verifier, lcfg.Authenticate = s.verifier, s.authenticate
+		}
+		if err := s.listen("line", cfg.LineAddr, lineproto.New(lcfg)); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", met.Handler())
@@ -380,6 +438,14 @@ func (s *Server) Addr() net.Addr { return s.fronts[0].ln.Addr() }
 // /metrics is served on Addr.
 func (s *Server) MetricsAddr() net.Addr { return s.frontAddr("metrics") }
 
+// RespAddr returns the address of the Redis protocol listener, or nil
+// when there is none.
+func (s *Server) RespAddr() net.Addr { return s.frontAddr("resp") }
+
+// LineAddr returns the address of the line protocol listener, or nil when
+// there is none.
+func (s *Server) LineAddr() net.Addr { return s.frontAddr("line") }
+
 // PprofAddr returns the address of the profiling listener, or nil when
 // there is none.
 func (s *Server) PprofAddr() net.Addr { return s.frontAddr("pprof") }
@@ -433,6 +499,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, f := range s.fronts[1:] {
 		s.log.Info(f.name+" listening", "addr", f.ln.Addr().String())
 	}
+	if s.tls != nil {
+		s.log.Info("TLS on", "cert", s.cfg.TLSCertFile, "acme_domains", strings.Join(s.cfg.ACMEDomains, ","),
+			"client_ca", s.cfg.TLSClientCAFile, "client_auth", s.cfg.TLSClientAuth.String())
+	}
 	s.log.Info("listening", "addr", s.Addr().String(), "data", s.cfg.Data, "fsync", s.cfg.Fsync.String(), "keys", s.store.Len(),
 		"max_keys", s.cfg.MaxKeys, "max_ttl", s.cfg.MaxTTL, "rate", s.cfg.rateText())
 	var failure error
@@ -485,6 +555,12 @@ func (s *Server) startBackground(ctx context.Context) {
 	}
 	if s.cfg.PaceGC && !gcpace.Overridden() { // GOGC from the environment wins
 		run(func() { gcpace.Run(ctx, gcpace.DefaultFloor, time.Second) })
+	}
+	if s.tls != nil {
+		run(func() { s.tls.Run(ctx, s.cfg.TLSPollInterval) })
+	}
+	if s.acme != nil {
+		run(func() { s.acme.Prefetch(ctx) })
 	}
 	if s.saver != nil {
 		run(func() { s.saver.Run(ctx, s.cfg.SaveInterval) })
@@ -581,4 +657,11 @@ func (s *Server) release(save bool) error {
 		errs = append(errs, fmt.Errorf("releasing the data file's lock: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// authenticate is the caller of the Redis and line protocols' connections
+// that proved id: they hold no cross-site notion, a browser cannot speak
+// them.
+func (s *Server) authenticate(ip netip.Addr, id *policy.Identity) policy.Caller {
+	return s.svc.Authenticated(ip, false, id)
 }

@@ -8,10 +8,13 @@
 //	POST /set/{key}  stores the body, 200 "OK"
 //
 // It logs `msg=listening addr=HOST:PORT` like rendezvous does, so -addr
-// 127.0.0.1:0 picks a free port that a script can read back.
+// 127.0.0.1:0 picks a free port that a script can read back. With
+// -tls-cert and -tls-key it serves TLS the way net/http does by itself
+// (ServeTLS: TLS 1.2+, HTTP/2 by ALPN), the ceiling of bench/tls.sh.
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -67,6 +70,8 @@ func (s *store) set(w http.ResponseWriter, r *http.Request) {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8081", "listen address (use 127.0.0.1:0 for a free port)")
+	certFile := flag.String("tls-cert", "", "serve TLS with this PEM certificate (with -tls-key)")
+	keyFile := flag.String("tls-key", "", "PEM private key of -tls-cert")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 
@@ -91,7 +96,12 @@ func main() {
 		MaxHeaderBytes:    16 << 10,
 	}
 	log.Info("listening", "addr", ln.Addr().String())
-	if err := srv.Serve(ln); err != nil {
+	serve := func() error { return srv.Serve(ln) }
+	if *certFile != "" {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		serve = func() error { return srv.ServeTLS(ln, *certFile, *keyFile) }
+	}
+	if err := serve(); err != nil {
 		fmt.Fprintln(os.Stderr, "baseline:", err)
 		os.Exit(1)
 	}

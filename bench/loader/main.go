@@ -4,11 +4,13 @@
 // it before every benchmark.
 //
 //	go run ./bench/loader -url http://127.0.0.1:8080 -keys 100000
+//	go run ./bench/loader -url https://127.0.0.1:8443 -ca cert.pem
 package main
 
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -27,7 +29,22 @@ func main() {
 	conns := flag.Int("conns", 32, "concurrent keep-alive connections")
 	verify := flag.Int("verify", 100, "random keys read back after loading")
 	timeout := flag.Duration("timeout", 2*time.Minute, "give up after this long")
+	caFile := flag.String("ca", "", "PEM certificates that an https -url is verified against (default: the system's)")
 	flag.Parse()
+
+	var roots *x509.CertPool
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loader:", err)
+			os.Exit(1)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			fmt.Fprintln(os.Stderr, "loader: no PEM certificate in", *caFile)
+			os.Exit(1)
+		}
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -36,6 +53,7 @@ func main() {
 		BaseURL: *url,
 		N:       *n,
 		Conns:   *conns,
+		RootCAs: roots,
 		Key:     func(i int) string { return *prefix + strconv.Itoa(i) },
 		Value:   func(i int) []byte { return kvload.Value(i, *size) },
 	})
@@ -45,7 +63,7 @@ func main() {
 	}
 	took := time.Since(start)
 
-	client := kvload.Client(1)
+	client := kvload.ClientTLS(1, roots)
 	for range min(*verify, *n) {
 		i := rand.IntN(*n)
 		status, body, err := kvload.Get(ctx, client, *url, *prefix+strconv.Itoa(i))

@@ -6,6 +6,8 @@ package kvload
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -26,16 +28,24 @@ type Options struct {
 	Value func(i int) []byte
 	// Conns is the number of concurrent keep-alive connections (default 32).
 	Conns int
+	// RootCAs is what an https BaseURL's certificate is verified against;
+	// nil means the system's roots.
+	RootCAs *x509.CertPool
 }
 
 // Client returns an HTTP client that keeps up to conns connections alive
 // to one host.
-func Client(conns int) *http.Client {
+func Client(conns int) *http.Client { return ClientTLS(conns, nil) }
+
+// ClientTLS is Client for https URLs whose certificates roots verify (nil:
+// the system's roots).
+func ClientTLS(conns int, roots *x509.CertPool) *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
 			Proxy:               nil,
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			TLSClientConfig:     &tls.Config{RootCAs: roots},
 			MaxIdleConns:        conns,
 			MaxIdleConnsPerHost: conns,
 			MaxConnsPerHost:     conns,
@@ -51,7 +61,7 @@ func Load(ctx context.Context, o Options) error {
 	if o.Conns <= 0 {
 		o.Conns = 32
 	}
-	client := Client(o.Conns)
+	client := ClientTLS(o.Conns, o.RootCAs)
 	defer client.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -1,0 +1,311 @@
+// Package lineproto is netkv's line protocol, one command per line that
+// anyone can type into nc: "key" reads, "key=value" writes, and replies
+// start with '=' (success), '!' (error) or '?' (information). It is a
+// front end over policy like every other: the same keys, limits and
+// rules as over HTTP and Redis.
+package lineproto
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rendezvous-kv/rendezvous/policy"
+)
+
+// Config is what a Server needs.
+type Config struct {
+	// Service applies the rules to every line.
+	Service *policy.Service
+	// IdleTimeout closes a connection that sends no line for this long;
+	// 0 means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// Log receives connection errors worth an operator's attention.
+	Log *slog.Logger
+	// Verifier, when set, makes every connection authenticate: the server
+	// greets with "?Needs Auth", and a first line other than a valid
+	// "~password=TOKEN" gets "!Not Authorized" and a disconnect. Nil
+	// means no authentication, no greeting, as netkv without a password.
+	Verifier Verifier
+	// Authenticate returns the Caller of a connection from ip that proved
+	// identity id (policy.Service.Authenticated, once the Service has
+	// it); nil keeps such a connection's anonymous caller.
+	Authenticate func(ip netip.Addr, id *policy.Identity) policy.Caller
+}
+
+// Verifier checks a token and returns who holds it. It has the method
+// set of auth.Verifier, so the server hands its verifier over as it is.
+type Verifier interface {
+	Verify(token string) (*policy.Identity, error)
+}
+
+// DefaultIdleTimeout is how long a silent connection stays open.
+const DefaultIdleTimeout = 2 * time.Minute
+
+// writeTimeout bounds each reply's write.
+const writeTimeout = 30 * time.Second
+
+// Server serves the line protocol on the listeners given to Serve. It
+// implements server.FrontEnd.
+type Server struct {
+	cfg   Config
+	svc   *policy.Service
+	limit int // the longest line: a key, '=', a value
+
+	mu       sync.Mutex
+	lns      []net.Listener
+	conns    map[net.Conn]struct{}
+	shutting atomic.Bool
+	wg       sync.WaitGroup
+}
+
+// New returns a Server with cfg.
+func New(cfg Config) *Server {
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	pc := cfg.Service.Config()
+	return &Server{cfg: cfg, svc: cfg.Service, limit: pc.MaxKeySize + 1 + pc.MaxValueSize, conns: map[net.Conn]struct{}{}}
+}
+
+// Serve accepts connections on ln until Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return net.ErrClosed
+	}
+	s.lns = append(s.lns, ln)
+	s.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return net.ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		s.mu.Lock()
+		if s.shutting.Load() {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		s.conns[nc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(nc)
+			s.mu.Lock()
+			delete(s.conns, nc)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Shutdown stops accepting, lets each connection answer the lines it has
+// received, and waits for them to close, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutting.Store(true)
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	for nc := range s.conns {
+		nc.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes every listener and connection at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shutting.Store(true)
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	for nc := range s.conns {
+		nc.Close()
+	}
+	return nil
+}
+
+// session is one connection's state.
+type session struct {
+	ip     netip.Addr
+	authed bool // no verifier, or the connection proved an identity
+	closed bool // refused: answer, then disconnect
+	caller policy.Caller
+	ttl    time.Duration // of this connection's writes; 0: the default
+	out    []byte
+}
+
+func (s *Server) serveConn(nc net.Conn) {
+	defer nc.Close()
+	var ip netip.Addr
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		ip = ap.Addr()
+	}
+	ss := &session{ip: ip, caller: s.svc.Caller(ip, false), authed: s.cfg.Verifier == nil}
+	if !ss.authed {
+		ss.reply('?', "Needs Auth")
+	}
+	r := bufio.NewReaderSize(nc, 4096)
+	for {
+		if r.Buffered() == 0 {
+			if len(ss.out) > 0 {
+				nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+				if _, err := nc.Write(ss.out); err != nil {
+					return
+				}
+				ss.out = ss.out[:0]
+			}
+			nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+			if s.shutting.Load() {
+				return
+			}
+		}
+		line, err := readLine(r, s.limit)
+		switch {
+		case errors.Is(err, errTooLong):
+			ss.reply('!', "Too Long: a line holds at most "+strconv.Itoa(s.limit)+" bytes (key, '=', value)")
+			continue
+		case err != nil:
+			if len(ss.out) > 0 {
+				nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+				nc.Write(ss.out)
+			}
+			return // EOF ends the session
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		s.handle(ss, parse(line))
+		if ss.closed {
+			nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			nc.Write(ss.out)
+			return
+		}
+	}
+}
+
+func (ss *session) reply(kind byte, text string) {
+	ss.out = append(ss.out, kind)
+	ss.out = append(ss.out, text...)
+	ss.out = append(ss.out, '\n')
+}
+
+// refusal is the text after "!Not Set" and the like: the policy's code
+// and message.
+func refusal(err error) string {
+	var pe *policy.Error
+	if errors.As(err, &pe) {
+		return ": " + pe.Code() + ": " + pe.Message
+	}
+	return ": " + policy.CodeInternal + ": " + err.Error()
+}
+
+func (s *Server) handle(ss *session, req request) {
+	if !ss.authed && req.kind != kindAuth {
+		ss.reply('!', "Not Authorized")
+		ss.closed = true
+		return
+	}
+	switch req.kind {
+	case kindRead:
+		it, err := s.svc.Get(ss.caller, string(req.key))
+		var pe *policy.Error
+		switch {
+		case errors.As(err, &pe) && pe.Kind == policy.KindNotFound:
+			ss.reply('!', "Not Gotten")
+		case err != nil:
+			ss.reply('!', "Not Gotten"+refusal(err))
+		case bytes.ContainsAny(it.Value, "\r\n"):
+			ss.reply('!', "Not Gotten: the value holds a line break; read it over HTTP or Redis")
+		default:
+			ss.out = append(ss.out, '=')
+			ss.out = append(ss.out, it.Value...)
+			ss.out = append(ss.out, '\n')
+		}
+	case kindWrite:
+		// Owner secrets cannot be given on a line, so an owned key is
+		// read-only here: policy refuses a write without its secret.
+		value := bytes.Clone(req.value)
+		_, err := s.svc.Write(ss.caller, policy.OpSet, policy.WriteRequest{Key: string(req.key), Value: value, TTL: ss.ttl})
+		if err != nil {
+			ss.reply('!', "Not Set"+refusal(err))
+			return
+		}
+		ss.out = append(ss.out, '=')
+		ss.out = append(ss.out, value...)
+		ss.out = append(ss.out, '\n')
+	case kindAuth:
+		if s.cfg.Verifier == nil {
+			// As netkv without a password: nothing to prove.
+			ss.reply('?', "Authorized")
+			return
+		}
+		id, err := s.cfg.Verifier.Verify(string(req.value))
+		if err != nil || id == nil {
+			ss.reply('!', "Not Authorized")
+			ss.closed = true
+			return
+		}
+		ss.authed = true
+		if s.cfg.Authenticate != nil {
+			ss.caller = s.cfg.Authenticate(ss.ip, id)
+		}
+		ss.reply('?', "Authorized")
+	case kindTTL:
+		if len(req.value) == 0 {
+			ss.ttl = 0
+			ss.reply('?', "TTL default")
+			return
+		}
+		d, err := policy.ParseTTL(string(req.value))
+		if err != nil {
+			ss.reply('!', "Bad TTL"+refusal(err))
+			return
+		}
+		ss.ttl = d
+		ss.reply('?', "TTL "+d.String())
+	case kindDelete:
+		if _, err := s.svc.Delete(ss.caller, string(req.key), ""); err != nil {
+			ss.reply('!', "Not Deleted"+refusal(err))
+			return
+		}
+		ss.reply('=', "")
+	case kindLocked:
+		ss.reply('!', "Locked")
+	}
+}

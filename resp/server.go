@@ -1,0 +1,213 @@
+// Package resp is the Redis protocol front end: redis-cli, redis-benchmark
+// and the Redis client of any language read and write rendezvous's keys
+// through it, under the same rules as over HTTP.
+//
+// It parses RESP2 and RESP3 frames and inline commands, calls
+// policy.Service for every key it touches, and writes Redis's replies;
+// it decides no rule itself. Commands that read and write in one step
+// (INCR, GETSET, SET ... GET, MSETNX) and MULTI/EXEC go through
+// Service.Atomic, so they are atomic against every other client,
+// whatever protocol it speaks.
+package resp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rendezvous-kv/rendezvous/policy"
+)
+
+// Config is what a Server needs.
+type Config struct {
+	// Service applies the rules to every command.
+	Service *policy.Service
+	// Keys returns how many keys the store holds, for DBSIZE and INFO.
+	Keys func() int
+	// Now is the clock TTL replies are computed with; nil means time.Now.
+	// It must be the clock the Service's store expires keys by.
+	Now func() time.Time
+	// IdleTimeout closes a connection that sends no command for this long
+	// (subscribed connections excepted); 0 means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds each flush of replies to a client; 0 means
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// Persistence describes the journal for CONFIG GET appendonly and
+	// INFO: "yes" or "no".
+	AppendOnly string
+	// Log receives connection errors worth an operator's attention.
+	Log *slog.Logger
+	// Verifier, when set, makes every connection authenticate with AUTH
+	// (or HELLO ... AUTH) before any other command: NOAUTH until then.
+	// Nil means no authentication: AUTH answers as Redis does without a
+	// password, and every caller is anonymous.
+	Verifier Verifier
+	// Authenticate returns the Caller of a connection from ip that proved
+	// identity id (policy.Service.Authenticated, once the Service has
+	// it); nil keeps such a connection's anonymous caller.
+	Authenticate func(ip netip.Addr, id *policy.Identity) policy.Caller
+}
+
+// The defaults of Config's timeouts.
+const (
+	DefaultIdleTimeout  = 5 * time.Minute
+	DefaultWriteTimeout = 30 * time.Second
+)
+
+// Server serves the Redis protocol on the listeners given to Serve. It
+// implements server.FrontEnd.
+type Server struct {
+	cfg    Config
+	svc    *policy.Service
+	limits Limits
+	start  time.Time
+
+	nextID   atomic.Int64
+	mu       sync.Mutex
+	lns      []net.Listener
+	conns    map[*conn]struct{}
+	shutting atomic.Bool
+	wg       sync.WaitGroup
+	served   atomic.Int64 // connections accepted, for INFO
+	notes    *notes       // the event names of this server's writes
+}
+
+// New returns a Server with cfg.
+func New(cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.AppendOnly == "" {
+		cfg.AppendOnly = "no"
+	}
+	if cfg.Keys == nil {
+		cfg.Keys = func() int { return 0 }
+	}
+	pc := cfg.Service.Config()
+	batch := cfg.Service.BatchLimit()
+	bulk := max(pc.MaxKeySize, pc.MaxValueSize)
+	return &Server{cfg: cfg, svc: cfg.Service, start: time.Now(), conns: map[*conn]struct{}{}, notes: newNotes(), limits: Limits{
+		// MSET of a whole batch is the longest command: a name, and a key
+		// and value per op; options (EX, SECRET) add a few.
+		MaxArgs: 2*batch + 8,
+		MaxBulk: bulk,
+		// A whole batch of the largest keys and values, and some room.
+		MaxRequest: batch*(pc.MaxKeySize+pc.MaxValueSize) + bulk + 4096,
+	}}
+}
+
+// ReaderLimits returns the bounds the server parses commands with.
+func (s *Server) ReaderLimits() Limits { return s.limits }
+
+// Serve accepts connections on ln until Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return net.ErrClosed
+	}
+	s.lns = append(s.lns, ln)
+	s.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return net.ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		c := s.newConn(nc)
+		s.mu.Lock()
+		if s.shutting.Load() {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		s.served.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Shutdown stops accepting, lets every connection finish the commands it
+// has received, closes it, and waits for that, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutting.Store(true)
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.wake()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes every listener and connection at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.shutting.Store(true)
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// clients returns the connections open now, for INFO.
+func (s *Server) clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// peerIP is the address a connection's commands are made from.
+func peerIP(nc net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		return ap.Addr()
+	}
+	return netip.Addr{}
+}

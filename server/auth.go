@@ -1,0 +1,70 @@
+package server
+
+import (
+	"sync/atomic"
+
+	"github.com/rendezvous-kv/rendezvous/auth"
+	"github.com/rendezvous-kv/rendezvous/policy"
+)
+
+// Verifier returns the verifier of the configured credentials (the token
+// file's or the JWT key's), which every front end authenticates its
+// callers with; nil when none is configured, and then every caller is
+// anonymous with full access.
+func (s *Server) Verifier() auth.Verifier { return s.verifier }
+
+// openVerifier builds the verifier of the configured tokens.
+func (s *Server) openVerifier() (auth.Verifier, error) {
+	cfg := &s.cfg
+	if cfg.AuthFile != "" {
+		tf, err := auth.OpenTokenFile(cfg.AuthFile, s.log)
+		if err != nil {
+			return nil, err
+		}
+		s.onReload("token file", tf.Reload)
+		s.log.Info("token file loaded", "file", cfg.AuthFile, "tokens", tf.Len())
+		return tf, nil
+	}
+	open := func() (*auth.JWT, error) {
+		jc := auth.JWTConfig{JWKSURL: cfg.JWTJWKSURL, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+			RefetchFloor: cfg.JWKSRefetchFloor, Log: s.log}
+		var err error
+		switch {
+		case cfg.JWTSecretFile != "":
+			jc.Secret, err = auth.ReadSecretFile(cfg.JWTSecretFile)
+		case cfg.JWTPublicKey != "":
+			jc.PublicKey, err = auth.ReadPublicKey(cfg.JWTPublicKey)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return auth.NewJWT(jc)
+	}
+	j, err := open()
+	if err != nil {
+		return nil, err
+	}
+	v := &jwtVerifier{}
+	v.cur.Store(j)
+	s.onReload("JWT key", func() error {
+		// A new verifier with an empty cache: after a key is replaced, a
+		// token it signed stops working at once, as a removed line of a
+		// token file does.
+		j, err := open()
+		if err != nil {
+			s.log.Error("JWT key not reloaded; the previous key stays in force", "err", err)
+			return err
+		}
+		v.cur.Store(j)
+		s.log.Info("JWT key reloaded")
+		return nil
+	})
+	return v, nil
+}
+
+// jwtVerifier is the JWT verifier in force, replaced whole by Reload.
+type jwtVerifier struct{ cur atomic.Pointer[auth.JWT] }
+
+func (v *jwtVerifier) Verify(token string) (*policy.Identity, error) {
+	return v.cur.Load().Verify(token)
+}
