@@ -20,6 +20,29 @@ duration_secs() {
   esac
 }
 
+# wrk_options reads the quick/full argument of a wrk-driven script and sets
+# DURATION, BLOCKS, THREADS, CONNS and KEYS from the environment or their
+# defaults (quick: shorter runs, one block), refusing values wrk or the
+# block loop cannot use. dur_s is DURATION in seconds.
+wrk_options() {
+  case "${1:-}" in
+    quick)
+      DURATION=${DURATION:-2s}
+      BLOCKS=${BLOCKS:-1}
+      ;;
+    "" | full) ;;
+    *) echo "usage: bench/$(basename "$0") [quick]" >&2; exit 2 ;;
+  esac
+  DURATION=${DURATION:-3s}
+  BLOCKS=${BLOCKS:-2}
+  THREADS=${THREADS:-2}
+  CONNS=${CONNS:-64}
+  KEYS=${KEYS:-100000}
+  dur_s=$(duration_secs "$DURATION")
+  [[ $dur_s =~ ^[0-9]+$ ]] || die "DURATION=$DURATION: want a wrk duration like 5s or 1m"
+  [[ $BLOCKS =~ ^[0-9]+$ && $BLOCKS -gt 0 && $BLOCKS -le 10 ]] || die "BLOCKS=$BLOCKS: want 1..10"
+}
+
 # median LIST, mean LIST: of space-separated numbers (0 for none). The
 # scripts compare medians: on this shared machine other work only ever
 # slows a run, and one run at 60% of its neighbours moved a row's ratio

@@ -18,28 +18,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 
-case "${1:-}" in
-  quick)
-    DURATION=${DURATION:-2s}
-    BLOCKS=${BLOCKS:-1}
-    ;;
-  "" | full) ;;
-  *) echo "usage: bench/run.sh [quick]" >&2; exit 2 ;;
-esac
-DURATION=${DURATION:-3s}
-BLOCKS=${BLOCKS:-2}
-THREADS=${THREADS:-2}
-CONNS=${CONNS:-64}
-KEYS=${KEYS:-100000}
 CLIENTS=10000   # distinct X-Forwarded-For addresses in scenario f
 
 BENCH_NAME=bench
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
-
-dur_s=$(duration_secs "$DURATION")
-[[ $dur_s =~ ^[0-9]+$ ]] || die "DURATION=$DURATION: want a wrk duration like 5s or 1m"
-[[ $BLOCKS =~ ^[0-9]+$ && $BLOCKS -gt 0 && $BLOCKS -le 10 ]] || die "BLOCKS=$BLOCKS: want 1..10"
+wrk_options "$@"
 
 command -v go >/dev/null || die "go is not on PATH (the module needs Go $(sed -n 's/^go //p' go.mod))"
 need_tools

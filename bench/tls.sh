@@ -20,27 +20,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 
-case "${1:-}" in
-  quick)
-    DURATION=${DURATION:-2s}
-    BLOCKS=${BLOCKS:-1}
-    ;;
-  "" | full) ;;
-  *) echo "usage: bench/tls.sh [quick]" >&2; exit 2 ;;
-esac
-DURATION=${DURATION:-3s}
-BLOCKS=${BLOCKS:-2}
-THREADS=${THREADS:-2}
-CONNS=${CONNS:-64}
-KEYS=${KEYS:-100000}
 
 BENCH_NAME=tls
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
-
-dur_s=$(duration_secs "$DURATION")
-[[ $dur_s =~ ^[0-9]+$ ]] || die "DURATION=$DURATION: want a wrk duration like 5s or 1m"
-[[ $BLOCKS =~ ^[0-9]+$ && $BLOCKS -gt 0 && $BLOCKS -le 10 ]] || die "BLOCKS=$BLOCKS: want 1..10"
+wrk_options "$@"
 
 command -v go >/dev/null || die "go is not on PATH (the module needs Go $(sed -n 's/^go //p' go.mod))"
 command -v curl >/dev/null || die "curl is missing (it checks each server before the runs)"
