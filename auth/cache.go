@@ -41,11 +41,18 @@ func newTokenCache(max int) *tokenCache {
 
 // get returns the identity of token if it is kept and not expired at now.
 func (c *tokenCache) get(token string, now time.Time) (*policy.Identity, bool) {
+	e, ok := c.entry(token, now)
+	return e.id, ok
+}
+
+// entry returns what is kept of token, with its exp, if it is kept and not
+// expired at now.
+func (c *tokenCache) entry(token string, now time.Time) (cached, bool) {
 	e, ok := c.m.Load(maphash.String(c.seed, token))
 	if !ok || e.token != token || now.UnixNano() >= e.exp {
-		return nil, false
+		return cached{}, false
 	}
-	return e.id, true
+	return e, true
 }
 
 // put keeps a verified token until exp. When the cache is full it first

@@ -201,12 +201,21 @@ var errWrongAlg = errors.New("jwt: algorithm not allowed for this key")
 // Verify returns the identity token proves, or ErrTokenExpired for a
 // token past its exp, or ErrInvalidToken.
 func (j *JWT) Verify(token string) (*policy.Identity, error) {
+	id, _, err := j.VerifyExpiry(token)
+	return id, err
+}
+
+// VerifyExpiry is Verify that also returns the token's exp. A front end
+// that hands out a credential of its own in exchange for the token (KV
+// Connect's data-path token) uses it so that the credential never
+// outlives the token.
+func (j *JWT) VerifyExpiry(token string) (*policy.Identity, time.Time, error) {
 	if token == "" {
-		return nil, ErrInvalidToken
+		return nil, time.Time{}, ErrInvalidToken
 	}
 	now := time.Now()
-	if id, ok := j.cache.get(token, now); ok {
-		return id, nil
+	if e, ok := j.cache.entry(token, now); ok {
+		return e.id, time.Unix(0, e.exp), nil
 	}
 	if j.jwks != nil {
 		j.jwks.refreshIfOld(now)
@@ -214,16 +223,16 @@ func (j *JWT) Verify(token string) (*policy.Identity, error) {
 	var c claims
 	if _, err := j.parser.ParseWithClaims(token, &c, j.key); err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
-			return nil, ErrTokenExpired
+			return nil, time.Time{}, ErrTokenExpired
 		}
-		return nil, ErrInvalidToken
+		return nil, time.Time{}, ErrInvalidToken
 	}
 	id, err := identityOf(&c)
 	if err != nil {
-		return nil, ErrInvalidToken
+		return nil, time.Time{}, ErrInvalidToken
 	}
 	j.cache.put(token, id, c.ExpiresAt.Time, now)
-	return id, nil
+	return id, c.ExpiresAt.Time, nil
 }
 
 // identityOf builds the identity of verified claims.

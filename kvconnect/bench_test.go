@@ -21,7 +21,7 @@ func BenchmarkSnapshotReadHandler(b *testing.B) {
 	svc := policy.New(store, nil, policy.Config{MaxKeySize: 100, MaxValueSize: 1000, MaxTTL: time.Hour, CostRead: 1, CostWrite: 3}, nil)
 	st := kvconnect.State{DatabaseID: "6f1c2a5e-0b7d-4c3e-9a1f-1234567890ab", Key: bytes.Repeat([]byte{7}, 32)}
 	h := kvconnect.New(svc, kvconnect.Config{State: st})
-	token := kvconnect.NewTokens(st.Key).Issue("", time.Now().Add(time.Hour))
+	token := kvconnect.NewTokens(st.Key).Issue(kvconnect.Subject{}, time.Now().Add(time.Hour))
 	body := pb(1, pb(1, key("bench/k"), 2, append(key("bench/k"), 0), 3, 1))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -35,7 +35,7 @@ func FuzzDataPath(f *testing.F) {
 	svc := policy.New(store, nil, policy.Config{MaxKeySize: 100, MaxValueSize: 65536, MaxTTL: time.Hour, CostRead: 1, CostWrite: 3, Feed: changes}, nil)
 	st := kvconnect.State{DatabaseID: "6f1c2a5e-0b7d-4c3e-9a1f-1234567890ab", Key: bytes.Repeat([]byte{7}, 32)}
 	h := kvconnect.New(svc, kvconnect.Config{State: st})
-	token := kvconnect.NewTokens(st.Key).Issue("", time.Now().Add(time.Hour))
+	token := kvconnect.NewTokens(st.Key).Issue(kvconnect.Subject{}, time.Now().Add(time.Hour))
 	done, cancel := context.WithCancel(context.Background())
 	cancel() // a watch sends its first frame and ends
 

@@ -11,6 +11,8 @@
 package kvconnect
 
 import (
+	"crypto/sha256"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -20,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/auth"
 	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/policy"
 )
@@ -61,6 +64,18 @@ type Config struct {
 	// Ping is the interval of a watch stream's keep-alive frames; 0 means
 	// 5 seconds.
 	Ping time.Duration
+	// Verifier checks the access token of the metadata exchange (the
+	// server's token file or JWT key); nil means no authentication is
+	// configured, and then any non-empty access token stands for the
+	// anonymous caller of the request's address.
+	Verifier auth.Verifier
+	// CertIdentity returns the identity the verified client certificate of
+	// a TLS connection names (mTLS identity file), or nil when the
+	// connection has no verified certificate or its names match no
+	// identity. Nil means no mTLS identities are configured. Deno always
+	// sends an access token, so a certificate identity is the caller when
+	// no Verifier is configured or the Verifier refuses the token.
+	CertIdentity func(cs *tls.ConnectionState) *policy.Identity
 }
 
 // Handler serves KV Connect; it is an http.Handler for the paths under
@@ -69,6 +84,24 @@ type Handler struct {
 	svc    *policy.Service
 	cfg    Config
 	tokens *Tokens
+	// hashes is cfg.Verifier when it can look a token up by its hash (a
+	// token file), so that data-path tokens check it is still in force.
+	hashes hashVerifier
+	// expiring is cfg.Verifier when its tokens carry their own expiry
+	// (JWTs), which data-path tokens do not outlive.
+	expiring expiringVerifier
+}
+
+// hashVerifier is a Verifier that finds a token by its SHA-256, as
+// *auth.TokenFile does.
+type hashVerifier interface {
+	VerifyHash(sum [sha256.Size]byte) (*policy.Identity, error)
+}
+
+// expiringVerifier is a Verifier whose tokens expire on their own, as
+// *auth.JWT's do.
+type expiringVerifier interface {
+	VerifyExpiry(token string) (*policy.Identity, time.Time, error)
 }
 
 // New returns the front end over svc.
@@ -82,7 +115,10 @@ func New(svc *policy.Service, cfg Config) *Handler {
 	if cfg.Ping <= 0 {
 		cfg.Ping = 5 * time.Second
 	}
-	return &Handler{svc: svc, cfg: cfg, tokens: NewTokens(cfg.State.Key)}
+	h := &Handler{svc: svc, cfg: cfg, tokens: NewTokens(cfg.State.Key)}
+	h.hashes, _ = cfg.Verifier.(hashVerifier)
+	h.expiring, _ = cfg.Verifier.(expiringVerifier)
+	return h
 }
 
 // Serves reports whether path is one of the front end's.
@@ -149,14 +185,76 @@ func (w *statusWriter) WriteHeader(status int) {
 // stream flushes and sets its deadlines through it).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// caller returns the policy caller of a request made with identity.
-//
-// Seam for authentication: until auth.Verifier is on main, every token
-// (access or data path) stands for the anonymous caller of the request's
-// address, as a curl request without credentials is.
-func (h *Handler) caller(r *http.Request, identity string) policy.Caller {
-	_ = identity
-	return h.svc.Caller(h.cfg.ClientIP.Resolve(r), false)
+// errRevoked refuses a data-path token whose access token is no longer
+// in force (a token file reload removed it) or whose client certificate
+// the connection no longer shows.
+var errRevoked = errors.New("the access token of this database connection was revoked; open the database again with a valid token")
+
+// caller returns the policy caller of a data-path request made with a
+// token issued to sub.
+func (h *Handler) caller(r *http.Request, sub Subject) (policy.Caller, error) {
+	ip := h.cfg.ClientIP.Resolve(r)
+	switch sub.Kind {
+	case SubjectTokenFile:
+		if h.hashes == nil {
+			return policy.Caller{}, errRevoked // the server no longer reads that token file
+		}
+		id, err := h.hashes.VerifyHash(sub.TokenHash)
+		if err != nil {
+			return policy.Caller{}, errRevoked
+		}
+		return h.svc.Authenticated(ip, false, id), nil
+	case SubjectIdentity:
+		return h.svc.Authenticated(ip, false, sub.Identity), nil
+	case SubjectCertificate:
+		var id *policy.Identity
+		if h.cfg.CertIdentity != nil && r.TLS != nil {
+			id = h.cfg.CertIdentity(r.TLS)
+		}
+		if id == nil || id.Name != sub.Identity.Name {
+			return policy.Caller{}, errRevoked
+		}
+		return h.svc.Authenticated(ip, false, id), nil
+	}
+	return h.svc.Caller(ip, false), nil
+}
+
+// subject establishes who makes a metadata exchange with access, and
+// until when a data-path token may stand for it: the verifier's identity
+// of the access token, else the client certificate's, else (with no
+// verifier) the anonymous caller. A refusal is the verifier's.
+func (h *Handler) subject(r *http.Request, access string, expires time.Time) (Subject, time.Time, error) {
+	var cert *policy.Identity
+	if h.cfg.CertIdentity != nil && r.TLS != nil {
+		cert = h.cfg.CertIdentity(r.TLS)
+	}
+	if h.cfg.Verifier == nil {
+		if cert != nil {
+			return Subject{Kind: SubjectCertificate, Identity: cert}, expires, nil
+		}
+		return Subject{Kind: SubjectAnonymous}, expires, nil
+	}
+	var id *policy.Identity
+	var err error
+	if h.expiring != nil {
+		var exp time.Time
+		if id, exp, err = h.expiring.VerifyExpiry(access); err == nil && exp.Before(expires) {
+			expires = exp
+		}
+	} else {
+		id, err = h.cfg.Verifier.Verify(access)
+	}
+	switch {
+	case err == nil && h.hashes != nil:
+		return Subject{Kind: SubjectTokenFile, Identity: id, TokenHash: sha256.Sum256([]byte(access))}, expires, nil
+	case err == nil:
+		return Subject{Kind: SubjectIdentity, Identity: id}, expires, nil
+	case cert != nil:
+		// Deno cannot open a database without an access token, so one
+		// the verifier does not know is passed over for the certificate.
+		return Subject{Kind: SubjectCertificate, Identity: cert}, expires, nil
+	}
+	return Subject{}, time.Time{}, err
 }
 
 // bearer returns the token of an Authorization: Bearer header.
@@ -189,9 +287,16 @@ func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusUnauthorized, "missing access token: send Authorization: Bearer <token> (DENO_KV_ACCESS_TOKEN, or openKv's accessToken)")
 		return
 	}
-	// Seam for authentication: the verifier's identity goes here; with
-	// no auth configured any non-empty token is the anonymous caller.
-	identity := ""
+	sub, expires, err := h.subject(r, access, h.cfg.Now().Add(TokenLifetime))
+	if err != nil {
+		msg := "invalid token"
+		var pe *policy.Error
+		if errors.As(err, &pe) {
+			msg = pe.Message
+		}
+		writeText(w, http.StatusUnauthorized, msg+": the server refused the access token (DENO_KV_ACCESS_TOKEN, or openKv's accessToken)")
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 4097))
 	if err != nil || len(body) > 4096 {
 		writeText(w, http.StatusBadRequest, "metadata request too large or unreadable")
@@ -218,12 +323,12 @@ func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusBadRequest, "no protocol version in common: this server speaks KV Connect versions 1, 2 and 3")
 		return
 	}
-	expires := h.cfg.Now().Add(TokenLifetime).UTC()
+	expires = expires.UTC()
 	resp := metadataResponse{
 		Version:    version,
 		DatabaseID: h.cfg.State.DatabaseID,
 		Endpoints:  []endpoint{{URL: h.baseURL(r) + endpointPath, Consistency: "strong"}},
-		Token:      h.tokens.Issue(identity, expires),
+		Token:      h.tokens.Issue(sub, expires),
 		ExpiresAt:  expires.Format("2006-01-02T15:04:05.000Z"),
 	}
 	b, _ := json.Marshal(resp)
@@ -273,7 +378,12 @@ func (h *Handler) data(w http.ResponseWriter, r *http.Request, op func(http.Resp
 		writeText(w, http.StatusBadRequest, "wrong database id: this server's database is "+h.cfg.State.DatabaseID)
 		return
 	}
-	identity, err := h.tokens.Verify(bearer(r), h.cfg.Now())
+	sub, err := h.tokens.Verify(bearer(r), h.cfg.Now())
+	if err != nil {
+		writeText(w, http.StatusUnauthorized, err.Error())
+		return
+	}
+	c, err := h.caller(r, sub)
 	if err != nil {
 		writeText(w, http.StatusUnauthorized, err.Error())
 		return
@@ -287,7 +397,7 @@ func (h *Handler) data(w http.ResponseWriter, r *http.Request, op func(http.Resp
 		writeText(w, http.StatusBadRequest, "request too large")
 		return
 	}
-	if err := op(w, r, h.caller(r, identity), body); err != nil {
+	if err := op(w, r, c, body); err != nil {
 		h.writeError(w, r, err)
 	}
 }
@@ -377,8 +487,10 @@ func status(k policy.Kind) int {
 	case policy.KindBadRequest, policy.KindTooLarge, policy.KindFull, policy.KindWatchDisabled,
 		policy.KindConflict, policy.KindPrecondition, policy.KindNotFound:
 		return http.StatusBadRequest
-	case policy.KindForbidden, policy.KindOwned:
+	case policy.KindForbidden, policy.KindOwned, policy.KindNoPermission:
 		return http.StatusForbidden
+	case policy.KindUnauthenticated:
+		return http.StatusUnauthorized
 	case policy.KindRateLimited, policy.KindTooManyWatches:
 		return http.StatusTooManyRequests
 	}

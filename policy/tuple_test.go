@@ -50,7 +50,11 @@ func checkRange(t *testing.T, s *Service, all [][]byte, start, end []byte, limit
 	}
 	want = want[:min(len(want), limit)]
 	var got [][]byte
-	for _, e := range s.readRange(TupleRange{Start: start, End: end, Limit: limit, Reverse: reverse}) {
+	es, err := s.readRange(TupleRange{Start: start, End: end, Limit: limit, Reverse: reverse}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
 		got = append(got, e.Key)
 	}
 	if len(got) != len(want) {

@@ -66,29 +66,62 @@ func (s *Service) TupleRead(c Caller, ranges []TupleRange) ([][]TupleEntry, erro
 	if err := s.charge(c, s.cfg.CostRead*max(len(ranges), 1)); err != nil {
 		return nil, err
 	}
+	g := s.grants(c)
+	if g != nil {
+		for i, r := range ranges {
+			if err := s.allowRange(c, g, r); err != nil {
+				return nil, at("ranges", i, err)
+			}
+		}
+	}
 	out := make([][]TupleEntry, len(ranges))
 	for i, r := range ranges {
-		out[i] = s.readRange(r)
+		var err error
+		if out[i], err = s.readRange(r, g); err != nil {
+			return nil, at("ranges", i, err)
+		}
 	}
 	return out, nil
 }
 
-// readRange merges the shared string keys and the tuple keys of r.
-func (s *Service) readRange(r TupleRange) []TupleEntry {
+// readRange merges the shared string keys and the tuple keys of r, of
+// those g lets its holder read (all of them for a nil g).
+func (s *Service) readRange(r TupleRange, g *Grants) ([]TupleEntry, error) {
 	if bytes.Compare(r.Start, r.End) >= 0 {
-		return nil
+		return nil, nil
 	}
 	if n := len(r.Start); len(r.End) == n+1 && r.End[n] == 0 && bytes.Equal(r.Start, r.End[:n]) {
 		// [k, k+0x00) holds k alone: Deno's get, read as one key rather
-		// than a scan of every shard.
-		return s.pointRead(r.Start)
+		// than a scan of every shard. (TupleRead refuses it when g does
+		// not let its holder read it.)
+		if g != nil {
+			key, shared := s.storeKey(r.Start)
+			if !shared {
+				key = tupleGrantKey(r.Start)
+			}
+			if !g.Allows(key, AccessRead) {
+				return nil, nil
+			}
+		}
+		return s.pointRead(r.Start), nil
 	}
-	var strs []kv.Item
-	if lo, hi, ok := stringBounds(r.Start, r.End); ok {
+	var strs, tuples []kv.Item
+	var err error
+	lo, hi, ok := stringBounds(r.Start, r.End)
+	switch {
+	case ok && g == nil:
 		strs = s.storeRange(lo, hi, r.Limit, r.Reverse)
+	case ok:
+		if strs, err = s.readableStrings(g, lo, hi, r.Limit, r.Reverse); err != nil {
+			return nil, err
+		}
 	}
-	lo, hi := tupleBounds(r.Start, r.End)
-	tuples := s.storeRange(lo, hi, r.Limit, r.Reverse)
+	lo, hi = tupleBounds(r.Start, r.End)
+	if g == nil {
+		tuples = s.storeRange(lo, hi, r.Limit, r.Reverse)
+	} else if tuples, err = s.readableTuples(g, lo, hi, r.Limit, r.Reverse); err != nil {
+		return nil, err
+	}
 	out := make([]TupleEntry, 0, min(r.Limit, len(strs)+len(tuples)))
 	var nextStr *TupleEntry
 	for len(out) < r.Limit && (len(strs) > 0 || len(tuples) > 0) {
@@ -117,7 +150,7 @@ func (s *Service) readRange(r TupleRange) []TupleEntry {
 		out = append(out, tupleEntry(tuples[0]))
 		tuples = tuples[1:]
 	}
-	return out
+	return out, nil
 }
 
 // pointRead reads the one key a tuple names.
@@ -292,7 +325,10 @@ func (s *Service) TupleCommit(c Caller, w TupleWrite) (uint64, error) {
 	}
 	checks := make([]kv.Check, len(w.Checks))
 	for i, ck := range w.Checks {
-		key, _, err := s.tupleWriteKey(c, ck.Key)
+		key, shared, err := s.tupleWriteKey(c, ck.Key)
+		if err == nil {
+			err = s.allowTuple(c, ck.Key, key, shared, AccessRead)
+		}
 		if err != nil {
 			return 0, at("checks", i, err)
 		}
@@ -370,6 +406,9 @@ func (s *Service) singleSet(c Caller, w TupleWrite, checks []kv.Check) (uint64, 
 	}
 	m := w.Mutations[0]
 	key, shared, err := s.tupleWriteKey(c, m.Key)
+	if err == nil {
+		err = s.allowTuple(c, m.Key, key, shared, AccessWrite)
+	}
 	if err != nil || m.Encoding < EncodingV8 || m.Encoding > EncodingBytes {
 		return 0, false, nil // the transaction path words the refusal
 	}
@@ -456,6 +495,9 @@ func (s *Service) planTuple(c Caller, w TupleWrite, checks []kv.Check, version u
 			tuple = append(tuple, 0)
 		}
 		key, shared, err := s.tupleWriteKey(c, tuple)
+		if err == nil {
+			err = s.allowTuple(c, tuple, key, shared, AccessWrite)
+		}
 		if err != nil {
 			return kv.Txn{}, nil, at("mutations", i, err)
 		}

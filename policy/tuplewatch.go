@@ -37,6 +37,9 @@ func (s *Service) TupleWatch(c Caller, keys [][]byte) (*TupleWatcher, error) {
 			return nil, Errorf(KindBadRequest, "keys[%d]: key too long: at most %d bytes", i, TupleMaxKey)
 		}
 		key, shared := s.storeKey(k)
+		if err := s.allowTuple(c, k, key, shared, AccessRead); err != nil {
+			return nil, at("keys", i, err)
+		}
 		watched[key] = true
 		if shared {
 			watched[encodingSpace+key] = true
@@ -63,7 +66,7 @@ func (tw *TupleWatcher) Read() []*TupleEntry {
 	out := make([]*TupleEntry, len(tw.tuples))
 	for i, k := range tw.tuples {
 		end := append(append([]byte(nil), k...), 0)
-		if es := tw.svc.readRange(TupleRange{Start: k, End: end, Limit: 1}); len(es) == 1 {
+		if es, _ := tw.svc.readRange(TupleRange{Start: k, End: end, Limit: 1}, nil); len(es) == 1 {
 			out[i] = &es[0]
 		}
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/rendezvous-kv/rendezvous/auth"
 	"github.com/rendezvous-kv/rendezvous/policy"
@@ -67,4 +68,10 @@ type jwtVerifier struct{ cur atomic.Pointer[auth.JWT] }
 
 func (v *jwtVerifier) Verify(token string) (*policy.Identity, error) {
 	return v.cur.Load().Verify(token)
+}
+
+// VerifyExpiry is the JWT verifier's VerifyExpiry, for KV Connect's
+// data-path tokens, which must not outlive the JWT they were issued for.
+func (v *jwtVerifier) VerifyExpiry(token string) (*policy.Identity, time.Time, error) {
+	return v.cur.Load().VerifyExpiry(token)
 }

@@ -287,7 +287,7 @@ func New(cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	deno := kvconnect.New(s.svc, kvconnect.Config{ClientIP: hcfg.ClientIP, State: kvState, PublicURL: cfg.PublicURL, Now: cfg.Now, Log: log,
-		Metrics: hcfg.Metrics})
+		Metrics: hcfg.Metrics, Verifier: s.verifier})
 	s.api = mount(handlers.New(s.svc, hcfg), deno)
 	api := &http.Server{
 		Handler:           s.api,

@@ -1,0 +1,127 @@
+package policy
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rendezvous-kv/rendezvous/kv"
+	"github.com/rendezvous-kv/rendezvous/ttlstore"
+)
+
+// str encodes a tuple of string parts.
+func str(parts ...string) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, escapeString(p)...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+// grantFixture is a store of shared string keys and tuple keys whose
+// first parts sit on both sides of every boundary the grants below draw.
+func grantFixture(t testing.TB) (*Service, [][]byte) {
+	store := ttlstore.New(ttlstore.Options{})
+	s := New(store, nil, Config{MaxKeySize: 100, MaxValueSize: 1000, MaxTTL: time.Hour, CostRead: 1, CostWrite: 1}, nil)
+	var all [][]byte
+	firsts := []string{"", "a", "a/", "a/x", "a-", "a\x00b", "ab", "other", "team", "team-x", "team/", "team/x", "team/x/y", "teams", "z"}
+	for _, k := range firsts {
+		if k != "" && !strings.Contains(k, "\x00") {
+			if _, err := store.Set(k, kv.Write{Value: []byte("v")}); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, tupleOf(k))
+		}
+		for _, tuple := range [][]byte{str(k, "1"), append(str(k), 0x15, 0x01), str(k, "2", "3")} {
+			all = append(all, tuple)
+		}
+	}
+	for _, tuple := range [][]byte{{0x01, 0x00}, {0x01, 0x05, 0x00, 0x02, 'a', 0x00}, {0x14}, {0x21, 0x80, 0, 0, 0, 0, 0, 0, 0}, {0x26}, {0x27}} {
+		all = append(all, tuple)
+	}
+	for _, tuple := range all {
+		if _, shared := s.sharedKey(tuple); shared {
+			continue
+		}
+		if _, err := store.Set(TupleSpace+string(tuple), kv.Write{Value: []byte{byte(EncodingBytes), 'v'}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.SortFunc(all, bytes.Compare)
+	return s, all
+}
+
+// modelReadable decides a key as README states the rule, without the
+// shortcuts of the code: a shared string key as that string key, any
+// other key by its first string part s, covered by p when s or s+"/"
+// starts with p (only the empty prefix covers a key whose first part is
+// no string); the longest covering prefix wins.
+func modelReadable(s *Service, gs []Grant, tuple []byte) bool {
+	covers := func(p string) bool { return true && p == "" }
+	if key, shared := s.sharedKey(tuple); shared {
+		covers = func(p string) bool { return strings.HasPrefix(key, p) }
+	} else if first, _, ok := firstString(tuple); ok {
+		covers = func(p string) bool { return strings.HasPrefix(first, p) || strings.HasPrefix(first+"/", p) }
+	}
+	best, access := -1, AccessNone
+	for _, g := range gs {
+		if covers(g.Prefix) && len(g.Prefix) > best {
+			best, access = len(g.Prefix), g.Access
+		}
+	}
+	return access&AccessRead != 0
+}
+
+var grantSets = [][]Grant{
+	{{"team/", AccessReadWrite}},
+	{{"team/", AccessRead}, {"team/x/", AccessNone}},
+	{{"", AccessRead}, {"team/", AccessNone}, {"team/x", AccessRead}},
+	{{"a", AccessRead}, {"a/", AccessNone}, {"ab", AccessNone}},
+	{{"", AccessNone}, {"a/", AccessRead}, {"z", AccessRead}},
+	{{"", AccessRead}, {"a-", AccessNone}, {"other", AccessNone}, {"team/", AccessWrite}},
+	{{"te", AccessRead}, {"team", AccessNone}, {"teams", AccessRead}},
+	{},
+}
+
+// A read under grants returns exactly the readable keys of its range,
+// in order, however it skips the unreadable runs, both ways.
+func TestTupleRangesUnderGrantsMatchTheModel(t *testing.T) {
+	s, all := grantFixture(t)
+	bounds := [][]byte{{}, {0x00}, {0x02}, {0x03}, {0xff}, str("a"), str("team")}
+	for _, k := range all {
+		bounds = append(bounds, k, append(slices.Clone(k), 0x00), append(slices.Clone(k), 0xff))
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for gi, gs := range grantSets {
+		g := NewGrants(gs...)
+		for range 1500 {
+			start, end := bounds[r.IntN(len(bounds))], bounds[r.IntN(len(bounds))]
+			limit, reverse := 1+r.IntN(30), r.IntN(2) == 0
+			var want [][]byte
+			for _, k := range all {
+				if bytes.Compare(k, start) >= 0 && bytes.Compare(k, end) < 0 && modelReadable(s, gs, k) {
+					want = append(want, k)
+				}
+			}
+			if reverse {
+				slices.Reverse(want)
+			}
+			want = want[:min(len(want), limit)]
+			es, err := s.readRange(TupleRange{Start: start, End: end, Limit: limit, Reverse: reverse}, &g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got [][]byte
+			for _, e := range es {
+				got = append(got, e.Key)
+			}
+			if !slices.EqualFunc(got, want, bytes.Equal) {
+				t.Fatalf("grants %d %v, range [%q, %q) limit %d reverse %v:\ngot  %q\nwant %q", gi, gs, start, end, limit, reverse, got, want)
+			}
+		}
+	}
+}
