@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/auth"
 	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/kvconnect"
 	"github.com/rendezvous-kv/rendezvous/policy"
@@ -27,6 +28,10 @@ func FuzzDataPath(f *testing.F) {
 	f.Add(uint8(1), pb(2, pb(1, key("a"), 2, pb(1, "v", 2, 1), 3, 9)))
 	f.Add(uint8(1), pb(2, pb(1, key("x"), 3, 2)))
 	f.Add(uint8(2), pb(1, pb(1, key("a")), 1, pb(1, key("a", "b"))))
+	f.Add(uint8(0x10), pb(1, pb(1, []byte{0}, 2, []byte{0xff}, 3, 5, 4, true)))
+	f.Add(uint8(0x10), pb(1, pb(1, key("a/x"), 2, []byte{0xff}, 3, 5)))
+	f.Add(uint8(0x11), set)
+	f.Add(uint8(0x12), pb(1, pb(1, key("b", "x"))))
 
 	store := ttlstore.New(ttlstore.Options{MaxKeys: 1000})
 	changes := feed.New(feed.Options{MaxPerClient: 1 << 20, MaxPerNetwork: 1 << 20, MaxTotal: 1 << 20})
@@ -35,14 +40,23 @@ func FuzzDataPath(f *testing.F) {
 	svc := policy.New(store, nil, policy.Config{MaxKeySize: 100, MaxValueSize: 65536, MaxTTL: time.Hour, CostRead: 1, CostWrite: 3, Feed: changes}, nil)
 	st := kvconnect.State{DatabaseID: "6f1c2a5e-0b7d-4c3e-9a1f-1234567890ab", Key: bytes.Repeat([]byte{7}, 32)}
 	h := kvconnect.New(svc, kvconnect.Config{State: st})
-	token := kvconnect.NewTokens(st.Key).Issue(kvconnect.Subject{}, time.Now().Add(time.Hour))
+	tokens := kvconnect.NewTokens(st.Key)
+	g, err := auth.ParseGrants("rw:a/ r:b -:a/x w:")
+	if err != nil {
+		f.Fatal(err)
+	}
+	// The anonymous caller (no access control), and an identity whose
+	// grants cut the key space up, so that the grant checks and the
+	// skipping of unreadable runs see arbitrary requests too.
+	token := []string{tokens.Issue(kvconnect.Subject{}, time.Now().Add(time.Hour)),
+		tokens.Issue(kvconnect.Subject{Kind: kvconnect.SubjectIdentity, Identity: &policy.Identity{Name: "fuzz", Grants: g}}, time.Now().Add(time.Hour))}
 	done, cancel := context.WithCancel(context.Background())
 	cancel() // a watch sends its first frame and ends
 
 	f.Fuzz(func(t *testing.T, op uint8, body []byte) {
 		path := "/kv/v3/" + fuzzOps[int(op)%len(fuzzOps)]
 		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body)).WithContext(done)
-		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Authorization", "Bearer "+token[int(op>>4)%len(token)])
 		before := store.Version()
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
@@ -57,6 +71,28 @@ func FuzzDataPath(f *testing.F) {
 		}
 		if store.Version() != before {
 			t.Fatalf("%s wrote", path)
+		}
+	})
+}
+
+// FuzzDataPathToken presents arbitrary data-path tokens: each is refused
+// with a 401 or is a token this server issued, never a panic.
+func FuzzDataPathToken(f *testing.F) {
+	st := kvconnect.State{DatabaseID: "6f1c2a5e-0b7d-4c3e-9a1f-1234567890ab", Key: bytes.Repeat([]byte{7}, 32)}
+	tokens := kvconnect.NewTokens(st.Key)
+	g, _ := auth.ParseGrants("rw:a/")
+	f.Add(tokens.Issue(kvconnect.Subject{}, time.Now().Add(time.Hour)))
+	f.Add(tokens.Issue(kvconnect.Subject{Kind: kvconnect.SubjectTokenFile, Identity: &policy.Identity{Name: "x", Grants: g}}, time.Now().Add(time.Hour)))
+	f.Add("2.")
+	f.Add("2.AAAA")
+	f.Add("a.b")
+	f.Fuzz(func(t *testing.T, token string) {
+		sub, err := tokens.Verify(token, time.Now())
+		if err != nil {
+			return
+		}
+		if sub.Kind != kvconnect.SubjectAnonymous && sub.Identity == nil {
+			t.Fatalf("%q: a subject of kind %d without an identity", token, sub.Kind)
 		}
 	})
 }
