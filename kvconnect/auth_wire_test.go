@@ -57,6 +57,15 @@ func TestIdentityTokenSurvivesRestart(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, status, body)
 	assert.Equal(t, "mutations[0]: no permission to write this key\n", body)
 
+	// A reload that changes the line's grants changes what the token may
+	// do at once.
+	require.NoError(t, os.WriteFile(tokens, []byte("tok-team team rw:other/\n"), 0o600))
+	require.NoError(t, ts.srv.Reload())
+	status, body = setTuple(t, m, ts.base, key("other", "x"))
+	assert.Equal(t, http.StatusOK, status, body)
+	status, body = setTuple(t, m, ts.base, key("team", "y"))
+	assert.Equal(t, http.StatusForbidden, status, body)
+
 	// A token tampered with is no token.
 	status, body = setTuple(t, meta{Token: m.Token[:len(m.Token)-2] + "AA", DatabaseID: m.DatabaseID}, ts.base, key("team", "y"))
 	assert.Equal(t, http.StatusUnauthorized, status, body)
