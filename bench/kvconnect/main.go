@@ -27,6 +27,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -48,23 +49,40 @@ func main() {
 	keys := flag.Int("keys", 1000, "preloaded keys")
 	watchers := flag.Int("watchers", 100, "watch streams for the latency run (0 skips it)")
 	writes := flag.Int("writes", 200, "writes timed in the latency run")
+	authFile := flag.Bool("auth", false, "run with a token file: both sides send the token of an identity granted rw:")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "kvconnect: -bin is required (go build -o /tmp/rdv .)")
 		os.Exit(2)
 	}
-	if err := run(*bin, *dur, *blocks, *conns, *keys, *watchers, *writes); err != nil {
+	if err := run(*bin, *dur, *blocks, *conns, *keys, *watchers, *writes, *authFile); err != nil {
 		fmt.Fprintln(os.Stderr, "kvconnect:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, dur time.Duration, blocks, conns, nkeys, watchers, writes int) error {
+func run(bin string, dur time.Duration, blocks, conns, nkeys, watchers, writes int, withAuth bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := rdvproc.Start(ctx, bin, []string{"--addr", "127.0.0.1:0", "--data", "", "--rate", "off",
+	args := []string{"--addr", "127.0.0.1:0", "--data", "", "--rate", "off",
 		"--max-value-size", "65536", "--max-keys", "2000000",
-		"--max-watchers", "10000", "--max-watchers-per-ip", "10000", "--max-watchers-per-net", "10000"})
+		"--max-watchers", "10000", "--max-watchers-per-ip", "10000", "--max-watchers-per-net", "10000"}
+	if withAuth {
+		// The token "bench" is the identity the measured requests carry;
+		// anonymous callers keep every right, for the preload and the
+		// watch run's writes.
+		dir, err := os.MkdirTemp("", "kvconnect-bench")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		path := filepath.Join(dir, "tokens")
+		if err := os.WriteFile(path, []byte("bench bench rw:\n"), 0o600); err != nil {
+			return err
+		}
+		args = append(args, "--auth-file", path, "--anonymous", "rw:")
+	}
+	srv, err := rdvproc.Start(ctx, bin, args)
 	if err != nil {
 		return err
 	}
@@ -99,14 +117,23 @@ func run(bin string, dur time.Duration, blocks, conns, nkeys, watchers, writes i
 	}
 	post := func(url string, body []byte, kvc bool) (*http.Request, error) {
 		r, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-		if err == nil && kvc {
+		switch {
+		case err == nil && kvc:
 			kvHeaders(r)
+		case err == nil && withAuth:
+			r.Header.Set("Authorization", "Bearer bench")
 		}
 		return r, err
 	}
 	pairs := [][2]scenario{
 		{
-			{"GET /get", func(i int) (*http.Request, error) { return http.NewRequest(http.MethodGet, base+"/get/"+key(i), nil) }},
+			{"GET /get", func(i int) (*http.Request, error) {
+				r, err := http.NewRequest(http.MethodGet, base+"/get/"+key(i), nil)
+				if err == nil && withAuth {
+					r.Header.Set("Authorization", "Bearer bench")
+				}
+				return r, err
+			}},
 			{"snapshot_read", func(i int) (*http.Request, error) { return post(endpoint+"/snapshot_read", reads[i], true) }},
 		},
 		{
