@@ -4,6 +4,7 @@
 package handlers
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -33,6 +34,13 @@ type Config struct {
 	// authentication: the header is ignored and every caller is
 	// anonymous.
 	Verifier auth.Verifier
+	// CertIdentity returns the identity the verified client certificate
+	// of a TLS connection names (mTLS identity file), or nil when the
+	// connection has no verified certificate or its names match no
+	// identity. A request without an Authorization header (or any request
+	// when Verifier is nil) is made by that identity; nil means no mTLS
+	// identities.
+	CertIdentity func(cs *tls.ConnectionState) *policy.Identity
 	// Landing fills the landing page; Host is replaced per request.
 	Landing static.Vars
 	// Log receives errors that are the server's fault; nil discards them.
@@ -198,23 +206,29 @@ func (s *API) serve(w http.ResponseWriter, r *http.Request, c policy.Caller, h h
 	return h(w, r, c)
 }
 
-// authenticate returns the Caller of r: anon, the anonymous one, without
-// an Authorization header (or without a Verifier), else the identity its
-// bearer token proves. A refused token is refused whatever r asks, so a
-// client learns at once that its token is wrong.
+// authenticate returns the Caller of r: the identity its bearer token
+// proves when it has an Authorization header and there is a Verifier;
+// else the identity its client certificate names, if any; else anon, the
+// anonymous one. A token is the explicit credential, so it wins over the
+// certificate, and a refused token is refused whatever r asks and
+// whatever certificate came with it, so a client learns at once that its
+// token is wrong.
 func (s *API) authenticate(r *http.Request, anon policy.Caller) (policy.Caller, error) {
-	if s.cfg.Verifier == nil {
-		return anon, nil
+	if s.cfg.Verifier != nil {
+		if hdr := r.Header["Authorization"]; hdr != nil {
+			id, err := s.cfg.Verifier.Verify(bearerToken(hdr[0]))
+			if err != nil {
+				return anon, err
+			}
+			return s.svc.Authenticated(anon.IP, anon.CrossSite, id), nil
+		}
 	}
-	hdr := r.Header["Authorization"]
-	if hdr == nil {
-		return anon, nil
+	if s.cfg.CertIdentity != nil && r.TLS != nil {
+		if id := s.cfg.CertIdentity(r.TLS); id != nil {
+			return s.svc.Authenticated(anon.IP, anon.CrossSite, id), nil
+		}
 	}
-	id, err := s.cfg.Verifier.Verify(bearerToken(hdr[0]))
-	if err != nil {
-		return anon, err
-	}
-	return s.svc.Authenticated(anon.IP, anon.CrossSite, id), nil
+	return anon, nil
 }
 
 // bearerToken returns the token of an Authorization header of the Bearer
