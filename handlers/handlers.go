@@ -212,15 +212,14 @@ func (s *API) serve(w http.ResponseWriter, r *http.Request, c policy.Caller, h h
 // anonymous one. A token is the explicit credential, so it wins over the
 // certificate, and a refused token is refused whatever r asks and
 // whatever certificate came with it, so a client learns at once that its
-// token is wrong.
+// token is wrong; refused tokens from one address beyond the rate limit
+// are 429 without being checked.
 func (s *API) authenticate(r *http.Request, anon policy.Caller) (policy.Caller, error) {
 	if s.cfg.Verifier != nil {
 		if hdr := r.Header["Authorization"]; hdr != nil {
-			id, err := s.cfg.Verifier.Verify(bearerToken(hdr[0]))
-			if err != nil {
-				return anon, err
-			}
-			return s.svc.Authenticated(anon.IP, anon.CrossSite, id), nil
+			// Refused tokens are charged to the address, so guessing is
+			// throttled with 429 (see policy.Service.Authenticate).
+			return s.svc.Authenticate(anon, s.cfg.Verifier, bearerToken(hdr[0]))
 		}
 	}
 	if s.cfg.CertIdentity != nil && r.TLS != nil {
