@@ -258,12 +258,10 @@ func (l *Limiter) AllowAt(client kv.Client, cost int, now time.Time) Decision {
 	}
 }
 
-// Peek is PeekAt at time.Now().
+// Peek is PeekAt at time.Now(), which it reads only for a client with a
+// bucket: a valid token meets Peek on every request.
 func (l *Limiter) Peek(client kv.Client, cost int) Decision {
-	if l == nil {
-		return Decision{Allowed: true}
-	}
-	return l.PeekAt(client, cost, time.Now())
+	return l.peek(client, cost, time.Now)
 }
 
 // PeekAt reports what AllowAt would decide for a request costing cost
@@ -273,6 +271,11 @@ func (l *Limiter) Peek(client kv.Client, cost int) Decision {
 // for it before doing the work, and charge (with AllowAt) only when the
 // work turns out to deserve it, as a refused token does.
 func (l *Limiter) PeekAt(client kv.Client, cost int, now time.Time) Decision {
+	return l.peek(client, cost, func() time.Time { return now })
+}
+
+// peek is PeekAt at the time clock tells.
+func (l *Limiter) peek(client kv.Client, cost int, clock func() time.Time) Decision {
 	if l == nil {
 		return Decision{Allowed: true}
 	}
@@ -282,7 +285,7 @@ func (l *Limiter) PeekAt(client kv.Client, cost int, now time.Time) Decision {
 		burst := l.budgetOf(client.Rate).burst
 		return Decision{Allowed: cost <= burst, Limit: burst, Remaining: burst}
 	}
-	d, _ := l.decide(b, cost, now, false) // a swept bucket's decision is as good as a full one's
+	d, _ := l.decide(b, cost, clock(), false) // a swept bucket's decision is as good as a full one's
 	return d
 }
 

@@ -82,7 +82,12 @@ const (
 type Service struct {
 	store  Store
 	limits Limiter // nil: rate limiting is off
-	cfg    Config
+	// peeker is limits when it can tell a decision without spending
+	// (*limiter.Limiter can); nil otherwise.
+	peeker interface {
+		Peek(client kv.Client, cost int) kv.Decision
+	}
+	cfg Config
 	// clients and networks are cfg's groupings with their defaults filled
 	// in.
 	clients, networks kv.Grouping
@@ -107,8 +112,14 @@ func New(store Store, limits Limiter, cfg Config, now func() time.Time) *Service
 		cfg.Feed = nil
 	}
 	clients, networks := groupings(cfg.ClientGrouping, cfg.NetworkGrouping)
-	return &Service{store: store, limits: limits, cfg: cfg, clients: clients, networks: networks, now: now, tooLarge: &Error{Kind: KindTooLarge,
+	s := &Service{store: store, limits: limits, cfg: cfg, clients: clients, networks: networks, now: now, tooLarge: &Error{Kind: KindTooLarge,
 		Message: fmt.Sprintf("value too large: value plus owner secret may be at most %d bytes", cfg.MaxValueSize)}}
+	if p, ok := limits.(interface {
+		Peek(client kv.Client, cost int) kv.Decision
+	}); ok {
+		s.peeker = p
+	}
+	return s
 }
 
 // nilPointer reports whether f holds a nil pointer. It runs once, in New,
@@ -226,8 +237,9 @@ func (s *Service) Authenticate(c Caller, v Verifier, token string) (Caller, erro
 	if s.limits != nil {
 		key = kv.Client{Group: s.clients.Group(c.IP), Name: refusedName}
 		if d := s.peek(key, s.cfg.CostWrite); !d.Allowed {
-			return c, &Error{Kind: KindRateLimited, Limit: &d, Message: "too many refused tokens from this address, retry after " +
-				strconv.Itoa(int((d.RetryAfter+time.Second-1)/time.Second)) + "s"}
+			refused := d // a copy, so the allowed path keeps d on the stack
+			return c, &Error{Kind: KindRateLimited, Limit: &refused, Message: "too many refused tokens from this address, retry after " +
+				strconv.Itoa(int((refused.RetryAfter+time.Second-1)/time.Second)) + "s"}
 		}
 	}
 	id, err := v.Verify(token)
@@ -243,10 +255,8 @@ func (s *Service) Authenticate(c Caller, v Verifier, token string) (Caller, erro
 // peek is what s.limits would decide for cost from key, without spending:
 // the Limiter's own Peek when it has one, else what its bucket holds.
 func (s *Service) peek(key kv.Client, cost int) kv.Decision {
-	if p, ok := s.limits.(interface {
-		Peek(kv.Client, int) kv.Decision
-	}); ok {
-		return p.Peek(key, cost)
+	if s.peeker != nil {
+		return s.peeker.Peek(key, cost)
 	}
 	d := s.limits.Allow(key, 0)
 	d.Allowed = d.Limit == 0 || d.Remaining >= cost
