@@ -89,6 +89,10 @@ type API struct {
 	// refusal.
 	txnLimit    int
 	txnTooLarge error
+	// needCredential, when set, replaces policy's request for a token in
+	// a 401: with mTLS identities, a client certificate also identifies
+	// a caller, or alone does.
+	needCredential string
 }
 
 // New returns the HTTP API over svc.
@@ -103,6 +107,12 @@ func New(svc *policy.Service, cfg Config) *API {
 		cfg.StreamWriteTimeout = DefaultStreamWriteTimeout
 	}
 	s := &API{svc: svc, cfg: cfg}
+	switch {
+	case cfg.CertIdentity != nil && cfg.Verifier != nil:
+		s.needCredential = "authentication required: this key needs a token (Authorization: Bearer TOKEN) or a client certificate the server's identity file lists"
+	case cfg.CertIdentity != nil:
+		s.needCredential = "authentication required: this key needs a client certificate the server's identity file lists"
+	}
 	s.txnLimit = txnBodyLimit(svc)
 	s.txnTooLarge = policy.Errorf(policy.KindTooLarge, "transaction too large: the body may be at most %d bytes", s.txnLimit)
 	r := chi.NewRouter()

@@ -140,6 +140,7 @@ func TestMTLSIdentityGrants(t *testing.T) {
 			assertStatus(t, resp, body, http.StatusOK, "")
 			resp, body = send(t, anon, "POST", s.base+"/set/pub/p", "x")
 			assertStatus(t, resp, body, http.StatusUnauthorized, "unauthenticated")
+			assert.Equal(t, "authentication required: this key needs a client certificate the server's identity file lists\n", body)
 			resp, body = send(t, anon, "GET", s.base+"/get/alice/a", "")
 			assertStatus(t, resp, body, http.StatusUnauthorized, "unauthenticated")
 			assert.Equal(t, []string{"pub/p"}, list(anon), "%+v sees what --anonymous grants", leaf)
@@ -169,6 +170,9 @@ func TestMTLSBearerTokenWins(t *testing.T) {
 	resp, body = send(t, alice, "GET", s.base+"/get/alice/k", "", "Authorization", "Bearer tok-mallory")
 	assertStatus(t, resp, body, http.StatusUnauthorized, "unauthenticated")
 	assert.Equal(t, "invalid token\n", body)
+	resp, body = send(t, s.client(t, testpki.Leaf{CommonName: "mallory"}, true, false), "GET", s.base+"/get/alice/k", "")
+	assertStatus(t, resp, body, http.StatusUnauthorized, "unauthenticated")
+	assert.Equal(t, "authentication required: this key needs a token (Authorization: Bearer TOKEN) or a client certificate the server's identity file lists\n", body)
 }
 
 // With only an identity file, no token is checked: an Authorization
