@@ -182,7 +182,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", c.JWTIssuer, "iss every JWT must carry")
 	fs.StringVar(&c.JWTAudience, "jwt-audience", c.JWTAudience, "aud every JWT must carry")
 	fs.DurationVar(&c.JWKSRefetchFloor, "jwt-jwks-refetch-floor", c.JWKSRefetchFloor, "least time between two JWKS fetches for an unknown kid (default 1m)")
-	fs.StringVar(&c.Anonymous, "anonymous", c.Anonymous, `grants of callers without a token when auth is on, e.g. "rw: -:team/" (default: none)`)
+	fs.StringVar(&c.Anonymous, "anonymous", c.Anonymous, `grants of callers without a token or a listed client certificate when auth is on, e.g. "rw: -:team/" (default: none)`)
 	fs.StringVar(&c.TLSCertFile, "tls-cert", c.TLSCertFile, "serve TLS with this PEM certificate chain (with --tls-key); reloaded on SIGHUP and when the file changes")
 	fs.StringVar(&c.TLSKeyFile, "tls-key", c.TLSKeyFile, "PEM private key of --tls-cert")
 	fs.StringVar(&c.TLSClientCAFile, "tls-client-ca", c.TLSClientCAFile, "verify client certificates against these PEM CA certificates (mTLS)")

@@ -6,7 +6,9 @@
 //
 // Two verifiers exist: a token file (TokenFile), whose lines name each
 // token's identity, grants and rate, and JWTs (JWT) signed with a shared
-// secret, a public key or the keys of a JWKS URL.
+// secret, a public key or the keys of a JWKS URL. Beside them,
+// CertIdentities gives the identity of a verified client certificate
+// (mTLS) from a file in the token file's format.
 package auth
 
 import "github.com/rendezvous-kv/rendezvous/policy"

@@ -39,6 +39,10 @@ func BenchmarkGetHandlerAuth(b *testing.B) {
 		{"none", options{}, ""},
 		{"tokenfile", options{authFile: write("tokens", "file-token-0123456789 bench rw:\n")}, "file-token-0123456789"},
 		{"jwt", options{jwtSecretFile: write("secret", secret)}, jwtTok},
+		// With rate limits on, as a server runs by default: a token is
+		// also checked against its address's budget of refused tokens.
+		{"none rated", options{rate: benchRate}, ""},
+		{"tokenfile rated", options{rate: benchRate, authFile: write("tokens2", "file-token-0123456789 bench rw:\n")}, "file-token-0123456789"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			e := newEnvWith(b, tc.o)
@@ -61,3 +65,6 @@ func BenchmarkGetHandlerAuth(b *testing.B) {
 		})
 	}
 }
+
+// benchRate never runs out within a benchmark.
+var benchRate = &rateConfig{Tokens: 1 << 30, Window: time.Second, Burst: 1 << 30}

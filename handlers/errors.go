@@ -124,6 +124,10 @@ func (s *API) writeError(w http.ResponseWriter, r *http.Request, err error) int 
 			h["Www-Authenticate"] = bearerChallenge
 			if pe == auth.ErrInvalidToken || pe == auth.ErrTokenExpired {
 				h["Www-Authenticate"] = invalidTokenChallenge
+			} else if s.needCredential != "" {
+				// policy asks for a token; this server also takes, or
+				// only takes, a client certificate.
+				msg = s.needCredential
 			}
 		}
 	case errors.As(err, &re):

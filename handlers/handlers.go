@@ -4,6 +4,7 @@
 package handlers
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -33,6 +34,13 @@ type Config struct {
 	// authentication: the header is ignored and every caller is
 	// anonymous.
 	Verifier auth.Verifier
+	// CertIdentity returns the identity the verified client certificate
+	// of a TLS connection names (mTLS identity file), or nil when the
+	// connection has no verified certificate or its names match no
+	// identity. A request without an Authorization header (or any request
+	// when Verifier is nil) is made by that identity; nil means no mTLS
+	// identities.
+	CertIdentity func(cs *tls.ConnectionState) *policy.Identity
 	// Landing fills the landing page; Host is replaced per request.
 	Landing static.Vars
 	// Log receives errors that are the server's fault; nil discards them.
@@ -81,6 +89,10 @@ type API struct {
 	// refusal.
 	txnLimit    int
 	txnTooLarge error
+	// needCredential, when set, replaces policy's request for a token in
+	// a 401: with mTLS identities, a client certificate also identifies
+	// a caller, or alone does.
+	needCredential string
 }
 
 // New returns the HTTP API over svc.
@@ -95,6 +107,12 @@ func New(svc *policy.Service, cfg Config) *API {
 		cfg.StreamWriteTimeout = DefaultStreamWriteTimeout
 	}
 	s := &API{svc: svc, cfg: cfg}
+	switch {
+	case cfg.CertIdentity != nil && cfg.Verifier != nil:
+		s.needCredential = "authentication required: this key needs a token (Authorization: Bearer TOKEN) or a client certificate the server's identity file lists"
+	case cfg.CertIdentity != nil:
+		s.needCredential = "authentication required: this key needs a client certificate the server's identity file lists"
+	}
 	s.txnLimit = txnBodyLimit(svc)
 	s.txnTooLarge = policy.Errorf(policy.KindTooLarge, "transaction too large: the body may be at most %d bytes", s.txnLimit)
 	r := chi.NewRouter()
@@ -198,23 +216,28 @@ func (s *API) serve(w http.ResponseWriter, r *http.Request, c policy.Caller, h h
 	return h(w, r, c)
 }
 
-// authenticate returns the Caller of r: anon, the anonymous one, without
-// an Authorization header (or without a Verifier), else the identity its
-// bearer token proves. A refused token is refused whatever r asks, so a
-// client learns at once that its token is wrong.
+// authenticate returns the Caller of r: the identity its bearer token
+// proves when it has an Authorization header and there is a Verifier;
+// else the identity its client certificate names, if any; else anon, the
+// anonymous one. A token is the explicit credential, so it wins over the
+// certificate, and a refused token is refused whatever r asks and
+// whatever certificate came with it, so a client learns at once that its
+// token is wrong; refused tokens from one address beyond the rate limit
+// are 429 without being checked.
 func (s *API) authenticate(r *http.Request, anon policy.Caller) (policy.Caller, error) {
-	if s.cfg.Verifier == nil {
-		return anon, nil
+	if s.cfg.Verifier != nil {
+		if hdr := r.Header["Authorization"]; hdr != nil {
+			// Refused tokens are charged to the address, so guessing is
+			// throttled with 429 (see policy.Service.Authenticate).
+			return s.svc.Authenticate(anon, s.cfg.Verifier, bearerToken(hdr[0]))
+		}
 	}
-	hdr := r.Header["Authorization"]
-	if hdr == nil {
-		return anon, nil
+	if s.cfg.CertIdentity != nil && r.TLS != nil {
+		if id := s.cfg.CertIdentity(r.TLS); id != nil {
+			return s.svc.Authenticated(anon.IP, anon.CrossSite, id), nil
+		}
 	}
-	id, err := s.cfg.Verifier.Verify(bearerToken(hdr[0]))
-	if err != nil {
-		return anon, err
-	}
-	return s.svc.Authenticated(anon.IP, anon.CrossSite, id), nil
+	return anon, nil
 }
 
 // bearerToken returns the token of an Authorization header of the Bearer

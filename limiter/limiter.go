@@ -258,13 +258,51 @@ func (l *Limiter) AllowAt(client kv.Client, cost int, now time.Time) Decision {
 	}
 }
 
+// Peek is PeekAt at time.Now(), which it reads only for a client with a
+// bucket: a valid token meets Peek on every request.
+func (l *Limiter) Peek(client kv.Client, cost int) Decision {
+	return l.peek(client, cost, time.Now)
+}
+
+// PeekAt reports what AllowAt would decide for a request costing cost
+// tokens from client at now, but spends nothing and makes client no
+// bucket: a client without one is allowed, as its new bucket would be
+// full. It lets a caller refuse work for a client whose bucket cannot pay
+// for it before doing the work, and charge (with AllowAt) only when the
+// work turns out to deserve it, as a refused token does.
+func (l *Limiter) PeekAt(client kv.Client, cost int, now time.Time) Decision {
+	return l.peek(client, cost, func() time.Time { return now })
+}
+
+// peek is PeekAt at the time clock tells.
+func (l *Limiter) peek(client kv.Client, cost int, clock func() time.Time) Decision {
+	if l == nil {
+		return Decision{Allowed: true}
+	}
+	cost = max(cost, 0)
+	b, ok := l.buckets.Load(client)
+	if !ok {
+		burst := l.budgetOf(client.Rate).burst
+		return Decision{Allowed: cost <= burst, Limit: burst, Remaining: burst}
+	}
+	d, _ := l.decide(b, cost, clock(), false) // a swept bucket's decision is as good as a full one's
+	return d
+}
+
 // take spends cost tokens from b at now, reporting ok=false if b has been
 // retired by a sweep.
 func (l *Limiter) take(b *bucket, cost int, now time.Time) (d Decision, ok bool) {
+	return l.decide(b, cost, now, true)
+}
+
+// decide decides a request costing cost tokens from b at now, spending
+// them if spend and the request is allowed; ok=false when b has been
+// retired by a sweep.
+func (l *Limiter) decide(b *bucket, cost int, now time.Time, spend bool) (d Decision, ok bool) {
 	var tokens float64
 	bud := b.budget
 	b.mu.Lock()
-	if b.dead {
+	if b.dead && spend {
 		b.mu.Unlock()
 		return Decision{}, false
 	}
@@ -273,7 +311,11 @@ func (l *Limiter) take(b *bucket, cost int, now time.Time) (d Decision, ok bool)
 	}
 	// Costs above the burst are denied without asking rate.Limiter, which
 	// would deny them too; this keeps the RetryAfter rule in one place.
-	if cost <= bud.burst && b.lim.AllowN(now, cost) {
+	switch {
+	case cost > bud.burst:
+	case !spend:
+		d.Allowed = b.lim.TokensAt(now) >= float64(cost)
+	case b.lim.AllowN(now, cost):
 		d.Allowed = true
 		b.last = now
 	}
@@ -353,13 +395,19 @@ func (l *Limiter) reserveSlot() bool {
 // newBucket returns a full bucket of r, or of the Config's budget for
 // the zero Rate (or one that is no usable rate).
 func (l *Limiter) newBucket(r kv.Rate) *bucket {
-	bud := &l.budget
+	bud := l.budgetOf(r)
+	return &bucket{lim: rate.NewLimiter(bud.limit, bud.burst), budget: bud}
+}
+
+// budgetOf returns the budget of the buckets of rate r: the Config's for
+// the zero Rate (or one that is no usable rate), else r's own.
+func (l *Limiter) budgetOf(r kv.Rate) *budget {
 	if !r.IsZero() && r.Tokens > 0 && r.Window > 0 {
 		if own, ok := newBudget(r.Tokens, r.Window, r.Tokens); ok {
-			bud = &own
+			return &own
 		}
 	}
-	return &bucket{lim: rate.NewLimiter(bud.limit, bud.burst), budget: bud}
+	return &l.budget
 }
 
 // sweepOnDemand sweeps for a new client that found the table full, unless a

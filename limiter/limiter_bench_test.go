@@ -111,3 +111,17 @@ func BenchmarkAllowParallel(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkPeekUnknown is the check every valid bearer token meets
+// (policy.Service.Authenticate): a key that has never been charged, so
+// has no bucket.
+func BenchmarkPeekUnknown(b *testing.B) {
+	l := newLimiter(b, defaultCfg)
+	client := kv.Client{Group: netip.MustParsePrefix("192.0.2.1/32"), Name: "refused credentials"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !l.PeekAt(client, 3, t0).Allowed {
+			b.Fatal("denied")
+		}
+	}
+}

@@ -536,3 +536,24 @@ func TestOwnRate(t *testing.T) {
 	assert.Equal(t, limiter.Decision{Allowed: true, Limit: 17, Remaining: 16}, l.AllowAt(kv.Client{Name: "alice"}, 1, t0))
 	assert.Equal(t, 2, l.SweepAt(t0.Add(time.Hour)), "both buckets refill and are swept")
 }
+
+// Peek tells what Allow would, spending nothing and making a client that
+// has no bucket none: it counts as full.
+func TestPeek(t *testing.T) {
+	l := newLimiter(t, defaultCfg)
+	c := key("192.0.2.1")
+	assert.Equal(t, allowed(17), l.PeekAt(c, 3, t0))
+	assert.Equal(t, 0, l.Len(), "peeking makes no bucket")
+	for range 5 {
+		l.AllowAt(c, 3, t0)
+	}
+	assert.Equal(t, allowed(2), l.PeekAt(c, 2, t0))
+	assert.Equal(t, denied(2, 4*time.Second), l.PeekAt(c, 3, t0))
+	assert.Equal(t, denied(2, 4*time.Second), l.PeekAt(c, 3, t0), "peeking spent nothing")
+	assert.Equal(t, allowed(0), l.AllowAt(c, 2, t0))
+	assert.False(t, l.PeekAt(c, 18, t0.Add(time.Hour)).Allowed, "more than the burst never fits")
+	own := kv.Client{Name: "alice", Rate: kv.Rate{Tokens: 5, Window: time.Minute}}
+	assert.Equal(t, limiter.Decision{Allowed: true, Limit: 5, Remaining: 5}, l.PeekAt(own, 1, t0), "a rate of its own")
+	var off *limiter.Limiter
+	assert.True(t, off.Peek(c, 100).Allowed)
+}

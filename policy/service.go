@@ -82,7 +82,12 @@ const (
 type Service struct {
 	store  Store
 	limits Limiter // nil: rate limiting is off
-	cfg    Config
+	// peeker is limits when it can tell a decision without spending
+	// (*limiter.Limiter can); nil otherwise.
+	peeker interface {
+		Peek(client kv.Client, cost int) kv.Decision
+	}
+	cfg Config
 	// clients and networks are cfg's groupings with their defaults filled
 	// in.
 	clients, networks kv.Grouping
@@ -107,8 +112,14 @@ func New(store Store, limits Limiter, cfg Config, now func() time.Time) *Service
 		cfg.Feed = nil
 	}
 	clients, networks := groupings(cfg.ClientGrouping, cfg.NetworkGrouping)
-	return &Service{store: store, limits: limits, cfg: cfg, clients: clients, networks: networks, now: now, tooLarge: &Error{Kind: KindTooLarge,
+	s := &Service{store: store, limits: limits, cfg: cfg, clients: clients, networks: networks, now: now, tooLarge: &Error{Kind: KindTooLarge,
 		Message: fmt.Sprintf("value too large: value plus owner secret may be at most %d bytes", cfg.MaxValueSize)}}
+	if p, ok := limits.(interface {
+		Peek(client kv.Client, cost int) kv.Decision
+	}); ok {
+		s.peeker = p
+	}
+	return s
 }
 
 // nilPointer reports whether f holds a nil pointer. It runs once, in New,
@@ -195,6 +206,64 @@ func (s *Service) Authenticated(ip netip.Addr, crossSite bool, id *Identity) Cal
 	c := Caller{IP: ip, CrossSite: crossSite, Identity: id}
 	c.client = s.clientKey(c)
 	return c
+}
+
+// Verifier checks a credential (a token) and returns the identity it
+// proves; auth.Verifier is one.
+type Verifier interface {
+	Verify(token string) (*Identity, error)
+}
+
+// refusedName names, with an address group, the budget that refused
+// credentials from the group are charged to. An identity's key has no
+// group and an anonymous one no name, so the key is neither's.
+const refusedName = "refused credentials"
+
+// Authenticate returns the Caller that c, an anonymous caller, becomes by
+// presenting token, which v checks. A refused token is charged at a
+// write's cost to a budget of c's address group kept for refused
+// credentials (the rate limit's size and refill), and v's refusal is
+// returned. Once that budget cannot pay for another refusal, a token from
+// the group is refused with KindRateLimited without being checked: so
+// tokens cannot be guessed faster than the rate limit lets a client
+// write, and a right guess looks like a wrong one until the budget
+// refills. The budget is not the group's anonymous one, so anonymous
+// requests do not lock a token holder at the same address out, and a
+// valid token costs it nothing. (Requests checked at the same moment may
+// each pass before any is charged: the overshoot is bounded by the
+// requests in flight.)
+func (s *Service) Authenticate(c Caller, v Verifier, token string) (Caller, error) {
+	var key kv.Client
+	if s.limits != nil {
+		key = kv.Client{Group: s.clients.Group(c.IP), Name: refusedName}
+		if d := s.peek(key, s.cfg.CostWrite); !d.Allowed {
+			refused := d // a copy, so the allowed path keeps d on the stack
+			return c, &Error{Kind: KindRateLimited, Limit: &refused, Message: "too many refused tokens from this address, retry after " +
+				strconv.Itoa(int((refused.RetryAfter+time.Second-1)/time.Second)) + "s"}
+		}
+	}
+	id, err := v.Verify(token)
+	if err != nil {
+		if s.limits != nil {
+			s.limits.Allow(key, s.cfg.CostWrite)
+		}
+		return c, err
+	}
+	return s.Authenticated(c.IP, c.CrossSite, id), nil
+}
+
+// peek is what s.limits would decide for cost from key, without spending:
+// the Limiter's own Peek when it has one, else what its bucket holds.
+func (s *Service) peek(key kv.Client, cost int) kv.Decision {
+	if s.peeker != nil {
+		return s.peeker.Peek(key, cost)
+	}
+	d := s.limits.Allow(key, 0)
+	d.Allowed = d.Limit == 0 || d.Remaining >= cost
+	if !d.Allowed {
+		d.RetryAfter = time.Second
+	}
+	return d
 }
 
 // clientKey returns c's client key, deriving it when c has none: the one

@@ -1,11 +1,13 @@
 package server
 
 import (
+	"crypto/tls"
 	"sync/atomic"
 	"time"
 
 	"github.com/rendezvous-kv/rendezvous/auth"
 	"github.com/rendezvous-kv/rendezvous/policy"
+	"github.com/rendezvous-kv/rendezvous/tlsconf"
 )
 
 // Verifier returns the verifier of the configured credentials (the token
@@ -74,4 +76,27 @@ func (v *jwtVerifier) Verify(token string) (*policy.Identity, error) {
 // data-path tokens, which must not outlive the JWT they were issued for.
 func (v *jwtVerifier) VerifyExpiry(token string) (*policy.Identity, time.Time, error) {
 	return v.cur.Load().VerifyExpiry(token)
+}
+
+// openCertIdentities reads Config.MTLSIdentityFile and has Reload read it
+// again.
+func (s *Server) openCertIdentities() (*auth.CertIdentities, error) {
+	c, err := auth.OpenCertIdentities(s.cfg.MTLSIdentityFile, s.log)
+	if err != nil {
+		return nil, err // as a token file's: it names the file and line
+	}
+	s.onReload("mTLS identity file", c.Reload)
+	s.log.Info("mTLS identity file loaded", "file", s.cfg.MTLSIdentityFile, "names", c.Len())
+	return c, nil
+}
+
+// certIdentity returns the identity that the verified client certificate
+// of the TLS connection cs names in the mTLS identity file, or nil when
+// the connection has no verified certificate or none of its names is
+// listed. It is looked up on every request, not once per connection, so
+// a name removed from the file stops working at once on connections
+// already open. Every front end gets it as its CertIdentity; it is only
+// handed out when the file is configured.
+func (s *Server) certIdentity(cs *tls.ConnectionState) *policy.Identity {
+	return s.certs.Identify(tlsconf.ClientNames(cs))
 }

@@ -3,6 +3,7 @@ package server_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"os"
@@ -355,4 +356,42 @@ func TestServerVerifier(t *testing.T) {
 	assert.Equal(t, "alice", id.Name)
 	_, err = s.Verifier().Verify("tok-b")
 	assert.EqualError(t, err, "invalid token")
+}
+
+// Refused tokens are charged to their address, at a write's cost, in a
+// budget of their own: once it is spent, a token from that address is
+// refused with 429 without being checked, a right one too, so tokens
+// cannot be guessed faster than the rate limit. Other addresses, valid
+// tokens, and the address's anonymous requests are not held back.
+func TestRefusedTokensAreThrottled(t *testing.T) {
+	cfg := testConfig()
+	cfg.RateOff, cfg.RateTokens, cfg.RateWindow = false, 9, time.Hour
+	cfg.CostRead, cfg.CostWrite = 1, 3
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	cfg.AuthFile = writeFile(t, t.TempDir(), "tokens", "tok-a alice rw:\n")
+	cfg.Anonymous = "r:"
+	s := start(t, cfg)
+	from := func(ip string) []string { return []string{"X-Forwarded-For", ip} }
+
+	for i := 0; i < 3; i++ {
+		resp, body := s.as(t, fmt.Sprintf("guess-%d", i), "GET", "/get/k", "", from("192.0.2.1")...)
+		assertStatus(t, resp, body, http.StatusUnauthorized, "unauthenticated")
+	}
+	for _, tok := range []string{"guess-3", "tok-a"} {
+		resp, body := s.as(t, tok, "GET", "/get/k", "", from("192.0.2.1")...)
+		assertStatus(t, resp, body, http.StatusTooManyRequests, "rate_limited")
+		assert.Contains(t, body, "too many refused tokens")
+		assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+		assert.Equal(t, "9", resp.Header.Get("X-RateLimit-Limit"))
+	}
+	// The address's anonymous budget is its own, and so is another
+	// address's; a valid token spends nothing of the refusals' budget.
+	resp, body := s.as(t, "", "GET", "/get/k", "", from("192.0.2.1")...)
+	assertStatus(t, resp, body, http.StatusNotFound, "key_not_found")
+	for i := 0; i < 5; i++ {
+		resp, body = s.as(t, "tok-a", "GET", "/get/k", "", from("192.0.2.2")...)
+		assertStatus(t, resp, body, http.StatusNotFound, "key_not_found")
+	}
+	resp, body = s.as(t, "guess-x", "GET", "/get/k", "", from("192.0.2.2")...)
+	assertStatus(t, resp, body, http.StatusUnauthorized, "unauthenticated")
 }

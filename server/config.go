@@ -47,9 +47,13 @@ type Config struct {
 	// TLSClientCAFile.
 	TLSClientAuth tlsconf.ClientAuth
 	// MTLSIdentityFile, when set, maps the names of a verified client
-	// certificate (see tlsconf.ClientNames) to identities with grants,
-	// one per line in the token file's format with a name in place of
-	// the token. It needs TLSClientCAFile.
+	// certificate (see tlsconf.ClientNames and auth.CertIdentities) to
+	// identities with grants, one per line in the token file's format
+	// with a name in place of the token. The first of a certificate's
+	// names that it lists gives the identity of a request that carries no
+	// token. It is read again on Server.Reload, and needs
+	// TLSClientCAFile. It may be combined with AuthFile or a JWT key; like
+	// them it turns access control on (see Anonymous).
 	MTLSIdentityFile string
 	// TLSPollInterval is how often the certificate, key and client CA
 	// files are looked at for a change; 0 means
@@ -208,10 +212,11 @@ type Config struct {
 	// JWKSRefetchFloor is the least time between two fetches of the JWKS
 	// for a kid it did not hold; 0 means auth.DefaultRefetchFloor.
 	JWKSRefetchFloor time.Duration
-	// Anonymous grants callers without a token these rights, written as a
-	// token file writes grants ("rw: -:team/"); empty grants nothing.
-	// It applies when AuthFile or a JWT key is set; without them every
-	// caller may read and write everything.
+	// Anonymous grants callers without a token or an identified client
+	// certificate these rights, written as a token file writes grants
+	// ("rw: -:team/"); empty grants nothing. It applies when AuthFile, a
+	// JWT key or MTLSIdentityFile is set; without them every caller may
+	// read and write everything.
 	Anonymous string
 	// RespAddr, when set, serves the Redis protocol (package resp) on this
 	// address; off when empty. Like Addr it must be loopback unless
@@ -506,7 +511,7 @@ var (
 	ErrAuthExclusive = errors.New("a token file and JWTs are exclusive: give one of them")
 	errOneJWTKey     = errors.New("give one JWT key: a secret file, a public key or a JWKS URL")
 	errJWTClaims     = errors.New("checks JWTs' claims, but no JWT key is set")
-	errAnonymousOnly = errors.New("restricts anonymous callers, but no token file or JWT key is set, so every caller is anonymous with full access")
+	errAnonymousOnly = errors.New("restricts anonymous callers, but no token file, JWT key or mTLS identity file is set, so every caller is anonymous with full access")
 )
 
 // validateAuth checks the authentication settings.
@@ -526,7 +531,7 @@ func (c *Config) validateAuth(refuse func(string, any, error) error) error {
 		return refuse("JWTIssuer", c.JWTIssuer, errJWTClaims)
 	case keys == 0 && c.JWTAudience != "":
 		return refuse("JWTAudience", c.JWTAudience, errJWTClaims)
-	case keys == 0 && c.AuthFile == "" && c.Anonymous != "":
+	case keys == 0 && c.AuthFile == "" && c.MTLSIdentityFile == "" && c.Anonymous != "":
 		return refuse("Anonymous", c.Anonymous, errAnonymousOnly)
 	}
 	if _, err := auth.ParseGrants(c.Anonymous); err != nil {
@@ -540,8 +545,13 @@ func (c *Config) validateAuth(refuse func(string, any, error) error) error {
 	return nil
 }
 
-// authOn reports whether callers authenticate.
-func (c *Config) authOn() bool {
+// authOn reports whether callers authenticate, by a token or by a
+// client certificate, and so whether access control is on.
+func (c *Config) authOn() bool { return c.tokensOn() || c.MTLSIdentityFile != "" }
+
+// tokensOn reports whether callers may present a token: a token file or
+// a JWT key is set.
+func (c *Config) tokensOn() bool {
 	return c.AuthFile != "" || c.JWTSecretFile != "" || c.JWTPublicKey != "" || c.JWTJWKSURL != ""
 }
 

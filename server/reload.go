@@ -17,8 +17,9 @@ func (s *Server) onReload(name string, f func() error) {
 }
 
 // Reload re-reads what the server keeps from files while it runs: the
-// token file or the JWT key, and whatever else a part registered with
-// onReload (a certificate). The rendezvous command calls it on SIGHUP. A part
+// token file or the JWT key, the mTLS identity file, and whatever else a
+// part registered with onReload (a certificate). The rendezvous command
+// calls it on SIGHUP. A part
 // that fails to load keeps what it had and says why (each part logs its
 // refusal); the others still reload. It returns every failure.
 func (s *Server) Reload() error {

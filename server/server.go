@@ -95,6 +95,9 @@ type Server struct {
 	// tokens; Redis AUTH, KV Connect's access token): nil when no auth
 	// is configured, and then every caller is anonymous with full access.
 	verifier auth.Verifier
+	// certs names the identities of verified client certificates (see
+	// certIdentity); nil without Config.MTLSIdentityFile.
+	certs *auth.CertIdentities
 
 	mu       sync.Mutex
 	state    int
@@ -237,7 +240,14 @@ func New(cfg Config) (_ *Server, err error) {
 		// Validate parsed them already.
 		anon, _ := auth.ParseGrants(cfg.Anonymous)
 		pcfg.Anonymous = &anon
+	}
+	if cfg.tokensOn() {
 		if s.verifier, err = s.openVerifier(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.MTLSIdentityFile != "" {
+		if s.certs, err = s.openCertIdentities(); err != nil {
 			return nil, err
 		}
 	}
@@ -269,6 +279,9 @@ func New(cfg Config) (_ *Server, err error) {
 		Metrics:            observers(met, cfg.Observer),
 		WatchKeepAlive:     cfg.WatchKeepAlive,
 		StreamWriteTimeout: cfg.StreamWriteTimeout,
+	}
+	if s.certs != nil {
+		hcfg.CertIdentity = s.certIdentity
 	}
 	if cfg.MetricsAddr == "" {
 		hcfg.MetricsHandler = met.Handler()

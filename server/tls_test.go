@@ -192,9 +192,6 @@ func TestTLSConfigRefusals(t *testing.T) {
 		{"identities without client CA", "MTLSIdentityFile", "needs TLSClientCAFile", func(c *server.Config) {
 			c.TLSCertFile, c.TLSKeyFile, c.MTLSIdentityFile = cert.CertFile, cert.Key, caFile
 		}},
-		{"identities before grants exist", "MTLSIdentityFile", "not supported by this build yet", func(c *server.Config) {
-			c.TLSCertFile, c.TLSKeyFile, c.TLSClientCAFile, c.MTLSIdentityFile = cert.CertFile, cert.Key, caFile, caFile
-		}},
 		{"ACME and a cert", "ACMEDomains", "either TLSCertFile or ACMEDomains", func(c *server.Config) {
 			c.TLSCertFile, c.TLSKeyFile, c.ACMEDomains = cert.CertFile, cert.Key, []string{"kv.example.org"}
 		}},

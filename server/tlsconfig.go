@@ -25,8 +25,6 @@ func (c *Config) acmeCache() string {
 var (
 	errNeedsTLS = errors.New("needs TLS (TLSCertFile or ACMEDomains)")
 	errNeedsCA  = errors.New("needs TLSClientCAFile: only verified client certificates name an identity")
-	// errIdentities refuses MTLSIdentityFile until grants are enforced.
-	errIdentities = errors.New("not supported by this build yet: identities with grants come with token authentication")
 )
 
 // validateTLS checks the TLS and ACME settings.
@@ -45,12 +43,6 @@ func (c *Config) validateTLS() error {
 		return refuse("TLSClientCAFile", c.TLSClientCAFile, errNeedsTLS)
 	case c.MTLSIdentityFile != "" && c.TLSClientCAFile == "":
 		return refuse("MTLSIdentityFile", c.MTLSIdentityFile, errNeedsCA)
-	case c.MTLSIdentityFile != "":
-		// SEAM(mtls-identities): the file is in the token file's format,
-		// parsed by package auth, whose identities with grants policy
-		// enforces. Until this build has them, a file that would be
-		// ignored (leaving every caller with full access) is refused.
-		return refuse("MTLSIdentityFile", c.MTLSIdentityFile, errIdentities)
 	case c.HTTPAddr != "" && !c.TLS():
 		return refuse("HTTPAddr", c.HTTPAddr, errNeedsTLS)
 	case c.TLSPollInterval < 0:
