@@ -129,3 +129,28 @@ func TestDataPathUsesTheIdentitysBucket(t *testing.T) {
 	status, body := setTuple(t, other, ts.base, key("k"))
 	assert.Equal(t, http.StatusOK, status, body)
 }
+
+// Refused access tokens are throttled as on HTTP: past the address's
+// budget for refusals the exchange is 429 with Retry-After, a right token
+// too, without being checked.
+func TestRefusedAccessTokensAreThrottled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens")
+	require.NoError(t, os.WriteFile(path, []byte("tok-team team rw:team/\n"), 0o600))
+	ts := startServer(t, func(c *server.Config) {
+		c.AuthFile, c.RateOff, c.RateTokens, c.RateWindow, c.CostRead, c.CostWrite = path, false, 6, time.Hour, 1, 3
+	})
+	throttled := false
+	for range 10 {
+		_, resp, body := openAs(t, ts.base, "tok-guess")
+		if resp.StatusCode == http.StatusTooManyRequests {
+			throttled = true
+			assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+			assert.Contains(t, body, "too many refused tokens")
+			break
+		}
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, body)
+	}
+	require.True(t, throttled, "guessing is throttled")
+	_, resp, _ := openAs(t, ts.base, "tok-team")
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "a right token is not checked either")
+}

@@ -219,6 +219,23 @@ func (h *Handler) caller(r *http.Request, sub Subject) (policy.Caller, error) {
 	return h.svc.Caller(ip, false), nil
 }
 
+// expiryOf is a Verifier that remembers the expiry of the token it
+// verified, when the verifier knows one (a JWT's exp).
+type expiryOf struct {
+	v   auth.Verifier
+	e   expiringVerifier
+	exp time.Time
+}
+
+func (x *expiryOf) Verify(token string) (*policy.Identity, error) {
+	if x.e == nil {
+		return x.v.Verify(token)
+	}
+	id, exp, err := x.e.VerifyExpiry(token)
+	x.exp = exp
+	return id, err
+}
+
 // subject establishes who makes a metadata exchange with access, and
 // until when a data-path token may stand for it: the verifier's identity
 // of the access token, else the client certificate's, else (with no
@@ -234,15 +251,23 @@ func (h *Handler) subject(r *http.Request, access string, expires time.Time) (Su
 		}
 		return Subject{Kind: SubjectAnonymous}, expires, nil
 	}
+	v := &expiryOf{v: h.cfg.Verifier, e: h.expiring}
 	var id *policy.Identity
 	var err error
-	if h.expiring != nil {
-		var exp time.Time
-		if id, exp, err = h.expiring.VerifyExpiry(access); err == nil && exp.Before(expires) {
-			expires = exp
-		}
+	if cert != nil {
+		// The caller proved an identity with its certificate, and Deno
+		// sends some access token whatever the user means: a refused
+		// one is no anonymous guess, and is not charged.
+		id, err = v.Verify(access)
 	} else {
-		id, err = h.cfg.Verifier.Verify(access)
+		// Refused tokens are charged to the address and throttled with
+		// 429, as on HTTP (see policy.Service.Authenticate).
+		var c policy.Caller
+		c, err = h.svc.Authenticate(h.svc.Caller(h.cfg.ClientIP.Resolve(r), false), v, access)
+		id = c.Identity
+	}
+	if err == nil && !v.exp.IsZero() && v.exp.Before(expires) {
+		expires = v.exp
 	}
 	switch {
 	case err == nil && h.hashes != nil:
@@ -292,6 +317,10 @@ func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) {
 		msg := "invalid token"
 		var pe *policy.Error
 		if errors.As(err, &pe) {
+			if pe.Kind != policy.KindUnauthenticated {
+				h.writeError(w, r, err) // too many refused tokens: 429
+				return
+			}
 			msg = pe.Message
 		}
 		writeText(w, http.StatusUnauthorized, msg+": the server refused the access token (DENO_KV_ACCESS_TOKEN, or openKv's accessToken)")

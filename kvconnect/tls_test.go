@@ -161,3 +161,33 @@ func TestCertificateIdentity(t *testing.T) {
 		})
 	}
 }
+
+// The server's --mtls-identity-file reaches KV Connect: a client whose
+// certificate the file names opens the database with any access token
+// and has that identity's grants.
+func TestServerCertificateIdentity(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "test CA")
+	clientCA := testpki.NewCA(t, "client CA")
+	cert := ca.Issue(t, testpki.ServerLeaf()).Write(t, dir, "server")
+	ids := filepath.Join(dir, "identities")
+	require.NoError(t, os.WriteFile(ids, []byte("team-client team rw:team/\n"), 0o600))
+	ts := startServer(t, func(c *server.Config) {
+		c.TLSCertFile, c.TLSKeyFile = cert.CertFile, cert.Key
+		c.TLSClientCAFile, c.MTLSIdentityFile = clientCA.WriteCA(t, dir, "clients"), ids
+	})
+	base := "https://" + ts.srv.Addr().String()
+	hc := certClient(ca, clientCA.Issue(t, testpki.Leaf{CommonName: "team-client", Client: true}).TLSCert)
+	status, body := certPost(t, hc, base+"/kv", "anything", []byte(`{"supportedVersions":[3]}`))
+	require.Equal(t, http.StatusOK, status, body)
+	var m meta
+	require.NoError(t, json.Unmarshal([]byte(body), &m))
+	set := func(k []byte) (int, string) {
+		return certPost(t, hc, m.Endpoints[0].URL+"/atomic_write", m.Token, pb(2, pb(1, k, 2, pb(1, "v", 2, 3), 3, 1)),
+			"X-Denokv-Version", "3", "X-Denokv-Database-Id", m.DatabaseID)
+	}
+	status, body = set(key("team", "x"))
+	assert.Equal(t, http.StatusOK, status, body)
+	status, body = set(key("other", "x"))
+	assert.Equal(t, http.StatusForbidden, status, body)
+}

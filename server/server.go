@@ -299,8 +299,12 @@ func New(cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	deno := kvconnect.New(s.svc, kvconnect.Config{ClientIP: hcfg.ClientIP, State: kvState, PublicURL: cfg.PublicURL, Now: cfg.Now, Log: log,
-		Metrics: hcfg.Metrics, Verifier: s.verifier})
+	kcfg := kvconnect.Config{ClientIP: hcfg.ClientIP, State: kvState, PublicURL: cfg.PublicURL, Now: cfg.Now, Log: log,
+		Metrics: hcfg.Metrics, Verifier: s.verifier}
+	if s.certs != nil {
+		kcfg.CertIdentity = s.certIdentity
+	}
+	deno := kvconnect.New(s.svc, kcfg)
 	s.api = mount(handlers.New(s.svc, hcfg), deno)
 	api := &http.Server{
 		Handler:           s.api,
