@@ -1,7 +1,11 @@
 package kvconnect_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/binary"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -153,4 +157,43 @@ func TestRefusedAccessTokensAreThrottled(t *testing.T) {
 	require.True(t, throttled, "guessing is throttled")
 	_, resp, _ := openAs(t, ts.base, "tok-team")
 	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "a right token is not checked either")
+}
+
+// A watch stream ends once its access token is revoked: the next change
+// sends no frame, the stream closes, and the reconnect is refused.
+func TestWatchEndsWhenTheTokenIsRevoked(t *testing.T) {
+	ts, path := withTokenFile(t, "tok-w watcher rw:", "tok-admin admin rw:")
+	m, resp, body := openAs(t, ts.base, "tok-w")
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	watchBody := pb(1, pb(1, key("w/leader")))
+	req, err := http.NewRequest(http.MethodPost, m.Endpoints[0].URL+"/watch", bytes.NewReader(watchBody))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+m.Token)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err = http.DefaultClient.Do(req.WithContext(ctx))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var n [4]byte
+	_, err = io.ReadFull(resp.Body, n[:])
+	require.NoError(t, err)
+	_, err = io.ReadFull(resp.Body, make([]byte, binary.LittleEndian.Uint32(n[:])))
+	require.NoError(t, err, "the first frame")
+
+	require.NoError(t, os.WriteFile(path, []byte("tok-admin admin rw:\n"), 0o600))
+	require.NoError(t, ts.srv.Reload())
+	w, err := http.NewRequest(http.MethodPost, ts.base+"/set/w/leader", strings.NewReader("node-a"))
+	require.NoError(t, err)
+	w.Header.Set("Authorization", "Bearer tok-admin")
+	wr, err := http.DefaultClient.Do(w)
+	require.NoError(t, err)
+	wr.Body.Close()
+	require.Equal(t, http.StatusOK, wr.StatusCode)
+	rest, err := io.ReadAll(resp.Body)
+	require.NoError(t, err, "the stream ends rather than sending the change")
+	assert.NotContains(t, string(rest), "node-a")
+
+	again, refusal := post(t, m.Endpoints[0].URL+"/watch", m.Token, watchBody)
+	assert.Equal(t, http.StatusUnauthorized, again.StatusCode, string(refusal))
 }

@@ -20,7 +20,8 @@ var octetStream = []string{"application/octet-stream"}
 // watch streams WatchOutput frames: at once one with every key, then one
 // after each change of a watched key (several changes may merge into
 // one), with a zero-length ping while nothing changes. It ends when the
-// client goes or the server stops; clients reconnect.
+// client goes, the server stops or the token no longer stands (expired,
+// or its access token revoked); clients reconnect.
 func (h *Handler) watch(w http.ResponseWriter, r *http.Request, c policy.Caller, body []byte) error {
 	keys, err := decodeWatch(body)
 	if err != nil {
@@ -49,6 +50,16 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request, c policy.Caller,
 		}
 		return rc.Flush() == nil
 	}
+	// standing reports whether the stream's token still stands for a
+	// caller: a stream ends once its token expires or its access token is
+	// revoked, and the client's reconnect then learns why.
+	standing := func() bool {
+		sub, err := h.tokens.Verify(bearer(r), h.cfg.Now())
+		if err == nil {
+			_, err = h.caller(r, sub)
+		}
+		return err == nil
+	}
 	last := encodeWatchOutput(tw.Read())
 	if !send(last) {
 		return nil
@@ -58,6 +69,8 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request, c policy.Caller,
 		err := tw.Wait(ctx)
 		cancel()
 		switch {
+		case !standing():
+			return nil
 		case err == nil:
 			frame := encodeWatchOutput(tw.Read())
 			if bytes.Equal(frame, last) {
