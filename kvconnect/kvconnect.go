@@ -516,10 +516,11 @@ func status(k policy.Kind) int {
 	case policy.KindBadRequest, policy.KindTooLarge, policy.KindFull, policy.KindWatchDisabled,
 		policy.KindConflict, policy.KindPrecondition, policy.KindNotFound:
 		return http.StatusBadRequest
-	case policy.KindForbidden, policy.KindOwned, policy.KindNoPermission:
+	case policy.KindForbidden, policy.KindOwned, policy.KindNoPermission, policy.KindUnauthenticated:
+		// An anonymous caller refused a key is told so with 403, not the
+		// 401 HTTP gives it: Deno takes a 401 on the data path as the end
+		// of the database, and the caller's other keys still work.
 		return http.StatusForbidden
-	case policy.KindUnauthenticated:
-		return http.StatusUnauthorized
 	case policy.KindRateLimited, policy.KindTooManyWatches:
 		return http.StatusTooManyRequests
 	}

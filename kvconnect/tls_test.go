@@ -190,4 +190,15 @@ func TestServerCertificateIdentity(t *testing.T) {
 	assert.Equal(t, http.StatusOK, status, body)
 	status, body = set(key("other", "x"))
 	assert.Equal(t, http.StatusForbidden, status, body)
+
+	// A certificate the file does not name is the anonymous caller, which
+	// has no grants here: refused key by key with 403 (a 401 would end
+	// Deno's database), its reason kept.
+	hc = certClient(ca, clientCA.Issue(t, testpki.Leaf{CommonName: "stranger", Client: true}).TLSCert)
+	status, body = certPost(t, hc, base+"/kv", "anything", []byte(`{"supportedVersions":[3]}`))
+	require.Equal(t, http.StatusOK, status, body)
+	require.NoError(t, json.Unmarshal([]byte(body), &m))
+	status, body = set(key("team", "x"))
+	assert.Equal(t, http.StatusForbidden, status, body)
+	assert.Contains(t, body, "authentication required")
 }
