@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,4 +197,21 @@ func TestWatchEndsWhenTheTokenIsRevoked(t *testing.T) {
 
 	again, refusal := post(t, m.Endpoints[0].URL+"/watch", m.Token, watchBody)
 	assert.Equal(t, http.StatusUnauthorized, again.StatusCode, string(refusal))
+}
+
+// A token-file identity with many grants gets a short data-path token
+// (the file's line is looked up, not carried), which works.
+func TestManyGrantsShortToken(t *testing.T) {
+	grants := []string{"rw:team/"}
+	for i := range 3000 {
+		grants = append(grants, "r:g"+strconv.Itoa(i)+"/")
+	}
+	ts, _ := withTokenFile(t, "tok-many many "+strings.Join(grants, " "))
+	m, resp, body := openAs(t, ts.base, "tok-many")
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.Less(t, len(m.Token), 200)
+	status, body := setTuple(t, m, ts.base, key("team", "x"))
+	assert.Equal(t, http.StatusOK, status, body)
+	status, body = setTuple(t, m, ts.base, key("g1", "x"))
+	assert.Equal(t, http.StatusForbidden, status, body)
 }

@@ -91,7 +91,7 @@ func FuzzDataPathToken(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if sub.Kind != kvconnect.SubjectAnonymous && sub.Identity == nil {
+		if (sub.Kind == kvconnect.SubjectIdentity || sub.Kind == kvconnect.SubjectCertificate) && sub.Identity == nil {
 			t.Fatalf("%q: a subject of kind %d without an identity", token, sub.Kind)
 		}
 	})

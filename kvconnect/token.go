@@ -65,7 +65,8 @@ const (
 type Subject struct {
 	Kind SubjectKind
 	// Identity is the identity proved at the metadata exchange, nil for
-	// SubjectAnonymous.
+	// SubjectAnonymous. A token of SubjectTokenFile does not keep it
+	// (Verify returns it nil): the file's table says who the token is.
 	Identity *policy.Identity
 	// TokenHash is the SHA-256 of the access token, for SubjectTokenFile.
 	TokenHash [sha256.Size]byte
@@ -96,8 +97,8 @@ const tokenV2 = "2."
 const maxVerified = 4096
 
 // maxToken bounds a token opened at all: a real one is a few hundred
-// bytes (an identity with many grants a few KiB).
-const maxToken = 16 << 10
+// bytes (that of a JWT identity with many grants a few KiB).
+const maxToken = 64 << 10
 
 // NewTokens returns Tokens sealing with a key derived from key.
 func NewTokens(key []byte) *Tokens {
@@ -120,7 +121,10 @@ var errToken = errors.New("invalid or expired data-path token; open the database
 // Issue returns a token for sub valid until expires.
 func (t *Tokens) Issue(sub Subject, expires time.Time) string {
 	p := sealed{Kind: sub.Kind, Expires: expires.Unix()}
-	if id := sub.Identity; id != nil {
+	// A token-file token is looked up by its hash on each use, so its
+	// identity need not (and should not, for a line of many grants) ride
+	// along.
+	if id := sub.Identity; id != nil && sub.Kind != SubjectTokenFile {
 		p.Name = id.Name
 		for _, g := range id.Grants.List() {
 			p.Grants = append(p.Grants, g.String())
@@ -184,7 +188,7 @@ func (t *Tokens) open(token string, now time.Time) (Subject, int64, error) {
 		return Subject{}, 0, errToken
 	}
 	sub := Subject{Kind: p.Kind}
-	if p.Kind != SubjectAnonymous {
+	if p.Kind == SubjectIdentity || p.Kind == SubjectCertificate {
 		// Sealed by this server, so the grants parsed when it issued the
 		// token; a failure here is a key shared with a stranger.
 		id := &policy.Identity{Name: p.Name}
