@@ -2,7 +2,9 @@ package policy
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -158,4 +160,72 @@ func FuzzTupleRangeUnderGrants(f *testing.F) {
 			t.Fatalf("grants %v, range [%q, %q) limit %d reverse %v:\ngot  %q\nwant %q", gs, start, end, limit+1, reverse, got, want)
 		}
 	})
+}
+
+// A read is refused only when no key it can return is readable: a get of
+// an unreadable key, or a range within one first part the caller may not
+// read; others return the readable keys. Writes need write on each key,
+// checks and watches read.
+func TestTupleRefusals(t *testing.T) {
+	s, _ := grantFixture(t)
+	c := s.Authenticated(netip.MustParseAddr("192.0.2.1"), false, &Identity{Name: "team", Grants: NewGrants(Grant{"team/", AccessReadWrite}, Grant{"pub", AccessRead})})
+	get := func(k []byte) TupleRange { return TupleRange{Start: k, End: append(slices.Clone(k), 0), Limit: 1} }
+	prefix := func(k []byte) TupleRange {
+		return TupleRange{Start: append(slices.Clone(k), 0), End: append(slices.Clone(k), 0xff), Limit: 10}
+	}
+	nodePrefix := func(k []byte) TupleRange { return TupleRange{Start: k, End: append(slices.Clone(k), 0xff), Limit: 10} }
+	for _, tc := range []struct {
+		name    string
+		r       TupleRange
+		refused bool
+	}{
+		{"get [team, 1]", get(str("team", "1")), false},
+		{"get [team/x]", get(str("team/x")), false},
+		{"get [team]", get(str("team")), true},
+		{"get [other, 1]", get(str("other", "1")), true},
+		{"get [1n]", get([]byte{0x15, 0x01}), true},
+		{"list [team]", prefix(str("team")), false},
+		{"list [other]", prefix(str("other")), true},
+		{"@deno/kv list [other]", nodePrefix(str("other")), true},
+		{"@deno/kv list [team]: the key [team] is not readable, its children are", nodePrefix(str("team")), false},
+		{"@deno/kv list [pub]: the string key pub is readable", nodePrefix(str("pub")), false},
+		{"@deno/kv get [other, 1]: a range to the end", TupleRange{Start: str("other", "1"), End: []byte{0xff}, Limit: 1}, false},
+		{"everything", TupleRange{Start: []byte{0}, End: []byte{0xff}, Limit: 10}, false},
+	} {
+		_, err := s.TupleRead(c, []TupleRange{tc.r})
+		if tc.refused {
+			var pe *Error
+			if !errors.As(err, &pe) || pe.Kind != KindNoPermission || pe.Message != "ranges[0]: no permission to read this key" {
+				t.Errorf("%s: want a refusal, got %v", tc.name, err)
+			}
+		} else if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	set := func(k []byte) TupleMutation {
+		return TupleMutation{Kind: MutationSet, Key: k, Value: []byte("v"), Encoding: EncodingBytes}
+	}
+	before := s.store.(interface{ Version() uint64 }).Version()
+	for _, w := range []TupleWrite{
+		{Mutations: []TupleMutation{set(str("other", "1"))}},
+		{Mutations: []TupleMutation{set(str("team", "9")), set(str("team"))}},
+		{Mutations: []TupleMutation{set(str("pub", "1"))}},
+		{Checks: []TupleCheck{{Key: str("other"), Absent: true}}, Mutations: []TupleMutation{set(str("team", "9"))}},
+		{Mutations: []TupleMutation{{Kind: MutationSetSuffixVersionstamp, Key: str("other"), Value: []byte("v"), Encoding: EncodingBytes}}},
+	} {
+		if _, err := s.TupleCommit(c, w); err == nil {
+			t.Errorf("%+v: committed", w)
+		}
+	}
+	if after := s.store.(interface{ Version() uint64 }).Version(); after != before {
+		t.Errorf("refused writes moved the version from %d to %d", before, after)
+	}
+	if _, err := s.TupleCommit(c, TupleWrite{Checks: []TupleCheck{{Key: str("team", "9"), Absent: true}},
+		Mutations: []TupleMutation{set(str("team", "9")), set(str("team/x", "1")),
+			{Kind: MutationSetSuffixVersionstamp, Key: str("team"), Value: []byte("v"), Encoding: EncodingBytes}}}); err != nil {
+		t.Errorf("the team's own keys: %v", err)
+	}
+	if _, err := s.TupleWatch(c, [][]byte{str("team", "1"), str("other", "1")}); err == nil || err.Error() != "keys[1]: no permission to read this key" {
+		t.Errorf("watch of [other, 1]: %v", err)
+	}
 }
