@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -39,6 +40,14 @@ type Config struct {
 	// identity id (policy.Service.Authenticated, once the Service has
 	// it); nil keeps such a connection's anonymous caller.
 	Authenticate func(ip netip.Addr, id *policy.Identity) policy.Caller
+	// CertIdentity returns the identity the verified client certificate of
+	// a TLS connection names (mTLS identity file), or nil when the
+	// connection has no verified certificate or its names match no
+	// identity. A connection whose certificate names one starts
+	// authenticated as it, without the "?Needs Auth" greeting;
+	// "~password=TOKEN" replaces it. Nil means no mTLS identities are
+	// configured.
+	CertIdentity func(cs *tls.ConnectionState) *policy.Identity
 }
 
 // Verifier checks a token and returns who holds it. It has the method
@@ -168,6 +177,33 @@ type session struct {
 	caller policy.Caller
 	ttl    time.Duration // of this connection's writes; 0: the default
 	out    []byte
+	// byToken says "~password=" proved the identity, so the client
+	// certificate no longer counts; cert is the TLS state of a connection
+	// whose certificate was verified (with Config.CertIdentity), certID
+	// the identity it named when last looked up.
+	byToken bool
+	cert    *tls.ConnectionState
+	certID  *policy.Identity
+}
+
+// certify makes the caller of a session that proved no token the
+// identity its client certificate names now: before each batch of lines,
+// so that a name removed from the identity file stops working on open
+// connections too.
+func (s *Server) certify(ss *session) {
+	if ss.cert == nil || ss.byToken {
+		return
+	}
+	id := s.cfg.CertIdentity(ss.cert)
+	if id == ss.certID {
+		return
+	}
+	ss.certID = id
+	if id == nil || s.cfg.Authenticate == nil {
+		ss.authed, ss.caller = s.cfg.Verifier == nil, s.svc.Caller(ss.ip, false)
+		return
+	}
+	ss.authed, ss.caller = true, s.cfg.Authenticate(ss.ip, id)
 }
 
 func (s *Server) serveConn(nc net.Conn) {
@@ -177,12 +213,20 @@ func (s *Server) serveConn(nc net.Conn) {
 		ip = ap.Addr()
 	}
 	ss := &session{ip: ip, caller: s.svc.Caller(ip, false), authed: s.cfg.Verifier == nil}
+	if tc, ok := nc.(*tls.Conn); ok && s.cfg.CertIdentity != nil {
+		if cs := tc.ConnectionState(); len(cs.VerifiedChains) > 0 {
+			ss.cert = &cs
+			s.certify(ss)
+		}
+	}
 	if !ss.authed {
 		ss.reply('?', "Needs Auth")
 	}
 	r := bufio.NewReaderSize(nc, 4096)
+	fresh := false // a batch of lines arrived, not yet certified
 	for {
 		if r.Buffered() == 0 {
+			fresh = true
 			if len(ss.out) > 0 {
 				nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 				if _, err := nc.Write(ss.out); err != nil {
@@ -209,6 +253,10 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
+		}
+		if fresh {
+			s.certify(ss)
+			fresh = false
 		}
 		s.handle(ss, parse(line))
 		if ss.closed {
@@ -281,7 +329,7 @@ func (s *Server) handle(ss *session, req request) {
 			ss.closed = true
 			return
 		}
-		ss.authed = true
+		ss.authed, ss.byToken = true, true
 		if s.cfg.Authenticate != nil {
 			ss.caller = s.cfg.Authenticate(ss.ip, id)
 		}

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"strings"
@@ -29,6 +30,12 @@ type conn struct {
 	w  writer
 
 	authed  bool // no verifier, or the connection proved an identity
+	byToken bool // AUTH proved the identity: the certificate no longer counts
+	// cert is the TLS state of a connection whose client certificate was
+	// verified, when Config.CertIdentity is set; certID the identity it
+	// named when last looked up.
+	cert    *tls.ConnectionState
+	certID  *policy.Identity
 	name    string
 	lib     string
 	secret  string // the owner secret of this connection's writes
@@ -48,6 +55,11 @@ type conn struct {
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, rd: NewReader(nc, s.limits), id: s.nextID.Add(1)}
 	c.w.proto = 2
+	if tc, ok := nc.(*tls.Conn); ok && s.cfg.CertIdentity != nil {
+		if cs := tc.ConnectionState(); len(cs.VerifiedChains) > 0 {
+			c.cert = &cs
+		}
+	}
 	// Anonymous until AUTH (or HELLO AUTH) proves an identity; without a
 	// verifier every caller stays anonymous, with full access.
 	c.deauthenticate()
@@ -65,7 +77,8 @@ func (c *conn) serve() {
 		c.mu.Unlock()
 	}()
 	for {
-		if c.rd.Buffered() == 0 {
+		batch := c.rd.Buffered() == 0 // the next command starts a batch
+		if batch {
 			if !c.flush() || c.closing {
 				return
 			}
@@ -92,6 +105,9 @@ func (c *conn) serve() {
 			return
 		}
 		c.mu.Lock()
+		if batch && c.cert != nil {
+			c.certify()
+		}
 		c.dispatch(args)
 		big := len(c.w.b) >= flushAt
 		c.mu.Unlock()

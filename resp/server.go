@@ -12,6 +12,7 @@ package resp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -52,6 +53,13 @@ type Config struct {
 	// identity id (policy.Service.Authenticated, once the Service has
 	// it); nil keeps such a connection's anonymous caller.
 	Authenticate func(ip netip.Addr, id *policy.Identity) policy.Caller
+	// CertIdentity returns the identity the verified client certificate of
+	// a TLS connection names (mTLS identity file), or nil when the
+	// connection has no verified certificate or its names match no
+	// identity. A connection whose certificate names one starts
+	// authenticated as it; AUTH (or HELLO ... AUTH) with a token replaces
+	// it. Nil means no mTLS identities are configured.
+	CertIdentity func(cs *tls.ConnectionState) *policy.Identity
 }
 
 // The defaults of Config's timeouts.
