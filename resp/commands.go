@@ -380,7 +380,6 @@ func cmdReset(c *conn, a [][]byte) {
 	c.endMulti()
 	c.unsubscribeAll()
 	c.name, c.secret, c.w.proto = "", "", 2
-	c.cursors = cursors{}
 	c.deauthenticate()
 	c.w.simple("RESET")
 }

@@ -48,8 +48,7 @@ type conn struct {
 	queueErr   bool
 	watched    []policy.Watched
 
-	sub     *subscription // nil until the first (P)SUBSCRIBE
-	cursors cursors       // SCAN's
+	sub *subscription // nil until the first (P)SUBSCRIBE
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
