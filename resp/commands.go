@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/policy"
 )
 
@@ -727,11 +728,11 @@ func simGetEx(t *tx, a [][]byte) {
 	switch {
 	case len(a) == 2:
 	case persist:
-		t.putEvent(k, val, ttlSpec{}, t.secret(), "persist")
+		t.putEvent(k, val, ttlSpec{}, t.secret(), kv.CausePersist)
 	case ttl <= 0:
 		t.del(k, t.secret())
 	default:
-		t.putEvent(k, val, ttlSpec{ttl: ttl}, t.secret(), "expire")
+		t.putEvent(k, val, ttlSpec{ttl: ttl}, t.secret(), kv.CauseExpire)
 	}
 	t.w.bulk(val)
 }
@@ -933,7 +934,7 @@ func simExpire(unit time.Duration, absolute bool) func(t *tx, a [][]byte) {
 		if at <= t.now.UnixNano() {
 			t.del(k, t.secret())
 		} else {
-			t.putEvent(k, e.value, ttlSpec{ttl: time.Duration(at - t.now.UnixNano())}, t.secret(), "expire")
+			t.putEvent(k, e.value, ttlSpec{ttl: time.Duration(at - t.now.UnixNano())}, t.secret(), kv.CauseExpire)
 		}
 		t.w.int(1)
 	}
@@ -952,7 +953,7 @@ func simPersist(t *tx, a [][]byte) {
 		t.w.int(0)
 		return
 	}
-	t.putEvent(k, e.value, ttlSpec{}, t.secret(), "persist")
+	t.putEvent(k, e.value, ttlSpec{}, t.secret(), kv.CausePersist)
 	t.w.int(1)
 }
 
@@ -973,7 +974,7 @@ func simAppend(t *tx, a [][]byte) {
 	e := t.get(k)
 	v := make([]byte, 0, len(e.value)+len(a[2]))
 	v = append(append(v, e.value...), a[2]...)
-	t.putEvent(k, v, ttlSpec{keep: true}, t.secret(), "append")
+	t.putEvent(k, v, ttlSpec{keep: true}, t.secret(), kv.CauseAppend)
 	t.w.int(int64(len(v)))
 }
 
@@ -1022,7 +1023,7 @@ func simIncr(sign int64, withArg bool) func(t *tx, a [][]byte) {
 			return
 		}
 		cur += by
-		t.putEvent(k, strconv.AppendInt(nil, cur, 10), ttlSpec{keep: true}, t.secret(), "incrby")
+		t.putEvent(k, strconv.AppendInt(nil, cur, 10), ttlSpec{keep: true}, t.secret(), kv.CauseIncr)
 		t.w.int(cur)
 	}
 }

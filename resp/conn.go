@@ -257,16 +257,13 @@ func (c *conn) runData(cmd *command, args [][]byte) {
 		return
 	}
 	mark := len(c.w.b)
-	var t *tx
-	res, err := c.s.svc.Atomic(c.caller, policy.AtomicRequest{Reads: reads, Writes: writes,
+	_, err := c.s.svc.Atomic(c.caller, policy.AtomicRequest{Reads: reads, Writes: writes,
 		Decide: func(read func(string) (kv.Item, bool)) ([]policy.AtomicOp, error) {
 			c.w.b = c.w.b[:mark]
-			t.settle(0) // an earlier attempt's writes were not committed
-			t = c.newTx(read)
+			t := c.newTx(read)
 			cmd.sim(t, args)
 			return t.ops(), nil
 		}})
-	t.settle(res.Version)
 	if err != nil {
 		c.w.b = c.w.b[:mark]
 		c.w.err(errorLine(err))
@@ -315,19 +312,16 @@ func cmdExec(c *conn, args [][]byte) {
 		reads, writes = reads+r, writes+w
 	}
 	mark := len(c.w.b)
-	var t *tx
-	res, err := c.s.svc.Atomic(c.caller, policy.AtomicRequest{Reads: reads, Writes: writes, Watch: watched,
+	_, err := c.s.svc.Atomic(c.caller, policy.AtomicRequest{Reads: reads, Writes: writes, Watch: watched,
 		Decide: func(read func(string) (kv.Item, bool)) ([]policy.AtomicOp, error) {
 			c.w.b = c.w.b[:mark]
 			c.w.array(len(queued))
-			t.settle(0) // an earlier attempt's writes were not committed
-			t = c.newTx(read)
+			t := c.newTx(read)
 			for i, q := range queued {
 				cmds[i].sim(t, q)
 			}
 			return t.ops(), nil
 		}})
-	t.settle(res.Version)
 	if err != nil {
 		c.w.b = c.w.b[:mark]
 		var pe *policy.Error

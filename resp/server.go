@@ -83,7 +83,6 @@ type Server struct {
 	shutting atomic.Bool
 	wg       sync.WaitGroup
 	served   atomic.Int64 // connections accepted, for INFO
-	notes    *notes       // the event names of this server's writes
 	cursors  *cursors     // SCAN's, for every connection
 }
 
@@ -110,7 +109,7 @@ func New(cfg Config) *Server {
 	pc := cfg.Service.Config()
 	batch := cfg.Service.BatchLimit()
 	bulk := max(pc.MaxKeySize, pc.MaxValueSize)
-	return &Server{cfg: cfg, svc: cfg.Service, start: time.Now(), conns: map[*conn]struct{}{}, notes: newNotes(), cursors: newCursors(cfg.Now), limits: Limits{
+	return &Server{cfg: cfg, svc: cfg.Service, start: time.Now(), conns: map[*conn]struct{}{}, cursors: newCursors(cfg.Now), limits: Limits{
 		// MSET of a whole batch is the longest command: a name, and a key
 		// and value per op; options (EX, SECRET) add a few.
 		MaxArgs: 2*batch + 8,
