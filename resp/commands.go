@@ -402,7 +402,8 @@ func cmdConfig(c *conn, a [][]byte) {
 		{"save", ""},
 		{"databases", "1"},
 		{"maxmemory", "0"},
-		{"timeout", strconv.Itoa(int(c.s.cfg.IdleTimeout / time.Second))},
+		// Whole seconds, rounded up: Redis's 0 would mean "never".
+		{"timeout", strconv.Itoa(int((c.s.cfg.IdleTimeout + time.Second - 1) / time.Second))},
 		{"proto-max-bulk-len", strconv.Itoa(c.s.limits.MaxBulk)},
 		{"maxclients", "0"},
 		{"rendezvous-max-ttl", pc.MaxTTL.String()},

@@ -341,7 +341,7 @@ func New(cfg Config) (_ *Server, err error) {
 			appendOnly = "yes"
 		}
 		rcfg := resp.Config{Service: s.svc, Keys: s.store.Len, Now: cfg.Now, AppendOnly: appendOnly, Log: log,
-			Authenticate: s.authenticate}
+			Authenticate: s.authenticate, IdleTimeout: cfg.RespIdleTimeout}
 		if s.verifier != nil {
 			rcfg.Verifier = s.verifier
 		}
@@ -355,7 +355,7 @@ func New(cfg Config) (_ *Server, err error) {
 		}
 	}
 	if cfg.LineAddr != "" {
-		lcfg := lineproto.Config{Service: s.svc, Log: log, Authenticate: s.authenticate}
+		lcfg := lineproto.Config{Service: s.svc, Log: log, Authenticate: s.authenticate, IdleTimeout: cfg.LineIdleTimeout}
 		if s.verifier != nil {
 			lcfg.Verifier = s.verifier
 		}
