@@ -87,7 +87,9 @@ func init() {
 		{name: "ping", arity: -1, flags: cn, run: cmdPing, sim: simPing, subscribedOK: true},
 		{name: "echo", arity: 2, flags: cn, run: func(c *conn, a [][]byte) { c.w.bulk(a[1]) }, sim: func(t *tx, a [][]byte) { t.w.bulk(a[1]) }},
 		{name: "quit", arity: -1, flags: cn, run: cmdQuit, control: true, subscribedOK: true, beforeAuth: true},
-		{name: "select", arity: 2, flags: cn, run: cmdSelect},
+		// Queued inside MULTI, as Redis does (clients send SELECT 0 in
+		// the transactions they build).
+		{name: "select", arity: 2, flags: cn, run: func(c *conn, a [][]byte) { selectDB(&c.w, a) }, sim: func(t *tx, a [][]byte) { selectDB(t.w, a) }},
 		{name: "hello", arity: -1, flags: cn, run: cmdHello, beforeAuth: true},
 		{name: "auth", arity: -2, flags: cn, run: cmdAuth, beforeAuth: true},
 		{name: "client", arity: -2, flags: cn, run: cmdClient},
@@ -179,15 +181,16 @@ func cmdQuit(c *conn, a [][]byte) {
 	c.closing = true
 }
 
-func cmdSelect(c *conn, a [][]byte) {
+// selectDB answers SELECT: database 0 is the only one.
+func selectDB(w *writer, a [][]byte) {
 	n, err := strconv.Atoi(string(a[1]))
 	switch {
 	case err != nil:
-		c.w.err(errNotInt)
+		w.err(errNotInt)
 	case n != 0:
-		c.w.err("ERR DB index is out of range: rendezvous has one database, 0")
+		w.err("ERR DB index is out of range: rendezvous has one database, 0")
 	default:
-		c.w.simple("OK")
+		w.simple("OK")
 	}
 }
 
