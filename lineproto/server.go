@@ -15,10 +15,9 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/connserve"
 	"github.com/rendezvous-kv/rendezvous/policy"
 )
 
@@ -67,13 +66,8 @@ const writeTimeout = 30 * time.Second
 type Server struct {
 	cfg   Config
 	svc   *policy.Service
-	limit int // the longest line: a key, '=', a value
-
-	mu       sync.Mutex
-	lns      []net.Listener
-	conns    map[net.Conn]struct{}
-	shutting atomic.Bool
-	wg       sync.WaitGroup
+	limit int               // the longest line: a key, '=', a value
+	life  *connserve.Server // accepts, tracks and ends the connections
 }
 
 // New returns a Server with cfg.
@@ -85,89 +79,20 @@ func New(cfg Config) *Server {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	pc := cfg.Service.Config()
-	return &Server{cfg: cfg, svc: cfg.Service, limit: pc.MaxKeySize + 1 + pc.MaxValueSize, conns: map[net.Conn]struct{}{}}
+	s := &Server{cfg: cfg, svc: cfg.Service, limit: pc.MaxKeySize + 1 + pc.MaxValueSize}
+	s.life = connserve.New(s.serveConn)
+	return s
 }
 
 // Serve accepts connections on ln until Shutdown or Close.
-func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.shutting.Load() {
-		s.mu.Unlock()
-		ln.Close()
-		return net.ErrClosed
-	}
-	s.lns = append(s.lns, ln)
-	s.mu.Unlock()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.shutting.Load() {
-				return net.ErrClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		s.mu.Lock()
-		if s.shutting.Load() {
-			s.mu.Unlock()
-			nc.Close()
-			continue
-		}
-		s.conns[nc] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			s.serveConn(nc)
-			s.mu.Lock()
-			delete(s.conns, nc)
-			s.mu.Unlock()
-		}()
-	}
-}
+func (s *Server) Serve(ln net.Listener) error { return s.life.Serve(ln) }
 
 // Shutdown stops accepting, lets each connection answer the lines it has
 // received, and waits for them to close, or for ctx.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.shutting.Store(true)
-	for _, ln := range s.lns {
-		ln.Close()
-	}
-	for nc := range s.conns {
-		nc.SetReadDeadline(time.Now())
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Server) Shutdown(ctx context.Context) error { return s.life.Shutdown(ctx) }
 
 // Close closes every listener and connection at once.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.shutting.Store(true)
-	for _, ln := range s.lns {
-		ln.Close()
-	}
-	for nc := range s.conns {
-		nc.Close()
-	}
-	return nil
-}
+func (s *Server) Close() error { return s.life.Close() }
 
 // session is one connection's state.
 type session struct {
@@ -235,7 +160,7 @@ func (s *Server) serveConn(nc net.Conn) {
 				ss.out = ss.out[:0]
 			}
 			nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
-			if s.shutting.Load() {
+			if s.life.ShuttingDown() {
 				return
 			}
 		}

@@ -65,9 +65,6 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	return c
 }
 
-// wake makes a connection waiting for a command notice the shutdown.
-func (c *conn) wake() { c.nc.SetReadDeadline(time.Now()) }
-
 func (c *conn) serve() {
 	defer c.nc.Close()
 	defer func() {
@@ -86,7 +83,7 @@ func (c *conn) serve() {
 				deadline = time.Now().Add(c.s.cfg.IdleTimeout)
 			}
 			c.nc.SetReadDeadline(deadline)
-			if c.s.shutting.Load() {
+			if c.s.life.ShuttingDown() {
 				return
 			}
 		}
