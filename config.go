@@ -173,6 +173,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "time a kept-alive connection may wait for its next request")
 	fs.StringVar(&c.RespAddr, "resp-addr", c.RespAddr, "serve the Redis protocol on this address, e.g. 127.0.0.1:6379 (off by default)")
 	fs.StringVar(&c.LineAddr, "line-addr", c.LineAddr, "serve netkv's line protocol (for nc) on this address, e.g. 127.0.0.1:4000 (off by default)")
+	fs.DurationVar(&c.RespIdleTimeout, "resp-idle-timeout", c.RespIdleTimeout, "time a Redis protocol connection may send no command (subscribed ones excepted)")
+	fs.DurationVar(&c.LineIdleTimeout, "line-idle-timeout", c.LineIdleTimeout, "time a line protocol connection may send no line")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9090)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof and expvar on this loopback address (off by default)")
 	fs.StringVar(&c.AuthFile, "auth-file", c.AuthFile, "token file: lines of TOKEN IDENTITY GRANT... [rate=N/DURATION], re-read on SIGHUP")
@@ -292,6 +294,7 @@ var flagNames = map[string]string{
 	"MaxConns": "max-conns", "MaxInFlight": "max-in-flight", "MaxHeaderBytes": "max-header-bytes",
 	"ReadHeaderTimeout": "read-header-timeout", "ReadTimeout": "read-timeout", "WriteTimeout": "write-timeout",
 	"IdleTimeout": "idle-timeout", "AuthFile": "auth-file",
+	"RespIdleTimeout": "resp-idle-timeout", "LineIdleTimeout": "line-idle-timeout",
 	"JWTSecretFile": "jwt-secret-file", "JWTPublicKey": "jwt-public-key", "JWTJWKSURL": "jwt-jwks-url",
 	"JWTIssuer": "jwt-issuer", "JWTAudience": "jwt-audience", "Anonymous": "anonymous", "JWKSRefetchFloor": "jwt-jwks-refetch-floor",
 	"TLSCertFile": "tls-cert", "TLSKeyFile": "tls-key", "TLSClientCAFile": "tls-client-ca",

@@ -64,6 +64,11 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 	assert.Equal(t, 7*time.Second, c.ReadTimeout)
 	assert.Equal(t, 9*time.Second, c.WriteTimeout)
 	assert.Equal(t, 20*time.Second, c.IdleTimeout)
+
+	c, err = parseConfig([]string{"--resp-idle-timeout", "1h"}, env(map[string]string{"RENDEZVOUS_LINE_IDLE_TIMEOUT": "30s"}), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, time.Hour, c.RespIdleTimeout)
+	assert.Equal(t, 30*time.Second, c.LineIdleTimeout)
 }
 
 func TestConfigLegacyFlags(t *testing.T) {
@@ -110,6 +115,8 @@ func TestConfigRejects(t *testing.T) {
 		{args: []string{"--read-timeout", "0s"}, want: "read-timeout"},
 		{args: []string{"--write-timeout", "0s"}, want: "write-timeout"},
 		{args: []string{"--idle-timeout", "0s"}, want: "idle-timeout"},
+		{args: []string{"--resp-idle-timeout", "0s"}, want: "invalid value 0s for flag --resp-idle-timeout: must be positive"},
+		{env: map[string]string{"RENDEZVOUS_LINE_IDLE_TIMEOUT": "-1s"}, want: "line-idle-timeout: must be positive"},
 		{env: map[string]string{"RENDEZVOUS_MAX_KEYS": "many"}, want: "RENDEZVOUS_MAX_KEYS"},
 	}
 	for _, c := range cases {

@@ -231,7 +231,7 @@ func (f *Feed) appendLocked(c kv.Change) {
 	if i >= len(f.ring) {
 		i -= len(f.ring)
 	}
-	f.ring[i] = Event{Op: c.Op, Key: it.Key, Value: it.Value, Expires: it.Expires, Version: it.Version}
+	f.ring[i] = Event{Op: c.Op, Cause: c.Cause, Key: it.Key, Value: it.Value, Expires: it.Expires, Version: it.Version}
 	f.n++
 	f.bytes += len(it.Key) + len(it.Value)
 }

@@ -8,6 +8,7 @@ package kv
 // delivers them together.
 type Event struct {
 	Op      Op
+	Cause   Cause // of an OpSet: see Change.Cause
 	Key     string
 	Value   []byte
 	Expires int64 // Unix nanoseconds; 0 means the entry never expired

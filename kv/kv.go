@@ -91,12 +91,31 @@ func (op Op) String() string {
 	return "unknown"
 }
 
+// Cause says what a set did to its key beyond storing a value, so that a
+// change feed's readers can name it as Redis's keyspace notifications do
+// (expire, incrby, append, persist). Front ends that know it (the Redis
+// commands, Deno's sum) put it on their transaction's ops; the zero Cause
+// is a plain write, which is what every other write is.
+type Cause uint8
+
+// The causes of a set.
+const (
+	CauseWrite   Cause = iota // a value was written (SET, HTTP's /set, Deno's set)
+	CauseExpire               // only the expiry changed (EXPIRE, PEXPIREAT...)
+	CausePersist              // the expiry was removed (PERSIST)
+	CauseIncr                 // an integer was added to (INCRBY, DECR, Deno's sum)
+	CauseAppend               // bytes were appended (APPEND)
+)
+
 // Change describes one mutation. For OpSet, Item is the new state. For
 // OpDelete and OpExpire, Item carries the key, the removed value and owner,
 // and the new Version assigned to the removal.
 type Change struct {
-	Op   Op
-	Item Item
+	Op Op
+	// Cause is what made an OpSet, from the op that asked for it; the
+	// zero Cause for single writes and for removals.
+	Cause Cause
+	Item  Item
 	// Prepared is what the store's prepare hook returned for this change,
 	// if it has one (a journal encodes its record there).
 	Prepared any

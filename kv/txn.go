@@ -30,8 +30,11 @@ type Check struct {
 // TxnOp is one write of a transaction.
 type TxnOp struct {
 	// Op is OpSet or OpDelete.
-	Op  Op
-	Key string
+	Op Op
+	// Cause is what an OpSet does, for the Change it makes (the last one
+	// of the transaction on its key decides).
+	Cause Cause
+	Key   string
 	// Value and Expires are the new state an OpSet asks for, as in Write.
 	// Value is kept by the store: the caller must not modify it after the
 	// call.

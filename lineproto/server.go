@@ -9,15 +9,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/connserve"
 	"github.com/rendezvous-kv/rendezvous/policy"
 )
 
@@ -39,6 +39,14 @@ type Config struct {
 	// identity id (policy.Service.Authenticated, once the Service has
 	// it); nil keeps such a connection's anonymous caller.
 	Authenticate func(ip netip.Addr, id *policy.Identity) policy.Caller
+	// CertIdentity returns the identity the verified client certificate of
+	// a TLS connection names (mTLS identity file), or nil when the
+	// connection has no verified certificate or its names match no
+	// identity. A connection whose certificate names one starts
+	// authenticated as it, without the "?Needs Auth" greeting;
+	// "~password=TOKEN" replaces it. Nil means no mTLS identities are
+	// configured.
+	CertIdentity func(cs *tls.ConnectionState) *policy.Identity
 }
 
 // Verifier checks a token and returns who holds it. It has the method
@@ -58,13 +66,8 @@ const writeTimeout = 30 * time.Second
 type Server struct {
 	cfg   Config
 	svc   *policy.Service
-	limit int // the longest line: a key, '=', a value
-
-	mu       sync.Mutex
-	lns      []net.Listener
-	conns    map[net.Conn]struct{}
-	shutting atomic.Bool
-	wg       sync.WaitGroup
+	limit int               // the longest line: a key, '=', a value
+	life  *connserve.Server // accepts, tracks and ends the connections
 }
 
 // New returns a Server with cfg.
@@ -76,89 +79,20 @@ func New(cfg Config) *Server {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	pc := cfg.Service.Config()
-	return &Server{cfg: cfg, svc: cfg.Service, limit: pc.MaxKeySize + 1 + pc.MaxValueSize, conns: map[net.Conn]struct{}{}}
+	s := &Server{cfg: cfg, svc: cfg.Service, limit: pc.MaxKeySize + 1 + pc.MaxValueSize}
+	s.life = connserve.New(s.serveConn)
+	return s
 }
 
 // Serve accepts connections on ln until Shutdown or Close.
-func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.shutting.Load() {
-		s.mu.Unlock()
-		ln.Close()
-		return net.ErrClosed
-	}
-	s.lns = append(s.lns, ln)
-	s.mu.Unlock()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.shutting.Load() {
-				return net.ErrClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		s.mu.Lock()
-		if s.shutting.Load() {
-			s.mu.Unlock()
-			nc.Close()
-			continue
-		}
-		s.conns[nc] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			s.serveConn(nc)
-			s.mu.Lock()
-			delete(s.conns, nc)
-			s.mu.Unlock()
-		}()
-	}
-}
+func (s *Server) Serve(ln net.Listener) error { return s.life.Serve(ln) }
 
 // Shutdown stops accepting, lets each connection answer the lines it has
 // received, and waits for them to close, or for ctx.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.shutting.Store(true)
-	for _, ln := range s.lns {
-		ln.Close()
-	}
-	for nc := range s.conns {
-		nc.SetReadDeadline(time.Now())
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Server) Shutdown(ctx context.Context) error { return s.life.Shutdown(ctx) }
 
 // Close closes every listener and connection at once.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.shutting.Store(true)
-	for _, ln := range s.lns {
-		ln.Close()
-	}
-	for nc := range s.conns {
-		nc.Close()
-	}
-	return nil
-}
+func (s *Server) Close() error { return s.life.Close() }
 
 // session is one connection's state.
 type session struct {
@@ -168,6 +102,33 @@ type session struct {
 	caller policy.Caller
 	ttl    time.Duration // of this connection's writes; 0: the default
 	out    []byte
+	// byToken says "~password=" proved the identity, so the client
+	// certificate no longer counts; cert is the TLS state of a connection
+	// whose certificate was verified (with Config.CertIdentity), certID
+	// the identity it named when last looked up.
+	byToken bool
+	cert    *tls.ConnectionState
+	certID  *policy.Identity
+}
+
+// certify makes the caller of a session that proved no token the
+// identity its client certificate names now: before each batch of lines,
+// so that a name removed from the identity file stops working on open
+// connections too.
+func (s *Server) certify(ss *session) {
+	if ss.cert == nil || ss.byToken {
+		return
+	}
+	id := s.cfg.CertIdentity(ss.cert)
+	if id == ss.certID {
+		return
+	}
+	ss.certID = id
+	if id == nil || s.cfg.Authenticate == nil {
+		ss.authed, ss.caller = s.cfg.Verifier == nil, s.svc.Caller(ss.ip, false)
+		return
+	}
+	ss.authed, ss.caller = true, s.cfg.Authenticate(ss.ip, id)
 }
 
 func (s *Server) serveConn(nc net.Conn) {
@@ -177,12 +138,20 @@ func (s *Server) serveConn(nc net.Conn) {
 		ip = ap.Addr()
 	}
 	ss := &session{ip: ip, caller: s.svc.Caller(ip, false), authed: s.cfg.Verifier == nil}
+	if tc, ok := nc.(*tls.Conn); ok && s.cfg.CertIdentity != nil {
+		if cs := tc.ConnectionState(); len(cs.VerifiedChains) > 0 {
+			ss.cert = &cs
+			s.certify(ss)
+		}
+	}
 	if !ss.authed {
 		ss.reply('?', "Needs Auth")
 	}
 	r := bufio.NewReaderSize(nc, 4096)
+	fresh := false // a batch of lines arrived, not yet certified
 	for {
 		if r.Buffered() == 0 {
+			fresh = true
 			if len(ss.out) > 0 {
 				nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 				if _, err := nc.Write(ss.out); err != nil {
@@ -191,7 +160,7 @@ func (s *Server) serveConn(nc net.Conn) {
 				ss.out = ss.out[:0]
 			}
 			nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
-			if s.shutting.Load() {
+			if s.life.ShuttingDown() {
 				return
 			}
 		}
@@ -209,6 +178,10 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
+		}
+		if fresh {
+			s.certify(ss)
+			fresh = false
 		}
 		s.handle(ss, parse(line))
 		if ss.closed {
@@ -281,7 +254,7 @@ func (s *Server) handle(ss *session, req request) {
 			ss.closed = true
 			return
 		}
-		ss.authed = true
+		ss.authed, ss.byToken = true, true
 		if s.cfg.Authenticate != nil {
 			ss.caller = s.cfg.Authenticate(ss.ip, id)
 		}

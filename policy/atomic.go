@@ -37,6 +37,9 @@ type AtomicOp struct {
 	// Secret is the owner secret of this write: it must match an owned
 	// key's, and claims a key that has none.
 	Secret string
+	// Cause is what the write does, for the change feed's readers
+	// (kv.Change.Cause); the zero value is a plain write.
+	Cause kv.Cause
 }
 
 // Watched is a key, as stored, that an Atomic commits only if it is still
@@ -193,7 +196,7 @@ func (s *Service) atomicOp(c Caller, op AtomicOp, read map[string]kv.Item, now t
 	if err := s.checkValue(op.Value, op.Secret); err != nil {
 		return kv.TxnOp{}, err
 	}
-	so.Op, so.Value = kv.OpSet, op.Value
+	so.Op, so.Value, so.Cause = kv.OpSet, op.Value, op.Cause
 	if cur, ok := read[op.Key]; ok && op.KeepTTL && cur.Version != 0 {
 		// Kept as it was, within today's cap.
 		capped, err := s.expiry(now, 0)

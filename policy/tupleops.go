@@ -464,14 +464,18 @@ func (s *Service) planTuple(c Caller, w TupleWrite, checks []kv.Check, version u
 	}
 	set := func(i int, key string, shared bool, value []byte, enc ValueEncoding, expires int64) {
 		pending[key] = valueState{present: true, value: value, enc: enc}
+		var cause kv.Cause
+		if w.Mutations[i].Kind == MutationSum {
+			cause = kv.CauseIncr // as Redis names an addition
+		}
 		if !shared {
 			stored := make([]byte, 1+len(value))
 			stored[0] = byte(enc)
 			copy(stored[1:], value)
-			add(i, kv.TxnOp{Op: kv.OpSet, Key: key, Value: stored, Expires: expires})
+			add(i, kv.TxnOp{Op: kv.OpSet, Cause: cause, Key: key, Value: stored, Expires: expires})
 			return
 		}
-		add(i, kv.TxnOp{Op: kv.OpSet, Key: key, Value: value, Expires: expires})
+		add(i, kv.TxnOp{Op: kv.OpSet, Cause: cause, Key: key, Value: value, Expires: expires})
 		if enc == EncodingBytes {
 			add(i, kv.TxnOp{Op: kv.OpDelete, Key: encodingSpace + key})
 		} else {

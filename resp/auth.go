@@ -30,15 +30,43 @@ func (c *conn) authenticate(user, token string) string {
 	if id == nil || (user != "" && user != "default" && user != id.Name) {
 		return "WRONGPASS invalid username-token pair"
 	}
-	c.authed = true
+	c.authed, c.byToken = true, true
 	if c.s.cfg.Authenticate != nil {
 		c.caller = c.s.cfg.Authenticate(peerIP(c.nc), id)
 	}
 	return ""
 }
 
-// deauthenticate returns the connection to its state on connect.
+// deauthenticate returns the connection to its state on connect: the
+// identity its client certificate names, else anonymous.
 func (c *conn) deauthenticate() {
+	c.byToken, c.certID = false, nil
+	c.anonymous()
+	c.certify()
+}
+
+func (c *conn) anonymous() {
 	c.authed = c.s.cfg.Verifier == nil
 	c.caller = c.s.svc.Caller(peerIP(c.nc), false)
+}
+
+// certify makes the caller of a connection that proved no token the
+// identity its client certificate names now. It runs before each batch
+// of commands, not once per connection, so that a name removed from the
+// identity file (and the file re-read) stops working on connections
+// already open, as it does over HTTP.
+func (c *conn) certify() {
+	if c.cert == nil || c.byToken {
+		return
+	}
+	id := c.s.cfg.CertIdentity(c.cert)
+	if id == c.certID {
+		return
+	}
+	c.certID = id
+	if id == nil || c.s.cfg.Authenticate == nil {
+		c.anonymous()
+		return
+	}
+	c.authed, c.caller = true, c.s.cfg.Authenticate(peerIP(c.nc), id)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/policy"
 )
 
@@ -86,7 +87,9 @@ func init() {
 		{name: "ping", arity: -1, flags: cn, run: cmdPing, sim: simPing, subscribedOK: true},
 		{name: "echo", arity: 2, flags: cn, run: func(c *conn, a [][]byte) { c.w.bulk(a[1]) }, sim: func(t *tx, a [][]byte) { t.w.bulk(a[1]) }},
 		{name: "quit", arity: -1, flags: cn, run: cmdQuit, control: true, subscribedOK: true, beforeAuth: true},
-		{name: "select", arity: 2, flags: cn, run: cmdSelect},
+		// Queued inside MULTI, as Redis does (clients send SELECT 0 in
+		// the transactions they build).
+		{name: "select", arity: 2, flags: cn, run: func(c *conn, a [][]byte) { selectDB(&c.w, a) }, sim: func(t *tx, a [][]byte) { selectDB(t.w, a) }},
 		{name: "hello", arity: -1, flags: cn, run: cmdHello, beforeAuth: true},
 		{name: "auth", arity: -2, flags: cn, run: cmdAuth, beforeAuth: true},
 		{name: "client", arity: -2, flags: cn, run: cmdClient},
@@ -178,15 +181,16 @@ func cmdQuit(c *conn, a [][]byte) {
 	c.closing = true
 }
 
-func cmdSelect(c *conn, a [][]byte) {
+// selectDB answers SELECT: database 0 is the only one.
+func selectDB(w *writer, a [][]byte) {
 	n, err := strconv.Atoi(string(a[1]))
 	switch {
 	case err != nil:
-		c.w.err(errNotInt)
+		w.err(errNotInt)
 	case n != 0:
-		c.w.err("ERR DB index is out of range: rendezvous has one database, 0")
+		w.err("ERR DB index is out of range: rendezvous has one database, 0")
 	default:
-		c.w.simple("OK")
+		w.simple("OK")
 	}
 }
 
@@ -380,7 +384,6 @@ func cmdReset(c *conn, a [][]byte) {
 	c.endMulti()
 	c.unsubscribeAll()
 	c.name, c.secret, c.w.proto = "", "", 2
-	c.cursors = cursors{}
 	c.deauthenticate()
 	c.w.simple("RESET")
 }
@@ -402,7 +405,8 @@ func cmdConfig(c *conn, a [][]byte) {
 		{"save", ""},
 		{"databases", "1"},
 		{"maxmemory", "0"},
-		{"timeout", strconv.Itoa(int(c.s.cfg.IdleTimeout / time.Second))},
+		// Whole seconds, rounded up: Redis's 0 would mean "never".
+		{"timeout", strconv.Itoa(int((c.s.cfg.IdleTimeout + time.Second - 1) / time.Second))},
 		{"proto-max-bulk-len", strconv.Itoa(c.s.limits.MaxBulk)},
 		{"maxclients", "0"},
 		{"rendezvous-max-ttl", pc.MaxTTL.String()},
@@ -728,11 +732,11 @@ func simGetEx(t *tx, a [][]byte) {
 	switch {
 	case len(a) == 2:
 	case persist:
-		t.putEvent(k, val, ttlSpec{}, t.secret(), "persist")
+		t.putEvent(k, val, ttlSpec{}, t.secret(), kv.CausePersist)
 	case ttl <= 0:
 		t.del(k, t.secret())
 	default:
-		t.putEvent(k, val, ttlSpec{ttl: ttl}, t.secret(), "expire")
+		t.putEvent(k, val, ttlSpec{ttl: ttl}, t.secret(), kv.CauseExpire)
 	}
 	t.w.bulk(val)
 }
@@ -934,7 +938,7 @@ func simExpire(unit time.Duration, absolute bool) func(t *tx, a [][]byte) {
 		if at <= t.now.UnixNano() {
 			t.del(k, t.secret())
 		} else {
-			t.putEvent(k, e.value, ttlSpec{ttl: time.Duration(at - t.now.UnixNano())}, t.secret(), "expire")
+			t.putEvent(k, e.value, ttlSpec{ttl: time.Duration(at - t.now.UnixNano())}, t.secret(), kv.CauseExpire)
 		}
 		t.w.int(1)
 	}
@@ -953,7 +957,7 @@ func simPersist(t *tx, a [][]byte) {
 		t.w.int(0)
 		return
 	}
-	t.putEvent(k, e.value, ttlSpec{}, t.secret(), "persist")
+	t.putEvent(k, e.value, ttlSpec{}, t.secret(), kv.CausePersist)
 	t.w.int(1)
 }
 
@@ -974,7 +978,7 @@ func simAppend(t *tx, a [][]byte) {
 	e := t.get(k)
 	v := make([]byte, 0, len(e.value)+len(a[2]))
 	v = append(append(v, e.value...), a[2]...)
-	t.putEvent(k, v, ttlSpec{keep: true}, t.secret(), "append")
+	t.putEvent(k, v, ttlSpec{keep: true}, t.secret(), kv.CauseAppend)
 	t.w.int(int64(len(v)))
 }
 
@@ -1023,7 +1027,7 @@ func simIncr(sign int64, withArg bool) func(t *tx, a [][]byte) {
 			return
 		}
 		cur += by
-		t.putEvent(k, strconv.AppendInt(nil, cur, 10), ttlSpec{keep: true}, t.secret(), "incrby")
+		t.putEvent(k, strconv.AppendInt(nil, cur, 10), ttlSpec{keep: true}, t.secret(), kv.CauseIncr)
 		t.w.int(cur)
 	}
 }

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"strings"
@@ -29,6 +30,12 @@ type conn struct {
 	w  writer
 
 	authed  bool // no verifier, or the connection proved an identity
+	byToken bool // AUTH proved the identity: the certificate no longer counts
+	// cert is the TLS state of a connection whose client certificate was
+	// verified, when Config.CertIdentity is set; certID the identity it
+	// named when last looked up.
+	cert    *tls.ConnectionState
+	certID  *policy.Identity
 	name    string
 	lib     string
 	secret  string // the owner secret of this connection's writes
@@ -41,21 +48,22 @@ type conn struct {
 	queueErr   bool
 	watched    []policy.Watched
 
-	sub     *subscription // nil until the first (P)SUBSCRIBE
-	cursors cursors       // SCAN's
+	sub *subscription // nil until the first (P)SUBSCRIBE
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, rd: NewReader(nc, s.limits), id: s.nextID.Add(1)}
 	c.w.proto = 2
+	if tc, ok := nc.(*tls.Conn); ok && s.cfg.CertIdentity != nil {
+		if cs := tc.ConnectionState(); len(cs.VerifiedChains) > 0 {
+			c.cert = &cs
+		}
+	}
 	// Anonymous until AUTH (or HELLO AUTH) proves an identity; without a
 	// verifier every caller stays anonymous, with full access.
 	c.deauthenticate()
 	return c
 }
-
-// wake makes a connection waiting for a command notice the shutdown.
-func (c *conn) wake() { c.nc.SetReadDeadline(time.Now()) }
 
 func (c *conn) serve() {
 	defer c.nc.Close()
@@ -65,7 +73,8 @@ func (c *conn) serve() {
 		c.mu.Unlock()
 	}()
 	for {
-		if c.rd.Buffered() == 0 {
+		batch := c.rd.Buffered() == 0 // the next command starts a batch
+		if batch {
 			if !c.flush() || c.closing {
 				return
 			}
@@ -74,7 +83,7 @@ func (c *conn) serve() {
 				deadline = time.Now().Add(c.s.cfg.IdleTimeout)
 			}
 			c.nc.SetReadDeadline(deadline)
-			if c.s.shutting.Load() {
+			if c.s.life.ShuttingDown() {
 				return
 			}
 		}
@@ -92,6 +101,9 @@ func (c *conn) serve() {
 			return
 		}
 		c.mu.Lock()
+		if batch && c.cert != nil {
+			c.certify()
+		}
 		c.dispatch(args)
 		big := len(c.w.b) >= flushAt
 		c.mu.Unlock()
@@ -242,16 +254,13 @@ func (c *conn) runData(cmd *command, args [][]byte) {
 		return
 	}
 	mark := len(c.w.b)
-	var t *tx
-	res, err := c.s.svc.Atomic(c.caller, policy.AtomicRequest{Reads: reads, Writes: writes,
+	_, err := c.s.svc.Atomic(c.caller, policy.AtomicRequest{Reads: reads, Writes: writes,
 		Decide: func(read func(string) (kv.Item, bool)) ([]policy.AtomicOp, error) {
 			c.w.b = c.w.b[:mark]
-			t.settle(0) // an earlier attempt's writes were not committed
-			t = c.newTx(read)
+			t := c.newTx(read)
 			cmd.sim(t, args)
 			return t.ops(), nil
 		}})
-	t.settle(res.Version)
 	if err != nil {
 		c.w.b = c.w.b[:mark]
 		c.w.err(errorLine(err))
@@ -300,19 +309,16 @@ func cmdExec(c *conn, args [][]byte) {
 		reads, writes = reads+r, writes+w
 	}
 	mark := len(c.w.b)
-	var t *tx
-	res, err := c.s.svc.Atomic(c.caller, policy.AtomicRequest{Reads: reads, Writes: writes, Watch: watched,
+	_, err := c.s.svc.Atomic(c.caller, policy.AtomicRequest{Reads: reads, Writes: writes, Watch: watched,
 		Decide: func(read func(string) (kv.Item, bool)) ([]policy.AtomicOp, error) {
 			c.w.b = c.w.b[:mark]
 			c.w.array(len(queued))
-			t.settle(0) // an earlier attempt's writes were not committed
-			t = c.newTx(read)
+			t := c.newTx(read)
 			for i, q := range queued {
 				cmds[i].sim(t, q)
 			}
 			return t.ops(), nil
 		}})
-	t.settle(res.Version)
 	if err != nil {
 		c.w.b = c.w.b[:mark]
 		var pe *policy.Error

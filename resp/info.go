@@ -166,8 +166,8 @@ func cmdInfo(c *conn, a [][]byte) {
 		"uptime_in_days:"+strconv.Itoa(int(up/(24*time.Hour))),
 	)
 	section("Clients",
-		"connected_clients:"+strconv.Itoa(s.clients()),
-		"total_connections_received:"+strconv.FormatInt(s.served.Load(), 10),
+		"connected_clients:"+strconv.Itoa(s.life.Open()),
+		"total_connections_received:"+strconv.FormatInt(s.life.Accepted(), 10),
 	)
 	if all || want["memory"] {
 		var m runtime.MemStats

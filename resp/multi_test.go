@@ -190,3 +190,27 @@ func TestMSetNX(t *testing.T) {
 	assert.Equal(t, "b", c.Get(ctx, "x2").Val())
 	assert.ErrorContains(t, c.Do(ctx, "MSET", "a", "1", "b").Err(), "wrong number of arguments for 'mset'")
 }
+
+// TestSelectInMulti: SELECT is queued inside MULTI as in Redis, and
+// answers at EXEC: OK for database 0, an error in the EXEC reply (not an
+// EXECABORT) for another; the other commands still commit.
+func TestSelectInMulti(t *testing.T) {
+	r := start(t, testConfig())
+	raw := r.raw(t)
+	raw.send("MULTI\r\nSELECT 0\r\nSET sel 1\r\nSELECT 1\r\nEXEC\r\n")
+	for _, want := range []string{"+OK", "+QUEUED", "+QUEUED", "+QUEUED", "*3", "+OK", "+OK",
+		"-ERR DB index is out of range: rendezvous has one database, 0"} {
+		assert.Equal(t, want, raw.line())
+	}
+	c := r.client(t, 2)
+	assert.Equal(t, "1", c.Get(ctx, "sel").Val())
+	var sel *redis.StatusCmd
+	_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		sel = p.Select(ctx, 0)
+		p.Incr(ctx, "sel")
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "OK", sel.Val())
+	assert.Equal(t, "2", c.Get(ctx, "sel").Val())
+}

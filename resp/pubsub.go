@@ -135,11 +135,23 @@ func (c *conn) unsubscribe(a [][]byte, pattern bool) {
 	}
 }
 
-// eventName is the notification of a change, as Redis names its events.
-func (c *conn) eventName(ev *kv.Event) string {
+// eventName is the notification of a change, as Redis names its events:
+// a set's from the cause its writer gave it, whatever protocol it spoke
+// (HTTP's writes are always "set").
+func eventName(ev *kv.Event) string {
 	switch ev.Op {
 	case kv.OpSet:
-		return c.s.notes.event(ev)
+		switch ev.Cause {
+		case kv.CauseExpire:
+			return "expire"
+		case kv.CausePersist:
+			return "persist"
+		case kv.CauseIncr:
+			return "incrby"
+		case kv.CauseAppend:
+			return "append"
+		}
+		return "set"
 	case kv.OpDelete:
 		return "del"
 	case kv.OpExpire:
@@ -178,7 +190,7 @@ func (c *conn) pump(sub *subscription) {
 		}
 		for i := range step.Events {
 			ev := &step.Events[i]
-			name := c.eventName(ev)
+			name := eventName(ev)
 			c.notify(sub, keyspacePrefix+ev.Key, name)
 			c.notify(sub, keyeventPrefix+name, ev.Key)
 		}

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rendezvous-kv/rendezvous/internal/apt"
+	"github.com/rendezvous-kv/rendezvous/internal/denoclient"
 )
 
 // receive reads the next message of ps, bounded in time.
@@ -161,4 +164,35 @@ func TestEventNames(t *testing.T) {
 	assert.Equal(t, "set", receive(t, ps).Payload)
 	require.NoError(t, w.Del(ctx, "ev/n").Err())
 	assert.Equal(t, "del", receive(t, ps).Payload)
+}
+
+// TestEventNamesOfDenoKV: the event name comes with the change itself,
+// so a write over KV Connect is named too: Deno's sum is an incrby, its
+// set a set, its delete a del.
+func TestEventNamesOfDenoKV(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxValueSize = 65536
+	r := start(t, cfg)
+	ps := r.client(t, 3).PSubscribe(ctx, "__keyspace@0__:ev/*")
+	t.Cleanup(func() { ps.Close() })
+	_, err := ps.Receive(ctx)
+	require.NoError(t, err)
+
+	deno, err := denoclient.Install()
+	require.NoError(t, err, "installing Deno")
+	c, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	script, err := filepath.Abs(filepath.Join("testdata", "events.ts"))
+	require.NoError(t, err)
+	cmd := exec.CommandContext(c, deno.Deno, "run", "--quiet", "--no-config", "--no-lock", "--unstable-kv", "--allow-net", "--allow-env", script)
+	cmd.Env = append(os.Environ(), "DENO_NO_UPDATE_CHECK=1", "DENO_DIR="+filepath.Join(denoclient.Dir(), "deno-dir"),
+		"DENO_KV_ACCESS_TOKEN=anything", "BASE="+r.base)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	var got []string
+	for range 3 {
+		m := receive(t, ps)
+		got = append(got, m.Channel+" "+m.Payload)
+	}
+	assert.Equal(t, []string{"__keyspace@0__:ev/u set", "__keyspace@0__:ev/u incrby", "__keyspace@0__:ev/u del"}, got)
 }

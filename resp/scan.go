@@ -1,35 +1,85 @@
 package resp
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
-// maxCursors is how many SCAN cursors a connection keeps: enough for a
-// few interleaved scans, and bounded whatever a client does.
-const maxCursors = 16
+// The bounds of the server's SCAN cursors: how many it keeps, and for
+// how long after it handed one out. A client that takes longer than
+// cursorTTL between two pages, or a server handing out more than
+// maxCursors pages meanwhile, makes its cursor unknown.
+const (
+	maxCursors = 1 << 14
+	cursorTTL  = 10 * time.Minute
+)
 
 // cursors maps the numbers SCAN hands out (clients parse cursors as
-// integers) to the last key of the page they continue after. They are
-// the connection's own: a cursor is valid on the connection that got it.
+// integers, so a key cannot be one) to the last key of the page they
+// continue after. The table is the server's, not a connection's: client
+// libraries with a pool of connections (go-redis's ScanIterator, redis-py's
+// scan_iter) send the next SCAN on whichever connection is free. Cursors
+// are random 63-bit numbers, so one client cannot guess another's; one
+// only says where a listing resumes, and the page read from it is still
+// filtered by the grants of the caller that sends it. Memory is bounded by
+// maxCursors entries of at most a key each: the oldest is dropped first.
 type cursors struct {
-	next  uint64
-	after map[uint64]string
-	order []uint64
+	mu    sync.Mutex
+	now   func() time.Time
+	byID  map[uint64]cursor
+	order [maxCursors]uint64 // ids in the order handed out, a ring
+	next  int
 }
 
+type cursor struct {
+	after   string
+	expires time.Time
+}
+
+func newCursors(now func() time.Time) *cursors {
+	return &cursors{now: now, byID: make(map[uint64]cursor)}
+}
+
+// put returns a new cursor that continues after the key after.
 func (cs *cursors) put(after string) uint64 {
-	if cs.after == nil {
-		cs.after = map[uint64]string{}
+	var b [8]byte
+	for {
+		rand.Read(b[:])
+		id := binary.LittleEndian.Uint64(b[:]) >> 1 // positive as a signed integer too
+		if id == 0 {
+			continue // SCAN's "start" and "done"
+		}
+		cs.mu.Lock()
+		if _, taken := cs.byID[id]; taken {
+			cs.mu.Unlock()
+			continue
+		}
+		if old := cs.order[cs.next]; old != 0 {
+			delete(cs.byID, old)
+		}
+		cs.order[cs.next] = id
+		cs.next = (cs.next + 1) % maxCursors
+		cs.byID[id] = cursor{after: after, expires: cs.now().Add(cursorTTL)}
+		cs.mu.Unlock()
+		return id
 	}
-	cs.next++
-	cs.after[cs.next] = after
-	cs.order = append(cs.order, cs.next)
-	if len(cs.order) > maxCursors {
-		delete(cs.after, cs.order[0])
-		cs.order = cs.order[1:]
+}
+
+// get returns the key the cursor id continues after, if it is known and
+// has not expired. It stays valid until then, so that a client may send
+// the same SCAN again after a lost reply.
+func (cs *cursors) get(id uint64) (string, bool) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cur, ok := cs.byID[id]
+	if !ok || cs.now().After(cur.expires) {
+		return "", false
 	}
-	return cs.next
+	return cur.after, true
 }
 
 // cmdScan answers SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]: a page
@@ -69,8 +119,8 @@ func cmdScan(c *conn, a [][]byte) {
 	after := ""
 	if cur != 0 {
 		var ok bool
-		if after, ok = c.cursors.after[cur]; !ok {
-			c.w.err("ERR invalid cursor: a cursor is valid on the connection that got it, for its last " + itoa(maxCursors) + " pages")
+		if after, ok = c.s.cursors.get(cur); !ok {
+			c.w.err("ERR invalid cursor: unknown or expired (a cursor is valid for " + cursorTTL.String() + " after the reply that gave it); start again with SCAN 0")
 			return
 		}
 	}
@@ -82,7 +132,7 @@ func cmdScan(c *conn, a [][]byte) {
 	}
 	next := uint64(0)
 	if page.Next != "" {
-		next = c.cursors.put(page.Next)
+		next = c.s.cursors.put(page.Next)
 	}
 	var keys []string
 	if typ == "" || typ == "string" {

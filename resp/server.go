@@ -12,14 +12,14 @@ package resp
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/rendezvous-kv/rendezvous/connserve"
 	"github.com/rendezvous-kv/rendezvous/policy"
 )
 
@@ -52,6 +52,13 @@ type Config struct {
 	// identity id (policy.Service.Authenticated, once the Service has
 	// it); nil keeps such a connection's anonymous caller.
 	Authenticate func(ip netip.Addr, id *policy.Identity) policy.Caller
+	// CertIdentity returns the identity the verified client certificate of
+	// a TLS connection names (mTLS identity file), or nil when the
+	// connection has no verified certificate or its names match no
+	// identity. A connection whose certificate names one starts
+	// authenticated as it; AUTH (or HELLO ... AUTH) with a token replaces
+	// it. Nil means no mTLS identities are configured.
+	CertIdentity func(cs *tls.ConnectionState) *policy.Identity
 }
 
 // The defaults of Config's timeouts.
@@ -68,14 +75,9 @@ type Server struct {
 	limits Limits
 	start  time.Time
 
-	nextID   atomic.Int64
-	mu       sync.Mutex
-	lns      []net.Listener
-	conns    map[*conn]struct{}
-	shutting atomic.Bool
-	wg       sync.WaitGroup
-	served   atomic.Int64 // connections accepted, for INFO
-	notes    *notes       // the event names of this server's writes
+	nextID  atomic.Int64
+	life    *connserve.Server // accepts, tracks and ends the connections
+	cursors *cursors          // SCAN's, for every connection
 }
 
 // New returns a Server with cfg.
@@ -101,7 +103,7 @@ func New(cfg Config) *Server {
 	pc := cfg.Service.Config()
 	batch := cfg.Service.BatchLimit()
 	bulk := max(pc.MaxKeySize, pc.MaxValueSize)
-	return &Server{cfg: cfg, svc: cfg.Service, start: time.Now(), conns: map[*conn]struct{}{}, notes: newNotes(), limits: Limits{
+	s := &Server{cfg: cfg, svc: cfg.Service, start: time.Now(), cursors: newCursors(cfg.Now), limits: Limits{
 		// MSET of a whole batch is the longest command: a name, and a key
 		// and value per op; options (EX, SECRET) add a few.
 		MaxArgs: 2*batch + 8,
@@ -109,100 +111,22 @@ func New(cfg Config) *Server {
 		// A whole batch of the largest keys and values, and some room.
 		MaxRequest: batch*(pc.MaxKeySize+pc.MaxValueSize) + bulk + 4096,
 	}}
+	s.life = connserve.New(func(nc net.Conn) { s.newConn(nc).serve() })
+	return s
 }
 
 // ReaderLimits returns the bounds the server parses commands with.
 func (s *Server) ReaderLimits() Limits { return s.limits }
 
 // Serve accepts connections on ln until Shutdown or Close.
-func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.shutting.Load() {
-		s.mu.Unlock()
-		ln.Close()
-		return net.ErrClosed
-	}
-	s.lns = append(s.lns, ln)
-	s.mu.Unlock()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.shutting.Load() {
-				return net.ErrClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		c := s.newConn(nc)
-		s.mu.Lock()
-		if s.shutting.Load() {
-			s.mu.Unlock()
-			nc.Close()
-			continue
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		s.served.Add(1)
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
-	}
-}
+func (s *Server) Serve(ln net.Listener) error { return s.life.Serve(ln) }
 
 // Shutdown stops accepting, lets every connection finish the commands it
 // has received, closes it, and waits for that, or for ctx.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.shutting.Store(true)
-	for _, ln := range s.lns {
-		ln.Close()
-	}
-	for c := range s.conns {
-		c.wake()
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Server) Shutdown(ctx context.Context) error { return s.life.Shutdown(ctx) }
 
 // Close closes every listener and connection at once.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	s.shutting.Store(true)
-	for _, ln := range s.lns {
-		ln.Close()
-	}
-	for c := range s.conns {
-		c.nc.Close()
-	}
-	s.mu.Unlock()
-	return nil
-}
-
-// clients returns the connections open now, for INFO.
-func (s *Server) clients() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
+func (s *Server) Close() error { return s.life.Close() }
 
 // peerIP is the address a connection's commands are made from.
 func peerIP(nc net.Conn) netip.Addr {

@@ -22,9 +22,6 @@ type tx struct {
 	// fail is the refusal of a read made through policy directly (rate
 	// limit), which replaces the command's reply.
 	fail error
-	// notes name the events of this tx's writes, settled when its commit
-	// is known.
-	notes []*note
 }
 
 // entry is one key's state within a tx.
@@ -92,11 +89,12 @@ func (t *tx) put(key string, value []byte, ttl ttlSpec, secret string) {
 	e.live, e.value, e.dirty, e.op = true, value, true, op
 }
 
-// putEvent is put for a write whose keyspace event Redis names event
-// rather than "set".
-func (t *tx) putEvent(key string, value []byte, ttl ttlSpec, secret, event string) {
+// putEvent is put for a write whose keyspace event Redis names other
+// than "set": the cause travels with the change, so every subscriber
+// hears it.
+func (t *tx) putEvent(key string, value []byte, ttl ttlSpec, secret string, cause kv.Cause) {
 	t.put(key, value, ttl, secret)
-	t.notes = append(t.notes, t.c.s.notes.add(key, value, event))
+	t.keys[key].op.Cause = cause
 }
 
 // del removes key.
@@ -132,12 +130,4 @@ func (t *tx) ops() []policy.AtomicOp {
 		ops[i] = t.keys[k].op
 	}
 	return ops
-}
-
-// settle records the end of this tx's writes: committed at version, or
-// (0) not. A nil tx (none ran) has nothing to settle.
-func (t *tx) settle(version uint64) {
-	if t != nil {
-		t.c.s.notes.settle(t.notes, version)
-	}
 }

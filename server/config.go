@@ -13,8 +13,10 @@ import (
 	"github.com/rendezvous-kv/rendezvous/auth"
 	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/kv"
+	"github.com/rendezvous-kv/rendezvous/lineproto"
 	"github.com/rendezvous-kv/rendezvous/persist"
 	"github.com/rendezvous-kv/rendezvous/policy"
+	"github.com/rendezvous-kv/rendezvous/resp"
 	"github.com/rendezvous-kv/rendezvous/tlsconf"
 )
 
@@ -226,6 +228,14 @@ type Config struct {
 	// lineproto) on this address; off when empty. Like Addr it must be
 	// loopback unless Insecure is set.
 	LineAddr string
+	// RespIdleTimeout closes a Redis protocol connection that sends no
+	// command for this long (subscribed ones excepted); LineIdleTimeout a
+	// line protocol connection that sends no line. They are apart from
+	// IdleTimeout because their clients differ from HTTP's: a Redis
+	// client's pool keeps connections for minutes between bursts, and a
+	// person typing into nc pauses, where an idle HTTP connection is
+	// reopened at the cost of one handshake.
+	RespIdleTimeout, LineIdleTimeout time.Duration
 
 	// MetricsAddr, when set, serves /metrics on this address instead of
 	// on Addr.
@@ -305,6 +315,8 @@ func DefaultConfig() Config {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		RespIdleTimeout:   resp.DefaultIdleTimeout,
+		LineIdleTimeout:   lineproto.DefaultIdleTimeout,
 		DrainTimeout:      10 * time.Second,
 	}
 }
@@ -398,6 +410,10 @@ func (c *Config) Validate() error {
 		{"ReadTimeout", c.ReadTimeout},
 		{"WriteTimeout", c.WriteTimeout},
 		{"IdleTimeout", c.IdleTimeout},
+		// Zero would keep a silent connection, and its --max-conns slot,
+		// for ever.
+		{"RespIdleTimeout", c.RespIdleTimeout},
+		{"LineIdleTimeout", c.LineIdleTimeout},
 	} {
 		if p.v <= 0 {
 			return refuse(p.field, p.v, errPositive)

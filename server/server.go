@@ -344,21 +344,29 @@ func New(cfg Config) (_ *Server, err error) {
 		if s.journal != nil {
 			appendOnly = "yes"
 		}
-		rcfg := resp.Config{Service: s.svc, Keys: s.store.Len, Now: cfg.Now, AppendOnly: appendOnly, Log: log}
+		rcfg := resp.Config{Service: s.svc, Keys: s.store.Len, Now: cfg.Now, AppendOnly: appendOnly, Log: log,
+			Authenticate: s.authenticate, IdleTimeout: cfg.RespIdleTimeout}
 		if s.verifier != nil {
-			rcfg.Verifier, rcfg.Authenticate = s.verifier, s.authenticate
+			rcfg.Verifier = s.verifier
 		}
-		rs := resp.New(rcfg)
-		if err := s.listen("resp", cfg.RespAddr, rs); err != nil {
+		if s.certs != nil {
+			rcfg.CertIdentity = s.certIdentity
+		}
+		// The same listener as the API's: TLS with its settings (rediss://),
+		// the connection cap under it.
+		if err := s.listenProtocol("resp", cfg.RespAddr, resp.New(rcfg), protocolConns{}); err != nil {
 			return nil, err
 		}
 	}
 	if cfg.LineAddr != "" {
-		lcfg := lineproto.Config{Service: s.svc, Log: log}
+		lcfg := lineproto.Config{Service: s.svc, Log: log, Authenticate: s.authenticate, IdleTimeout: cfg.LineIdleTimeout}
 		if s.verifier != nil {
-			lcfg.Verifier, lcfg.Authenticate = s.verifier, s.authenticate
+			lcfg.Verifier = s.verifier
 		}
-		if err := s.listen("line", cfg.LineAddr, lineproto.New(lcfg)); err != nil {
+		if s.certs != nil {
+			lcfg.CertIdentity = s.certIdentity
+		}
+		if err := s.listenProtocol("line", cfg.LineAddr, lineproto.New(lcfg), protocolConns{}); err != nil {
 			return nil, err
 		}
 	}

@@ -81,8 +81,9 @@ type txnKey struct {
 	value   []byte
 	expires int64
 	owner   *Owner
-	touched bool   // an op wrote it
-	created *entry // the entry a create will insert
+	touched bool     // an op wrote it
+	cause   kv.Cause // of the last op that set it
+	created *entry   // the entry a create will insert
 }
 
 // txnPlan is a transaction's keys, found once and kept across a retry.
@@ -262,7 +263,7 @@ func (s *Store) tryCommit(t Txn, p *txnPlan) (CommitResult, error) {
 		if k.owner == nil {
 			k.owner = ownerOf(op.Owner)
 		}
-		k.present, k.value, k.expires = true, op.Value, op.Expires
+		k.present, k.value, k.expires, k.cause = true, op.Value, op.Expires, op.Cause
 	}
 
 	n, net := 0, int64(0)
@@ -321,7 +322,7 @@ func (s *Store) tryCommit(t Txn, p *txnPlan) (CommitResult, error) {
 		if k.owner != nil {
 			it.Owner = *k.owner
 		}
-		changes = append(changes, Change{Op: OpSet, Item: it})
+		changes = append(changes, Change{Op: OpSet, Cause: k.cause, Item: it})
 	}
 
 	v, err := s.stampCommit(changes, t.AtVersion)
