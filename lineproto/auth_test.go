@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rendezvous-kv/rendezvous/auth"
 	"github.com/rendezvous-kv/rendezvous/lineproto"
 	"github.com/rendezvous-kv/rendezvous/policy"
 	"github.com/rendezvous-kv/rendezvous/ttlstore"
@@ -22,7 +23,13 @@ func (ts tokens) Verify(token string) (*policy.Identity, error) {
 	if id, ok := ts[token]; ok {
 		return id, nil
 	}
-	return nil, &policy.Error{Kind: policy.KindBadRequest, Message: "invalid token"}
+	return nil, &policy.Error{Kind: policy.KindUnauthenticated, Message: "invalid token"}
+}
+
+func mustGrants(t *testing.T, s string) policy.Grants {
+	g, err := auth.ParseGrants(s)
+	require.NoError(t, err)
+	return g
 }
 
 // TestAuth: with a verifier the server greets with ?Needs Auth; a good
@@ -30,7 +37,7 @@ func (ts tokens) Verify(token string) (*policy.Identity, error) {
 func TestAuth(t *testing.T) {
 	svc := policy.New(ttlstore.New(ttlstore.Options{MaxKeys: 100}), nil,
 		policy.Config{MaxKeySize: 100, MaxValueSize: 1000, MaxTTL: time.Hour, CostRead: 1, CostWrite: 3}, nil)
-	srv := lineproto.New(lineproto.Config{Service: svc, Verifier: tokens{"tok": {Name: "alice"}}})
+	srv := lineproto.New(lineproto.Config{Service: svc, Verifier: tokens{"tok": {Name: "alice", Grants: mustGrants(t, "rw:")}}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	done := make(chan error, 1)

@@ -35,9 +35,10 @@ type Config struct {
 	// "~password=TOKEN" gets "!Not Authorized" and a disconnect. Nil
 	// means no authentication, no greeting, as netkv without a password.
 	Verifier Verifier
-	// Authenticate returns the Caller of a connection from ip that proved
-	// identity id (policy.Service.Authenticated, once the Service has
-	// it); nil keeps such a connection's anonymous caller.
+	// Authenticate returns the Caller of a connection from ip whose
+	// client certificate names identity id (policy.Service.Authenticated);
+	// nil keeps such a connection's anonymous caller. A token goes through
+	// Service.Authenticate instead, which also throttles refused ones.
 	Authenticate func(ip netip.Addr, id *policy.Identity) policy.Caller
 	// CertIdentity returns the identity the verified client certificate of
 	// a TLS connection names (mTLS identity file), or nil when the
@@ -248,16 +249,22 @@ func (s *Server) handle(ss *session, req request) {
 			ss.reply('?', "Authorized")
 			return
 		}
-		id, err := s.cfg.Verifier.Verify(string(req.value))
-		if err != nil || id == nil {
-			ss.reply('!', "Not Authorized")
+		// Through Service.Authenticate, so refused tokens are charged to
+		// the address and guessing them here is throttled as on HTTP.
+		caller, err := s.svc.Authenticate(s.svc.Caller(ss.ip, false), s.cfg.Verifier, string(req.value))
+		if err != nil || caller.Identity == nil {
+			// netkv's reply for a wrong password, with the reason only
+			// when it is not that (too many refused tokens).
+			msg := "Not Authorized"
+			var pe *policy.Error
+			if errors.As(err, &pe) && pe.Kind == policy.KindRateLimited {
+				msg += refusal(err)
+			}
+			ss.reply('!', msg)
 			ss.closed = true
 			return
 		}
-		ss.authed, ss.byToken = true, true
-		if s.cfg.Authenticate != nil {
-			ss.caller = s.cfg.Authenticate(ss.ip, id)
-		}
+		ss.authed, ss.byToken, ss.caller = true, true, caller
 		ss.reply('?', "Authorized")
 	case kindTTL:
 		if len(req.value) == 0 {

@@ -19,21 +19,24 @@ const errNoAuth = "NOAUTH Authentication required."
 // Redis's "default", that the token is that identity's) and makes the
 // connection's caller the identity; otherwise it returns the refusal.
 func (c *conn) authenticate(user, token string) string {
-	id, err := c.s.cfg.Verifier.Verify(token)
+	// Through Service.Authenticate, so refused tokens are charged to the
+	// address as on HTTP and guessing tokens over AUTH is throttled too.
+	caller, err := c.s.svc.Authenticate(c.s.svc.Caller(peerIP(c.nc), false), c.s.cfg.Verifier, token)
 	if err != nil {
 		var pe *policy.Error
 		if errors.As(err, &pe) {
+			if pe.Kind == policy.KindRateLimited {
+				return errorLine(err)
+			}
 			return "WRONGPASS " + pe.Code() + ": " + pe.Message
 		}
 		return "WRONGPASS invalid token"
 	}
+	id := caller.Identity
 	if id == nil || (user != "" && user != "default" && user != id.Name) {
 		return "WRONGPASS invalid username-token pair"
 	}
-	c.authed, c.byToken = true, true
-	if c.s.cfg.Authenticate != nil {
-		c.caller = c.s.cfg.Authenticate(peerIP(c.nc), id)
-	}
+	c.authed, c.byToken, c.caller = true, true, caller
 	return ""
 }
 

@@ -48,9 +48,10 @@ type Config struct {
 	// Nil means no authentication: AUTH answers as Redis does without a
 	// password, and every caller is anonymous.
 	Verifier Verifier
-	// Authenticate returns the Caller of a connection from ip that proved
-	// identity id (policy.Service.Authenticated, once the Service has
-	// it); nil keeps such a connection's anonymous caller.
+	// Authenticate returns the Caller of a connection from ip whose
+	// client certificate names identity id (policy.Service.Authenticated);
+	// nil keeps such a connection's anonymous caller. A token goes through
+	// Service.Authenticate instead, which also throttles refused ones.
 	Authenticate func(ip netip.Addr, id *policy.Identity) policy.Caller
 	// CertIdentity returns the identity the verified client certificate of
 	// a TLS connection names (mTLS identity file), or nil when the

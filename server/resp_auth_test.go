@@ -81,3 +81,48 @@ func TestRespAndLineProtocolGrants(t *testing.T) {
 	assert.Equal(t, "=2", line())
 	assert.True(t, strings.HasPrefix(line(), "!"), "a write without the grant is refused")
 }
+
+// Guessing tokens over Redis AUTH or the line protocol's ~password= is
+// throttled as on HTTP: refused tokens are charged to the address, and
+// once its budget of refusals is spent even a correct token waits.
+func TestRespAndLineRefusedTokensAreThrottled(t *testing.T) {
+	cfg := testConfig()
+	cfg.RateOff, cfg.RateTokens, cfg.RateWindow = false, 9, time.Hour
+	cfg.CostRead, cfg.CostWrite = 1, 3
+	cfg.AuthFile = writeFile(t, t.TempDir(), "tokens", "tok-a alice rw:\n")
+	cfg.RespAddr = "127.0.0.1:0"
+	cfg.LineAddr = "127.0.0.1:0"
+	r := start(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	c := redis.NewClient(&redis.Options{Addr: r.RespAddr().String(), Protocol: 2, MaxRetries: -1, PoolSize: 1})
+	defer c.Close()
+	conn := c.Conn()
+	defer conn.Close()
+	auth := func(token string) error { return conn.Do(ctx, "AUTH", token).Err() }
+	for i := 0; i < 3; i++ {
+		err := auth("guess")
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "WRONGPASS")
+	}
+	err := auth("tok-a")
+	require.Error(t, err, "the address spent its refusals: even a right token waits")
+	assert.Contains(t, err.Error(), "too many refused tokens")
+	assert.NotContains(t, err.Error(), "WRONGPASS")
+
+	// The line protocol shares the address's budget of refusals.
+	nc, err := net.DialTimeout("tcp", r.LineAddr().String(), 5*time.Second)
+	require.NoError(t, err)
+	defer nc.Close()
+	require.NoError(t, nc.SetDeadline(time.Now().Add(10*time.Second)))
+	br := bufio.NewReader(nc)
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "?Needs Auth\n", line)
+	_, err = nc.Write([]byte("~password=tok-a\n"))
+	require.NoError(t, err)
+	line, err = br.ReadString('\n')
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(line, "!Not Authorized: rate_limited"), line)
+}
