@@ -219,18 +219,6 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 	fs.BoolVar(&quiet, "disableLocalIPWarning", false, "legacy: accepted and ignored")
 	fs.BoolVar(&quiet, "disableLocalIPWaring", false, "legacy: accepted and ignored")
 
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := "RENDEZVOUS_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(name); v != "" && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("invalid value %q for %s (flag --%s): %v", v, name, f.Name, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return c, envErr
-	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(usage, "Usage: rendezvous [flags]\n\nEach flag is also read from RENDEZVOUS_<FLAG> (e.g. RENDEZVOUS_ADDR).")
@@ -244,13 +232,26 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 
+	// The environment fills in what the command line left unset, after
+	// it: a repeatable flag given on the command line then replaces the
+	// environment's list rather than adding to it.
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if getenv("RENDEZVOUS_"+strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))) != "" {
-			set[f.Name] = true
+		name := "RENDEZVOUS_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v := getenv(name)
+		if v == "" || set[f.Name] || envErr != nil {
+			return
 		}
+		if err := f.Value.Set(v); err != nil {
+			envErr = fmt.Errorf("invalid value %q for %s (flag --%s): %v", v, name, f.Name, err)
+		}
+		set[f.Name] = true
 	})
+	if envErr != nil {
+		return c, envErr
+	}
 	if set["l"] || set["port"] {
 		host, port, err := net.SplitHostPort(c.Addr)
 		if err != nil {

@@ -71,6 +71,25 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 	assert.Equal(t, 30*time.Second, c.LineIdleTimeout)
 }
 
+// A repeatable flag on the command line replaces the environment's list,
+// as every other flag's command-line value wins over the environment's;
+// without it on the command line the environment's list stands.
+func TestConfigListFlagsCommandLineWins(t *testing.T) {
+	e := env(map[string]string{"RENDEZVOUS_TRUSTED_PROXY": "10.0.0.0/8", "RENDEZVOUS_IP_WRITE_ORIGINS": "https://a.example"})
+	c, err := parseConfig([]string{"--trusted-proxy", "192.0.2.1", "--ip-write-origins", "https://b.example"}, e, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}, c.TrustedProxies)
+	assert.Equal(t, []string{"https://b.example"}, c.IPWriteOrigins)
+
+	c, err = parseConfig(nil, e, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, c.TrustedProxies)
+	assert.Equal(t, []string{"https://a.example"}, c.IPWriteOrigins)
+
+	_, err = parseConfig(nil, env(map[string]string{"RENDEZVOUS_TRUSTED_PROXY": "nonsense"}), io.Discard)
+	require.ErrorContains(t, err, "RENDEZVOUS_TRUSTED_PROXY")
+}
+
 func TestConfigLegacyFlags(t *testing.T) {
 	c, err := parseConfig([]string{"-l", "127.0.0.2", "-port", "9000", "-maxKeySize", "50", "-maxValueSize", "2000",
 		"-maxNumKV", "10", "-expireDuration", "1h", "-saveDuration", "5m", "-maxRequests", "30", "-resetDuration", "10s",

@@ -24,7 +24,7 @@ func TestEndToEndCrossSiteIPWrites(t *testing.T) {
 		status int
 	}{
 		{s, "https://evil.example", 403},
-		{s, "https://env.example", 200}, // the lists add up, as --trusted-proxy's do
+		{s, "https://env.example", 403}, // the command line's list replaces the environment's
 		{s, "https://app.example", 200},
 		{s, s.base, 200}, // the server's own page
 		{s2, "https://evil.example", 403},
