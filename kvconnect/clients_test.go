@@ -6,10 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -79,23 +75,12 @@ func runClient(t *testing.T, script string, env ...string) string {
 // tryClient is runClient that returns the script's failure instead.
 func tryClient(t *testing.T, script string, env ...string) (string, error) {
 	t.Helper()
-	c := clients(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	path, err := filepath.Abs(filepath.Join("testdata", script))
-	require.NoError(t, err)
-	var cmd *exec.Cmd
-	if strings.HasSuffix(script, ".ts") {
-		cmd = exec.CommandContext(ctx, c.Deno, "run", "--quiet", "--no-config", "--no-lock", "--unstable-kv",
-			"--allow-net", "--allow-env", "--allow-read", path)
-	} else {
-		cmd = exec.CommandContext(ctx, "node", path)
-	}
-	cmd.Env = append(os.Environ(), "DENO_NO_UPDATE_CHECK=1", "DENO_KV_ESM="+c.KVModule, "DENO_DIR="+filepath.Join(denoclient.Dir(), "deno-dir"))
-	cmd.Env = append(cmd.Env, env...)
+	cmd := clientCommand(t, ctx, script, env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
+	err := cmd.Run()
 	return out.String(), err
 }
 
