@@ -470,7 +470,7 @@ type setArgs struct {
 }
 
 // parseSet reads SET's options, or returns the error reply.
-func parseSet(a [][]byte, now time.Time) (setArgs, string) {
+func parseSet(a [][]byte, now func() time.Time) (setArgs, string) {
 	var o setArgs
 	expiry := 0
 	for i := 3; i < len(a); i++ {
@@ -504,7 +504,7 @@ func parseSet(a [][]byte, now time.Time) (setArgs, string) {
 			}
 			if strings.HasSuffix(opt, "AT") {
 				o.at, o.atNanos = true, n*int64(unit)
-				o.ttl.ttl = time.Duration(o.atNanos - now.UnixNano())
+				o.ttl.ttl = time.Duration(o.atNanos - now().UnixNano())
 			} else {
 				o.ttl.ttl = time.Duration(n) * unit
 			}
@@ -527,7 +527,7 @@ func parseSet(a [][]byte, now time.Time) (setArgs, string) {
 // cmdSet is SET outside MULTI: a single policy write when it needs no
 // read (no GET, XX or KEEPTTL), else the general path.
 func cmdSet(c *conn, a [][]byte) {
-	o, bad := parseSet(a, c.s.cfg.Now())
+	o, bad := parseSet(a, c.s.cfg.Now) // the clock is read for EXAT and PXAT only
 	if bad != "" {
 		c.w.err(bad)
 		return
@@ -558,7 +558,7 @@ func cmdSet(c *conn, a [][]byte) {
 }
 
 func simSet(t *tx, a [][]byte) {
-	o, bad := parseSet(a, t.now)
+	o, bad := parseSet(a, t.clock)
 	if bad != "" {
 		t.w.err(bad)
 		return

@@ -89,7 +89,10 @@ func (c *conn) serve() {
 	for {
 		batch := c.rd.Buffered() == 0 // the next command starts a batch
 		if batch {
-			if !c.flush() || c.closing {
+			// One clock reading serves both deadlines: at -P 1 a batch is
+			// a single command, and each reading is a visible share of it.
+			now := time.Now()
+			if !c.flushAt(now) || c.closing {
 				return
 			}
 			if c.subscribed() {
@@ -98,7 +101,7 @@ func (c *conn) serve() {
 					c.readBy = time.Time{}
 					c.nc.SetReadDeadline(c.readBy)
 				}
-			} else if now := time.Now(); c.readBy.IsZero() || dueBefore(c.readBy, now, c.s.cfg.IdleTimeout) {
+			} else if c.readBy.IsZero() || dueBefore(c.readBy, now, c.s.cfg.IdleTimeout) {
 				c.readBy = now.Add(c.s.cfg.IdleTimeout)
 				c.nc.SetReadDeadline(c.readBy)
 			}
@@ -135,17 +138,22 @@ func (c *conn) serve() {
 }
 
 // flush writes the replies held; false when the client is gone.
-func (c *conn) flush() bool {
+func (c *conn) flush() bool { return c.flushAt(time.Now()) }
+
+// flushAt is flush with the clock already read.
+func (c *conn) flushAt(now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.flushLocked()
+	return c.flushLockedAt(now)
 }
 
-func (c *conn) flushLocked() bool {
+func (c *conn) flushLocked() bool { return c.flushLockedAt(time.Now()) }
+
+func (c *conn) flushLockedAt(now time.Time) bool {
 	if len(c.w.b) == 0 {
 		return true
 	}
-	if now := time.Now(); dueBefore(c.writeBy, now, c.s.cfg.WriteTimeout) {
+	if dueBefore(c.writeBy, now, c.s.cfg.WriteTimeout) {
 		c.writeBy = now.Add(c.s.cfg.WriteTimeout)
 		c.nc.SetWriteDeadline(c.writeBy)
 	}

@@ -33,6 +33,9 @@ type entry struct {
 	op      policy.AtomicOp
 }
 
+// clock returns the time the tx reads as now.
+func (t *tx) clock() time.Time { return t.now }
+
 func (c *conn) newTx(read func(string) (kv.Item, bool)) *tx {
 	return &tx{c: c, w: &c.w, read: read, keys: map[string]*entry{}, now: c.s.cfg.Now()}
 }
