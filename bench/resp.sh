@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # The Redis protocol against Redis: redis-benchmark's SET and GET against
-# rendezvous (--rate off, journal --fsync everysec) and against Debian's
-# redis-server (--appendonly yes --appendfsync everysec), alternated in
-# one run, at -P 1 and -P 16; then memory per key with 1,000,000 keys
-# (our live heap against Redis's used_memory). See bench/README.md.
+# rendezvous (--rate off, journal --fsync everysec), against Debian's
+# redis-server (--appendonly yes --appendfsync everysec) and against the Go
+# ceiling (bench/respceiling: a map behind a goroutine per connection),
+# alternated in one run, at -P 1 and -P 16; then memory per key with
+# 1,000,000 keys (our live heap against Redis's used_memory). See
+# bench/README.md.
 #
-#   bench/resp.sh          # 2 blocks of 4 runs per row, about 3 minutes
-#   bench/resp.sh quick    # 1 block, no memory measurement, about 1 minute
+#   bench/resp.sh          # 2 blocks of 6 runs per row, about 4 minutes
+#   bench/resp.sh quick    # 1 block, no memory measurement, about 2 minutes
 #
 # Environment: REQUESTS (redis-benchmark -n, 200000), CLIENTS (-c, 50),
-# BLOCKS (blocks of four runs per row, 2; 1 for quick), MEMKEYS (keys for
-# the memory measurement, 1000000; 0 skips it).
+# BLOCKS (blocks of six runs per row, 2; 1 for quick), MEMKEYS (keys for
+# the memory measurement, 1000000; 0 skips it), PIN (1: every server on
+# CPU 0 and redis-benchmark on CPU 1, with taskset, so that the load
+# generator and the server under test never take each other's core; 0:
+# wherever the kernel puts them; default 1 where taskset exists and there
+# are at least two CPUs, else 0).
 #
 # It prints the machine and two markdown tables, and writes them to
 # bench/results/resp.md. Every process it starts is stopped on exit. Only
@@ -38,6 +44,24 @@ source bench/lib.sh
 
 [[ $BLOCKS =~ ^[0-9]+$ && $BLOCKS -gt 0 && $BLOCKS -le 10 ]] || die "BLOCKS=$BLOCKS: want 1..10"
 [[ $MEMKEYS =~ ^[0-9]+$ ]] || die "MEMKEYS=$MEMKEYS: want a number of keys"
+if [[ -z ${PIN:-} ]]; then
+  PIN=0
+  if command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then PIN=1; fi
+fi
+[[ $PIN == 0 || $PIN == 1 ]] || die "PIN=$PIN: want 0 or 1"
+if [[ $PIN == 1 ]]; then
+  command -v taskset >/dev/null || die "PIN=1 needs taskset (util-linux)"
+  [[ $(nproc) -ge 2 ]] || die "PIN=1 needs two CPUs, this machine has $(nproc)"
+  # Go sizes GOMAXPROCS from the CPUs it may run on: one here, as
+  # redis-server's one thread of commands.
+  on_server=(taskset -c 0)
+  on_client=(taskset -c 1)
+  layout="servers on CPU 0, redis-benchmark on CPU 1 (taskset)"
+else
+  on_server=()
+  on_client=()
+  layout="not pinned: servers and redis-benchmark share the $(nproc) CPUs"
+fi
 command -v go >/dev/null || die "go is not on PATH"
 command -v curl >/dev/null || die "curl is missing (it reads the live heap)"
 if ! command -v redis-benchmark >/dev/null || ! command -v redis-server >/dev/null; then
@@ -48,12 +72,13 @@ if ! command -v redis-benchmark >/dev/null || ! command -v redis-server >/dev/nu
 fi
 command -v redis-benchmark >/dev/null || die "could not install redis-benchmark"
 
-log "building rendezvous into $tmp"
+log "building rendezvous and bench/respceiling into $tmp"
 go build -o "$tmp/rendezvous" .
+go build -o "$tmp/respceiling" ./bench/respceiling
 
 # ours: the API address from the listening line, the Redis one and the
 # profiling one (for the live heap) from theirs.
-start_server "$tmp/ours.log" "$tmp/rendezvous" --addr 127.0.0.1:0 --resp-addr 127.0.0.1:0 --pprof-addr 127.0.0.1:0 \
+start_server "$tmp/ours.log" "${on_server[@]}" "$tmp/rendezvous" --addr 127.0.0.1:0 --resp-addr 127.0.0.1:0 --pprof-addr 127.0.0.1:0 \
   --data "$tmp/ours.db" --fsync everysec --rate off --max-keys 2000000
 PID_ours=$server_pid
 line_addr() { grep -o -m1 "msg=\"$1 listening\" addr=[^ ]*" "$tmp/ours.log" | sed 's/.*addr=//'; }
@@ -62,6 +87,9 @@ PPROF_ours=$(line_addr pprof)
 [[ $RESP_ours == 127.0.0.1:* && $PPROF_ours == 127.0.0.1:* ]] || die "no resp or pprof address in the log"
 PORT_ours=${RESP_ours##*:}
 
+start_server "$tmp/ceiling.log" "${on_server[@]}" "$tmp/respceiling" -addr 127.0.0.1:0
+PORT_ceiling=${server_addr##*:}
+
 # redis: a free loopback port, a folder of its own for the AOF.
 PORT_redis=""
 for p in $(seq 16379 16479); do
@@ -69,7 +97,7 @@ for p in $(seq 16379 16479); do
 done
 [[ -n $PORT_redis ]] || die "no free port for redis-server"
 mkdir -p "$tmp/redis"
-redis-server --bind 127.0.0.1 --port "$PORT_redis" --dir "$tmp/redis" --appendonly yes --appendfsync everysec \
+"${on_server[@]}" redis-server --bind 127.0.0.1 --port "$PORT_redis" --dir "$tmp/redis" --appendonly yes --appendfsync everysec \
   --daemonize no --logfile "$tmp/redis.log" &
 PID_redis=$!
 pids+=("$PID_redis")
@@ -79,11 +107,12 @@ for _ in $(seq 100); do
 done
 [[ $(redis-cli -p "$PORT_redis" ping) == PONG ]] || die "redis-server did not start: $(cat "$tmp/redis.log")"
 [[ $(redis-cli -p "$PORT_ours" ping) == PONG ]] || die "rendezvous does not answer PING on $RESP_ours"
+[[ $(redis-cli -p "$PORT_ceiling" ping) == PONG ]] || die "respceiling does not answer PING"
 
 # bench NAME P: sets set_rps and get_rps from one redis-benchmark run.
 bench() {
   local port_var="PORT_$1" out
-  out=$(run timeout 300 redis-benchmark -h 127.0.0.1 -p "${!port_var}" -t set,get -n "$REQUESTS" -c "$CLIENTS" -P "$2" -q --csv) ||
+  out=$(run timeout 300 "${on_client[@]}" redis-benchmark -h 127.0.0.1 -p "${!port_var}" -t set,get -n "$REQUESTS" -c "$CLIENTS" -P "$2" -q --csv) ||
     die "redis-benchmark against $1 failed: $out"
   set_rps=$(awk -F'"' '$2 == "SET" {print $4}' <<<"$out")
   get_rps=$(awk -F'"' '$2 == "GET" {print $4}' <<<"$out")
@@ -95,8 +124,9 @@ for P in 1 16; do
   # Not counted: the first runs after start are the slowest.
   bench ours "$P"
   bench redis "$P"
+  bench ceiling "$P"
   for _ in $(seq "$BLOCKS"); do
-    for side in ours redis redis ours; do
+    for side in ours redis ceiling ceiling redis ours; do
       bench "$side" "$P"
       runs[$side,$P,SET]+="$set_rps "
       runs[$side,$P,GET]+="$get_rps "
@@ -122,7 +152,7 @@ if [[ $MEMKEYS -gt 0 ]]; then
     port_var="PORT_$side"
     out=$(awk -v n="$MEMKEYS" 'BEGIN { for (i = 0; i < n; i++) { k = sprintf("memkey:%09d", i); v = sprintf("value:%010d", i);
       printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, length(v), v } }' |
-      redis-cli -p "${!port_var}" --pipe 2>&1) || die "loading $side failed: $out"
+      "${on_client[@]}" redis-cli -p "${!port_var}" --pipe 2>&1) || die "loading $side failed: $out"
     [[ $out == *"errors: 0, replies: $MEMKEYS"* ]] || die "loading $side: $out"
   done
   keys_ours=$(redis-cli -p "$PORT_ours" dbsize)
@@ -142,16 +172,19 @@ mkdir -p bench/results
   echo
   echo "- machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(uname -sr), $(go version | sed 's/^go version //'), $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "- rendezvous: --rate off --data FILE --fsync everysec; redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'): --appendonly yes --appendfsync everysec"
-  echo "- redis-benchmark -t set,get -n $REQUESTS -c $CLIENTS -P N -q, on loopback; $BLOCKS block(s) of runs in the order ours, redis, redis, ours per row, after one uncounted run of each"
-  echo "- req/s: median of the runs (all listed); ratio: ours / redis"
+  echo "- Go ceiling: bench/respceiling (a map under one lock, a goroutine per connection, nothing else)"
+  echo "- layout: $layout"
+  echo "- redis-benchmark -t set,get -n $REQUESTS -c $CLIENTS -P N -q, on loopback; $BLOCKS block(s) of runs in the order ours, redis, ceiling, ceiling, redis, ours per row, after one uncounted run of each"
+  echo "- req/s: median of the runs (all listed); ratio: ours / redis, and the ceiling's / redis"
   echo
-  echo "| -P | test | rendezvous req/s | redis req/s | ratio | rendezvous runs | redis runs |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| -P | test | rendezvous req/s | redis req/s | ratio | Go ceiling req/s | ceiling ratio | rendezvous runs | redis runs | ceiling runs |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
   for P in 1 16; do
     for t in SET GET; do
       o=$(median "${runs[ours,$P,$t]}")
       r=$(median "${runs[redis,$P,$t]}")
-      echo "| $P | $t | $o | $r | $(awk -v a="$o" -v b="$r" 'BEGIN {printf "%.2f", a / b}') | ${runs[ours,$P,$t]% } | ${runs[redis,$P,$t]% } |"
+      g=$(median "${runs[ceiling,$P,$t]}")
+      echo "| $P | $t | $o | $r | $(awk -v a="$o" -v b="$r" 'BEGIN {printf "%.2f", a / b}') | $g | $(awk -v a="$g" -v b="$r" 'BEGIN {printf "%.2f", a / b}') | ${runs[ours,$P,$t]% } | ${runs[redis,$P,$t]% } | ${runs[ceiling,$P,$t]% } |"
     done
   done
   if [[ -n $mem_rows ]]; then
