@@ -267,7 +267,8 @@ func (l *Limiter) Peek(client kv.Client, cost int) Decision {
 // PeekAt reports what AllowAt would decide for a request costing cost
 // tokens from client at now, but spends nothing and makes client no
 // bucket: a client without one is allowed, as its new bucket would be
-// full. It lets a caller refuse work for a client whose bucket cannot pay
+// full, while the table has room for one; while it is full, the shared
+// overflow budget AllowAt would charge decides. It lets a caller refuse work for a client whose bucket cannot pay
 // for it before doing the work, and charge (with AllowAt) only when the
 // work turns out to deserve it, as a refused token does.
 func (l *Limiter) PeekAt(client kv.Client, cost int, now time.Time) Decision {
@@ -282,8 +283,14 @@ func (l *Limiter) peek(client kv.Client, cost int, clock func() time.Time) Decis
 	cost = max(cost, 0)
 	b, ok := l.buckets.Load(client)
 	if !ok {
-		burst := l.budgetOf(client.Rate).burst
-		return Decision{Allowed: cost <= burst, Limit: burst, Remaining: burst}
+		if l.count.Load() < l.maxClients {
+			burst := l.budgetOf(client.Rate).burst
+			return Decision{Allowed: cost <= burst, Limit: burst, Remaining: burst}
+		}
+		// The table is full, so AllowAt would charge this client to the
+		// shared overflow (unless a sweep freed room first): peek that,
+		// or a flood of new addresses would never be refused by Peek.
+		b = l.overflow
 	}
 	d, _ := l.decide(b, cost, clock(), false) // a swept bucket's decision is as good as a full one's
 	return d

@@ -319,6 +319,24 @@ func TestFullTableUsesSharedOverflow(t *testing.T) {
 	assert.Equal(t, 3, l.Len())
 }
 
+// TestPeekFullTable: while the table is full, a client without a bucket
+// is peeked against the overflow that AllowAt charges it to, so spending
+// the overflow from many new addresses makes Peek refuse them too.
+func TestPeekFullTable(t *testing.T) {
+	l := newLimiter(t, limiter.Config{Tokens: 17, Window: time.Minute, MaxClients: 2})
+	for i := 1; i <= 2; i++ {
+		require.True(t, l.AllowAt(key(fmt.Sprintf("192.0.2.%d", i)), 1, t0).Allowed)
+	}
+	for i := range 17 {
+		c := key(fmt.Sprintf("198.51.100.%d", i))
+		require.True(t, l.PeekAt(c, 1, t0).Allowed, "overflow has %d left", 17-i)
+		require.True(t, l.AllowAt(c, 1, t0).Allowed)
+	}
+	assert.Equal(t, denied(0, 4*time.Second), l.PeekAt(key("203.0.113.9"), 1, t0))
+	assert.Equal(t, allowed(16), l.PeekAt(key("192.0.2.1"), 1, t0), "a client with a bucket keeps its own")
+	assert.Equal(t, 2, l.Len(), "peeking makes no bucket")
+}
+
 func TestSweepFreesRoomForNewClients(t *testing.T) {
 	l := newLimiter(t, limiter.Config{Tokens: 17, Window: time.Minute, MaxClients: 3})
 	for i := 1; i <= 3; i++ {

@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -58,4 +59,28 @@ func TestAuthenticateThrottlesRefusals(t *testing.T) {
 			policyErr(t, err, policy.KindNotFound) // the anonymous budget is untouched
 		})
 	}
+}
+
+// A flood of refused tokens from more addresses than the limiter keeps
+// buckets for is still throttled: the newcomers share the overflow budget,
+// and once it is spent their tokens are refused unchecked.
+func TestAuthenticateThrottlesRefusalsWhenTableIsFull(t *testing.T) {
+	lim, err := limiter.New(limiter.Config{Tokens: 7, Window: time.Hour, MaxClients: 1})
+	require.NoError(t, err)
+	svc := policy.New(ttlstore.New(ttlstore.Options{}), lim, testConfig, nil)
+	v := &oneToken{}
+	_, err = svc.Authenticate(policy.Caller{IP: netip.MustParseAddr("192.0.2.1")}, v, "bad") // takes the one bucket
+	policyErr(t, err, policy.KindUnauthenticated)
+	refusedUnchecked := 0
+	for i := range 20 {
+		c := policy.Caller{IP: netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})}
+		_, err := svc.Authenticate(c, v, "bad")
+		var pe *policy.Error
+		require.ErrorAs(t, err, &pe)
+		if pe.Kind == policy.KindRateLimited {
+			refusedUnchecked++
+		}
+	}
+	assert.Equal(t, 2, v.checked-1, "the overflow's 7 tokens pay for two refusals at 3 each")
+	assert.Equal(t, 18, refusedUnchecked)
 }
