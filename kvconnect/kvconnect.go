@@ -251,21 +251,13 @@ func (h *Handler) subject(r *http.Request, access string, expires time.Time) (Su
 		}
 		return Subject{Kind: SubjectAnonymous}, expires, nil
 	}
+	// Refused tokens are charged to the address and throttled with 429,
+	// as on HTTP (see policy.Service.Authenticate). A certificate holder's
+	// are too: its certificate lets it in whatever token it sends, but
+	// not guess other identities' tokens faster than anyone else.
 	v := &expiryOf{v: h.cfg.Verifier, e: h.expiring}
-	var id *policy.Identity
-	var err error
-	if cert != nil {
-		// The caller proved an identity with its certificate, and Deno
-		// sends some access token whatever the user means: a refused
-		// one is no anonymous guess, and is not charged.
-		id, err = v.Verify(access)
-	} else {
-		// Refused tokens are charged to the address and throttled with
-		// 429, as on HTTP (see policy.Service.Authenticate).
-		var c policy.Caller
-		c, err = h.svc.Authenticate(h.svc.Caller(h.cfg.ClientIP.Resolve(r), false), v, access)
-		id = c.Identity
-	}
+	c, err := h.svc.Authenticate(h.svc.Caller(h.cfg.ClientIP.Resolve(r), false), v, access)
+	id := c.Identity
 	if err == nil && !v.exp.IsZero() && v.exp.Before(expires) {
 		expires = v.exp
 	}
@@ -276,7 +268,8 @@ func (h *Handler) subject(r *http.Request, access string, expires time.Time) (Su
 		return Subject{Kind: SubjectIdentity, Identity: id}, expires, nil
 	case cert != nil:
 		// Deno cannot open a database without an access token, so one
-		// the verifier does not know is passed over for the certificate.
+		// the verifier refused, or did not check once the address's
+		// refusals were spent, is passed over for the certificate.
 		return Subject{Kind: SubjectCertificate, Identity: cert}, expires, nil
 	}
 	return Subject{}, time.Time{}, err

@@ -202,3 +202,44 @@ func TestServerCertificateIdentity(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, status, body)
 	assert.Contains(t, body, "authentication required")
 }
+
+// A certificate holder's refused access tokens spend its address's
+// refusal budget as anyone's do: once it is spent, the tokens it sends are
+// not checked and the certificate alone decides, so a holder cannot guess
+// other identities' tokens unthrottled.
+func TestCertificateHolderTokenGuessesAreThrottled(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "test CA")
+	clientCA := testpki.NewCA(t, "client CA")
+	cert := ca.Issue(t, testpki.ServerLeaf()).Write(t, dir, "server")
+	ids := filepath.Join(dir, "identities")
+	require.NoError(t, os.WriteFile(ids, []byte("team-client team rw:team/\n"), 0o600))
+	tokens := filepath.Join(dir, "tokens")
+	require.NoError(t, os.WriteFile(tokens, []byte("tok-bee bee rw:bee/\n"), 0o600))
+	ts := startServer(t, func(c *server.Config) {
+		c.TLSCertFile, c.TLSKeyFile = cert.CertFile, cert.Key
+		c.TLSClientCAFile, c.MTLSIdentityFile, c.AuthFile = clientCA.WriteCA(t, dir, "clients"), ids, tokens
+		// Two refusals at a write's cost of 3 spend the budget of 6.
+		c.RateOff, c.RateTokens, c.RateWindow, c.CostRead, c.CostWrite = false, 6, time.Hour, 1, 3
+	})
+	base := "https://" + ts.srv.Addr().String()
+	hc := certClient(ca, clientCA.Issue(t, testpki.Leaf{CommonName: "team-client", Client: true}).TLSCert)
+	open := func(token string) meta {
+		status, body := certPost(t, hc, base+"/kv", token, []byte(`{"supportedVersions":[3]}`))
+		require.Equal(t, http.StatusOK, status, body)
+		var m meta
+		require.NoError(t, json.Unmarshal([]byte(body), &m))
+		return m
+	}
+	set := func(m meta, k []byte) (int, string) {
+		return certPost(t, hc, m.Endpoints[0].URL+"/atomic_write", m.Token, pb(2, pb(1, k, 2, pb(1, "v", 2, 3), 3, 1)),
+			"X-Denokv-Version", "3", "X-Denokv-Database-Id", m.DatabaseID)
+	}
+	status, body := set(open("tok-bee"), key("bee", "x"))
+	require.Equal(t, http.StatusOK, status, "a right token wins over the certificate: %s", body)
+	for _, guess := range []string{"tok-guess-1", "tok-guess-2"} {
+		open(guess) // refused, and passed over for the certificate
+	}
+	status, body = set(open("tok-bee"), key("bee", "y"))
+	assert.Equal(t, http.StatusForbidden, status, "with the refusals spent, the token is not checked: %s", body)
+}
