@@ -18,6 +18,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/rendezvous-kv/rendezvous/auth"
+	"github.com/rendezvous-kv/rendezvous/clientip"
 	"github.com/rendezvous-kv/rendezvous/kv"
 	"github.com/rendezvous-kv/rendezvous/listener"
 	"github.com/rendezvous-kv/rendezvous/policy"
@@ -27,7 +28,7 @@ import (
 // Config configures the HTTP front end.
 type Config struct {
 	// ClientIP decides whose address a request comes from.
-	ClientIP ClientIP
+	ClientIP clientip.Resolver
 	// Verifier checks the token of a request's Authorization: Bearer
 	// header. A request without one is anonymous; one with a token the
 	// Verifier refuses is answered 401, whatever it asks. Nil means no

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rendezvous-kv/rendezvous/clientip"
 	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/handlers"
 	"github.com/rendezvous-kv/rendezvous/internal/fakeclock"
@@ -61,7 +62,7 @@ type env struct {
 type options struct {
 	maxKeys  int         // MaxKeys; 0 means the default
 	rate     *rateConfig // nil: rate limiting off
-	trusted  handlers.ClientIP
+	trusted  clientip.Resolver
 	onChange func(kv.Change) error
 	cors     string   // CORSOrigin
 	origins  []string // IPWriteOrigins

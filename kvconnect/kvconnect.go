@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/rendezvous-kv/rendezvous/auth"
-	"github.com/rendezvous-kv/rendezvous/handlers"
+	"github.com/rendezvous-kv/rendezvous/clientip"
 	"github.com/rendezvous-kv/rendezvous/policy"
 )
 
@@ -43,11 +43,17 @@ const TokenLifetime = time.Hour
 // values are at most policy.TupleMaxWriteBytes, plus their framing.
 const maxBody = 2 << 20
 
+// Observer records one request: its route name, status and duration.
+// The HTTP API's observer (handlers.Observer) is one.
+type Observer interface {
+	Observe(route string, status int, took time.Duration)
+}
+
 // Config configures the front end.
 type Config struct {
 	// ClientIP decides whose address a request comes from, and which
 	// peers' X-Forwarded-Proto and X-Forwarded-Host are believed.
-	ClientIP handlers.ClientIP
+	ClientIP clientip.Resolver
 	// State is the database UUID and token key (see LoadState).
 	State State
 	// PublicURL, when set, is what endpoint URLs start with instead of
@@ -56,7 +62,7 @@ type Config struct {
 	// Metrics observes every request, under the route names kv_metadata,
 	// kv_snapshot_read, kv_atomic_write and kv_watch; nil observes
 	// nothing.
-	Metrics handlers.Observer
+	Metrics Observer
 	// Now is the clock of token expiry; nil means time.Now.
 	Now func() time.Time
 	// Log receives errors that are the server's fault; nil discards them.

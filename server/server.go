@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/rendezvous-kv/rendezvous/auth"
+	"github.com/rendezvous-kv/rendezvous/clientip"
 	"github.com/rendezvous-kv/rendezvous/feed"
 	"github.com/rendezvous-kv/rendezvous/gcpace"
 	"github.com/rendezvous-kv/rendezvous/handlers"
@@ -266,7 +267,7 @@ func New(cfg Config) (_ *Server, err error) {
 	}
 	met := metrics.New(src)
 	hcfg := handlers.Config{
-		ClientIP: handlers.ClientIP{Trusted: cfg.TrustedProxies},
+		ClientIP: clientip.Resolver{Trusted: cfg.TrustedProxies},
 		Verifier: s.verifier,
 		Landing: static.Vars{
 			MaxKey: cfg.MaxKeySize, MaxValue: cfg.MaxValueSize, MaxKeys: cfg.MaxKeys,

@@ -1,4 +1,8 @@
-package handlers
+// Package clientip finds whose address an HTTP request comes from: the
+// TCP peer, or, behind proxies the operator trusts, the client they name.
+// Every HTTP front end (the API, KV Connect) asks it, so that ip/ keys and
+// rate limit buckets are the same whichever one a request arrives on.
+package clientip
 
 import (
 	"net/http"
@@ -8,18 +12,18 @@ import (
 	"github.com/rendezvous-kv/rendezvous/kv"
 )
 
-// ClientIP finds the caller's address. The TCP peer is the answer unless
+// Resolver finds the caller's address. The TCP peer is the answer unless
 // the peer is a trusted proxy; only then are X-Forwarded-For (the
 // right-most address that is not itself a trusted proxy) and X-Real-IP
 // believed. Anyone else can send those headers, so honouring them from
 // untrusted peers would let a caller pick its own ip/ namespace and rate
 // limit bucket.
-type ClientIP struct {
+type Resolver struct {
 	Trusted []netip.Prefix
 }
 
 // Resolve returns the canonical client address of r.
-func (c ClientIP) Resolve(r *http.Request) netip.Addr {
+func (c Resolver) Resolve(r *http.Request) netip.Addr {
 	peer := peerAddr(r.RemoteAddr)
 	if !c.trusted(peer) {
 		return peer
@@ -59,7 +63,7 @@ func (c ClientIP) Resolve(r *http.Request) netip.Addr {
 	return peer
 }
 
-func (c ClientIP) trusted(ip netip.Addr) bool {
+func (c Resolver) trusted(ip netip.Addr) bool {
 	for _, p := range c.Trusted {
 		if p.Contains(ip) {
 			return true
@@ -82,6 +86,6 @@ func peerAddr(remote string) netip.Addr {
 // TrustedPeer reports whether r's TCP peer is one of the trusted proxies,
 // whose forwarding headers (X-Forwarded-Proto, X-Forwarded-Host as well as
 // the addresses) other front ends on the same listener may believe.
-func (c ClientIP) TrustedPeer(r *http.Request) bool {
+func (c Resolver) TrustedPeer(r *http.Request) bool {
 	return c.trusted(peerAddr(r.RemoteAddr))
 }
