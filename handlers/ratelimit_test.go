@@ -115,7 +115,7 @@ func TestRateLimitCannotBeDodgedWithHeaders(t *testing.T) {
 	// No trusted proxies, and a configuration that trusts someone else.
 	for name, o := range map[string]options{
 		"no proxies":     {rate: defaultRate()},
-		"untrusted peer": {rate: defaultRate(), trusted: proxies},
+		"untrusted peer": {rate: defaultRate(), trusted: proxy},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newEnvWith(t, o)
@@ -131,7 +131,7 @@ func TestRateLimitCannotBeDodgedWithHeaders(t *testing.T) {
 }
 
 func TestRateLimitBehindTrustedProxy(t *testing.T) {
-	e := newEnvWith(t, options{rate: defaultRate(), trusted: proxies})
+	e := newEnvWith(t, options{rate: defaultRate(), trusted: proxy})
 	from := func(client string) req {
 		return req{target: "/get/x", remote: "10.0.0.1:80", header: map[string]string{"X-Forwarded-For": client}}
 	}

@@ -162,43 +162,72 @@ func TestCertificateIdentity(t *testing.T) {
 	}
 }
 
-// The server's --mtls-identity-file reaches KV Connect: a client whose
-// certificate the file names opens the database with any access token
-// and has that identity's grants.
-func TestServerCertificateIdentity(t *testing.T) {
+// mtlsFixture is a server over TLS that asks for client certificates from
+// clientCA and names them with the identity file "team-client team
+// rw:team/".
+type mtlsFixture struct {
+	t        *testing.T
+	ca       *testpki.CA
+	clientCA *testpki.CA
+	base     string
+}
+
+func newMTLSFixture(t *testing.T, edit func(c *server.Config, dir string)) *mtlsFixture {
 	dir := t.TempDir()
-	ca := testpki.NewCA(t, "test CA")
-	clientCA := testpki.NewCA(t, "client CA")
-	cert := ca.Issue(t, testpki.ServerLeaf()).Write(t, dir, "server")
+	f := &mtlsFixture{t: t, ca: testpki.NewCA(t, "test CA"), clientCA: testpki.NewCA(t, "client CA")}
+	cert := f.ca.Issue(t, testpki.ServerLeaf()).Write(t, dir, "server")
 	ids := filepath.Join(dir, "identities")
 	require.NoError(t, os.WriteFile(ids, []byte("team-client team rw:team/\n"), 0o600))
 	ts := startServer(t, func(c *server.Config) {
 		c.TLSCertFile, c.TLSKeyFile = cert.CertFile, cert.Key
-		c.TLSClientCAFile, c.MTLSIdentityFile = clientCA.WriteCA(t, dir, "clients"), ids
+		c.TLSClientCAFile, c.MTLSIdentityFile = f.clientCA.WriteCA(t, dir, "clients"), ids
+		if edit != nil {
+			edit(c, dir)
+		}
 	})
-	base := "https://" + ts.srv.Addr().String()
-	hc := certClient(ca, clientCA.Issue(t, testpki.Leaf{CommonName: "team-client", Client: true}).TLSCert)
-	status, body := certPost(t, hc, base+"/kv", "anything", []byte(`{"supportedVersions":[3]}`))
-	require.Equal(t, http.StatusOK, status, body)
+	f.base = "https://" + ts.srv.Addr().String()
+	return f
+}
+
+// client returns an HTTP client presenting a certificate named cn.
+func (f *mtlsFixture) client(cn string) *http.Client {
+	return certClient(f.ca, f.clientCA.Issue(f.t, testpki.Leaf{CommonName: cn, Client: true}).TLSCert)
+}
+
+// open makes the metadata exchange as hc with access token token.
+func (f *mtlsFixture) open(hc *http.Client, token string) meta {
+	f.t.Helper()
+	status, body := certPost(f.t, hc, f.base+"/kv", token, []byte(`{"supportedVersions":[3]}`))
+	require.Equal(f.t, http.StatusOK, status, body)
 	var m meta
-	require.NoError(t, json.Unmarshal([]byte(body), &m))
-	set := func(k []byte) (int, string) {
-		return certPost(t, hc, m.Endpoints[0].URL+"/atomic_write", m.Token, pb(2, pb(1, k, 2, pb(1, "v", 2, 3), 3, 1)),
-			"X-Denokv-Version", "3", "X-Denokv-Database-Id", m.DatabaseID)
-	}
-	status, body = set(key("team", "x"))
+	require.NoError(f.t, json.Unmarshal([]byte(body), &m))
+	return m
+}
+
+// set writes one key through the database m opened, as hc.
+func (f *mtlsFixture) set(hc *http.Client, m meta, k []byte) (int, string) {
+	return certPost(f.t, hc, m.Endpoints[0].URL+"/atomic_write", m.Token, pb(2, pb(1, k, 2, pb(1, "v", 2, 3), 3, 1)),
+		"X-Denokv-Version", "3", "X-Denokv-Database-Id", m.DatabaseID)
+}
+
+// The server's --mtls-identity-file reaches KV Connect: a client whose
+// certificate the file names opens the database with any access token
+// and has that identity's grants.
+func TestServerCertificateIdentity(t *testing.T) {
+	f := newMTLSFixture(t, nil)
+	hc := f.client("team-client")
+	m := f.open(hc, "anything")
+	status, body := f.set(hc, m, key("team", "x"))
 	assert.Equal(t, http.StatusOK, status, body)
-	status, body = set(key("other", "x"))
+	status, body = f.set(hc, m, key("other", "x"))
 	assert.Equal(t, http.StatusForbidden, status, body)
 
 	// A certificate the file does not name is the anonymous caller, which
 	// has no grants here: refused key by key with 403 (a 401 would end
 	// Deno's database), its reason kept.
-	hc = certClient(ca, clientCA.Issue(t, testpki.Leaf{CommonName: "stranger", Client: true}).TLSCert)
-	status, body = certPost(t, hc, base+"/kv", "anything", []byte(`{"supportedVersions":[3]}`))
-	require.Equal(t, http.StatusOK, status, body)
-	require.NoError(t, json.Unmarshal([]byte(body), &m))
-	status, body = set(key("team", "x"))
+	hc = f.client("stranger")
+	m = f.open(hc, "anything")
+	status, body = f.set(hc, m, key("team", "x"))
 	assert.Equal(t, http.StatusForbidden, status, body)
 	assert.Contains(t, body, "authentication required")
 }
@@ -208,38 +237,18 @@ func TestServerCertificateIdentity(t *testing.T) {
 // not checked and the certificate alone decides, so a holder cannot guess
 // other identities' tokens unthrottled.
 func TestCertificateHolderTokenGuessesAreThrottled(t *testing.T) {
-	dir := t.TempDir()
-	ca := testpki.NewCA(t, "test CA")
-	clientCA := testpki.NewCA(t, "client CA")
-	cert := ca.Issue(t, testpki.ServerLeaf()).Write(t, dir, "server")
-	ids := filepath.Join(dir, "identities")
-	require.NoError(t, os.WriteFile(ids, []byte("team-client team rw:team/\n"), 0o600))
-	tokens := filepath.Join(dir, "tokens")
-	require.NoError(t, os.WriteFile(tokens, []byte("tok-bee bee rw:bee/\n"), 0o600))
-	ts := startServer(t, func(c *server.Config) {
-		c.TLSCertFile, c.TLSKeyFile = cert.CertFile, cert.Key
-		c.TLSClientCAFile, c.MTLSIdentityFile, c.AuthFile = clientCA.WriteCA(t, dir, "clients"), ids, tokens
+	f := newMTLSFixture(t, func(c *server.Config, dir string) {
+		c.AuthFile = filepath.Join(dir, "tokens")
+		require.NoError(t, os.WriteFile(c.AuthFile, []byte("tok-bee bee rw:bee/\n"), 0o600))
 		// Two refusals at a write's cost of 3 spend the budget of 6.
 		c.RateOff, c.RateTokens, c.RateWindow, c.CostRead, c.CostWrite = false, 6, time.Hour, 1, 3
 	})
-	base := "https://" + ts.srv.Addr().String()
-	hc := certClient(ca, clientCA.Issue(t, testpki.Leaf{CommonName: "team-client", Client: true}).TLSCert)
-	open := func(token string) meta {
-		status, body := certPost(t, hc, base+"/kv", token, []byte(`{"supportedVersions":[3]}`))
-		require.Equal(t, http.StatusOK, status, body)
-		var m meta
-		require.NoError(t, json.Unmarshal([]byte(body), &m))
-		return m
-	}
-	set := func(m meta, k []byte) (int, string) {
-		return certPost(t, hc, m.Endpoints[0].URL+"/atomic_write", m.Token, pb(2, pb(1, k, 2, pb(1, "v", 2, 3), 3, 1)),
-			"X-Denokv-Version", "3", "X-Denokv-Database-Id", m.DatabaseID)
-	}
-	status, body := set(open("tok-bee"), key("bee", "x"))
+	hc := f.client("team-client")
+	status, body := f.set(hc, f.open(hc, "tok-bee"), key("bee", "x"))
 	require.Equal(t, http.StatusOK, status, "a right token wins over the certificate: %s", body)
 	for _, guess := range []string{"tok-guess-1", "tok-guess-2"} {
-		open(guess) // refused, and passed over for the certificate
+		f.open(hc, guess) // refused, and passed over for the certificate
 	}
-	status, body = set(open("tok-bee"), key("bee", "y"))
+	status, body = f.set(hc, f.open(hc, "tok-bee"), key("bee", "y"))
 	assert.Equal(t, http.StatusForbidden, status, "with the refusals spent, the token is not checked: %s", body)
 }
