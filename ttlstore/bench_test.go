@@ -263,6 +263,29 @@ func BenchmarkRange100Of1M(b *testing.B) {
 	}
 }
 
+// BenchmarkRangeReverse100Of1M is BenchmarkRange100Of1M read downwards:
+// the last 100 keys below a point inside a prefix.
+func BenchmarkRangeReverse100Of1M(b *testing.B) {
+	s, prefixes := store1M(b)
+	type bound struct{ start, end string }
+	bounds := make([]bound, len(prefixes))
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i, p := range prefixes {
+		bounds[i] = bound{p, fmt.Sprintf("%sobj%06d", p, 100+rng.IntN(rangePerPrefix-100))}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		bd := bounds[i%len(bounds)]
+		items := s.RangeReverse(bd.start, bd.end, 100)
+		if len(items) != 100 {
+			b.Fatalf("got %d items", len(items))
+		}
+		i++
+	}
+}
+
 // BenchmarkCommit4 commits transactions of four overwrites of keys in
 // different shards; BenchmarkSet4 does the same four writes as single Sets.
 // An op is one transaction, or four Sets. Without hooks they cost about

@@ -125,6 +125,19 @@ const rangeBatch = 16
 // A page shows each transaction whole or not at all: it waits for a
 // commit in progress, and a commit waits for the pages being read.
 func (s *Store) Range(start, end string, limit int) []Item {
+	return s.page(start, end, limit, false)
+}
+
+// RangeReverse returns up to limit live items with start <= key < end, in
+// descending byte order of keys: the last items of the range, as a
+// reverse listing (a Deno KV list with reverse set) reads them. An empty
+// end means no upper bound. It shows transactions whole, as Range does.
+func (s *Store) RangeReverse(start, end string, limit int) []Item {
+	return s.page(start, end, limit, true)
+}
+
+// page is Range, or RangeReverse when desc is set.
+func (s *Store) page(start, end string, limit int, desc bool) []Item {
 	if limit <= 0 {
 		return nil
 	}
@@ -140,19 +153,19 @@ func (s *Store) Range(start, end string, limit int) []Item {
 	first := min(rangeBatch, limit/n+2)
 	cursors := make([]cursor, n)
 	slab := make([]Item, n*first)
-	h := make(cursorHeap, 0, n)
+	h := cursorHeap{desc: desc, cs: make([]*cursor, 0, n)}
 	for i := range s.shards {
 		c := &cursors[i]
-		c.sh, c.from, c.end, c.batch = &s.shards[i], start, end, first
+		c.sh, c.lo, c.hi, c.desc, c.batch = &s.shards[i], start, end, desc, first
 		c.items = slab[i*first : i*first : (i+1)*first]
 		if c.fill(now) {
-			h = append(h, c)
+			h.cs = append(h.cs, c)
 		}
 	}
 	heap.Init(&h)
 	out := make([]Item, 0, min(limit, 1024))
-	for len(h) > 0 && len(out) < limit {
-		c := h[0]
+	for len(h.cs) > 0 && len(out) < limit {
+		c := h.cs[0]
 		out = append(out, c.items[c.pos])
 		c.pos++
 		if c.pos < len(c.items) || c.fill(now) {
@@ -164,11 +177,13 @@ func (s *Store) Range(start, end string, limit int) []Item {
 	return out
 }
 
-// cursor walks one shard's ordered index in batches.
+// cursor walks one shard's ordered index in batches, upwards from lo or
+// (desc) downwards from hi; each fill narrows [lo, hi) past what it read.
 type cursor struct {
 	sh    *shard
-	from  string // next key to read, inclusive
-	end   string
+	lo    string // lowest key, inclusive
+	hi    string // key bound, exclusive; "" for none
+	desc  bool
 	items []Item
 	pos   int
 	done  bool
@@ -182,47 +197,85 @@ func (c *cursor) fill(now int64) bool {
 		return false
 	}
 	c.items, c.pos = c.items[:0], 0
-	var last string
+	var next string // where the next batch starts, when more is set
 	more := false
-	c.sh.rlockTreed()
-	c.pivot.setProbe(c.from)
-	c.sh.tree.AscendGreaterOrEqual(&c.pivot, func(e *entry) bool {
-		if c.end != "" && e.key() >= c.end {
-			return false
-		}
+	take := func(e *entry) bool {
 		if len(c.items) == c.batch {
 			more = true
-			last = e.key()
 			return false
 		}
 		if e.live(now) {
 			c.items = append(c.items, e.item())
 		}
 		return true
-	})
+	}
+	c.sh.rlockTreed()
+	switch {
+	case !c.desc:
+		c.pivot.setProbe(c.lo)
+		c.sh.tree.AscendGreaterOrEqual(&c.pivot, func(e *entry) bool {
+			if c.hi != "" && e.key() >= c.hi {
+				return false
+			}
+			next = e.key() // the first key not taken, if take stops here
+			return take(e)
+		})
+	default:
+		visit := func(e *entry) bool {
+			k := e.key()
+			if c.hi != "" && k >= c.hi {
+				return true // the bound itself is excluded
+			}
+			if k < c.lo {
+				return false
+			}
+			if !take(e) {
+				return false
+			}
+			next = k // the last key taken: the next batch's exclusive bound
+			return true
+		}
+		if c.hi != "" {
+			c.pivot.setProbe(c.hi)
+			c.sh.tree.DescendLessOrEqual(&c.pivot, visit)
+		} else {
+			c.sh.tree.Descend(visit)
+		}
+	}
 	c.sh.mu.RUnlock()
 	c.batch = rangeBatch
-	if more {
-		c.from = last
-	} else {
+	switch {
+	case !more:
 		c.done = true
+	case c.desc:
+		c.hi = next
+	default:
+		c.lo = next
 	}
 	// more is only set once a batch is full, so an empty batch means done.
 	return len(c.items) > 0
 }
 
-type cursorHeap []*cursor
-
-func (h cursorHeap) Len() int { return len(h) }
-func (h cursorHeap) Less(i, j int) bool {
-	return h[i].items[h[i].pos].Key < h[j].items[h[j].pos].Key
+// cursorHeap orders the cursors of a page by their next item's key,
+// descending when desc is set.
+type cursorHeap struct {
+	desc bool
+	cs   []*cursor
 }
-func (h cursorHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *cursorHeap) Push(x any)   { *h = append(*h, x.(*cursor)) }
+
+func (h *cursorHeap) Len() int { return len(h.cs) }
+func (h *cursorHeap) Less(i, j int) bool {
+	a, b := h.cs[i].items[h.cs[i].pos].Key, h.cs[j].items[h.cs[j].pos].Key
+	if h.desc {
+		return a > b
+	}
+	return a < b
+}
+func (h *cursorHeap) Swap(i, j int) { h.cs[i], h.cs[j] = h.cs[j], h.cs[i] }
+func (h *cursorHeap) Push(x any)    { h.cs = append(h.cs, x.(*cursor)) }
 func (h *cursorHeap) Pop() any {
-	old := *h
-	c := old[len(old)-1]
-	*h = old[:len(old)-1]
+	c := h.cs[len(h.cs)-1]
+	h.cs = h.cs[:len(h.cs)-1]
 	return c
 }
 
