@@ -71,24 +71,17 @@ for name in none file jwt; do
   fi
 done
 
-# run_wrk OUT URL TOKEN: sets line to wrk's BENCH line; wrk's whole
-# output is in OUT.
-run_wrk() {
-  local out=$1 url=$2 token=$3
-  local hdr=()
-  if [[ -n $token ]]; then hdr=(-H "Authorization: Bearer $token"); fi
-  if ! run timeout --kill-after=5 $((dur_s + 30)) \
-    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s --latency "${hdr[@]}" \
-    -s bench/lua/get_existing.lua "$url" -- "$KEYS" >"$out" 2>&1; then
-    cat "$out" >&2
-    die "wrk failed on $url"
-  fi
-  line=$(grep -m1 '^BENCH ' "$out") || { cat "$out" >&2; die "no BENCH line from $url"; }
+# auth_wrk OUT URL TOKEN: run_wrk of GETs of existing keys, with TOKEN
+# (if any) as the bearer token.
+auth_wrk() {
+  wrk_headers=()
+  if [[ -n $3 ]]; then wrk_headers=(-H "Authorization: Bearer $3"); fi
+  run_wrk "$1" "$2" get_existing.lua keepalive "$KEYS"
 }
 
 for name in none file jwt; do
   addr_var="ADDR_$name" token_var="TOKEN_$name"
-  run_wrk "$tmp/warmup-$name.out" "http://${!addr_var}" "${!token_var}"
+  auth_wrk "$tmp/warmup-$name.out" "http://${!addr_var}" "${!token_var}"
 done
 log "warmed up every instance (one run of GETs each, not counted)"
 
@@ -104,7 +97,7 @@ step=0
 for side in "${sides[@]}"; do
   step=$((step + 1))
   addr_var="ADDR_$side" token_var="TOKEN_$side" pid_var="PID_$side"
-  run_wrk "$tmp/wrk-$step.out" "http://${!addr_var}" "${!token_var}"
+  auth_wrk "$tmp/wrk-$step.out" "http://${!addr_var}" "${!token_var}"
   kill -0 "${!pid_var}" 2>/dev/null || { tail -n 20 "$tmp/$side.log" >&2; die "$side is no longer running"; }
   requests=$(field "$line" requests) rps=$(field "$line" rps) status=$(field "$line" status)
   sockerr=$(($(field "$line" connect) + $(field "$line" read) + $(field "$line" write) + $(field "$line" timeout)))

@@ -150,3 +150,23 @@ stop_server() {
 
 # field LINE NAME: the value of NAME=... in a BENCH line.
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+
+# run_wrk OUT URL SCRIPT CONNMODE [SCRIPT ARGS...]: one wrk run of
+# bench/lua/SCRIPT against URL, with wrk_headers (an array of -H options,
+# empty unless a script sets it) and, for CONNMODE close, a Connection:
+# close header; sets line to wrk's BENCH line. wrk's whole output is in
+# OUT.
+wrk_headers=()
+run_wrk() {
+  local out=$1 url=$2 script=$3 conn=$4
+  shift 4
+  local hdr=("${wrk_headers[@]}")
+  if [[ $conn == close ]]; then hdr+=(-H 'Connection: close'); fi
+  if ! run timeout --kill-after=5 $((dur_s + 30)) \
+    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s --latency "${hdr[@]}" \
+    -s "bench/lua/$script" "$url" -- "$@" >"$out" 2>&1; then
+    cat "$out" >&2
+    die "wrk failed: $script on $url"
+  fi
+  line=$(grep -m1 '^BENCH ' "$out") || { cat "$out" >&2; die "no BENCH line from $script"; }
+}

@@ -92,24 +92,6 @@ for name in ours base ours_rl ours_norl ours_es; do
   log "preloading $name: $(cat "$tmp/load-$name.out")"
 done
 
-# --- one wrk run ---------------------------------------------------------
-# run_wrk OUT URL SCRIPT CONNMODE [SCRIPT ARGS...]: sets line to wrk's
-# BENCH line; wrk's whole output is in OUT.
-run_wrk() {
-  local out=$1 url=$2 script=$3 conn=$4
-  shift 4
-  local hdr=()
-  if [[ $conn == close ]]; then hdr=(-H 'Connection: close'); fi
-  if ! run timeout --kill-after=5 $((dur_s + 30)) \
-    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s --latency "${hdr[@]}" \
-    -s "bench/lua/$script" "$url" -- "$@" >"$out" 2>&1; then
-    cat "$out" >&2
-    die "wrk failed: $script on $url"
-  fi
-  line=$(grep -m1 '^BENCH ' "$out") || { cat "$out" >&2; die "no BENCH line from $script"; }
-}
-
-
 # Warm-up: the first runs after preloading were the slowest of a whole
 # invocation (row a once went 24k, 33k, 37k, 52k req/s over its four
 # runs), which alternation does not cancel, so every instance first takes

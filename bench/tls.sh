@@ -63,21 +63,6 @@ for name in tls plain base; do
   [[ $(curl -sS --cacert "$cert" "${!url_var}/get/k1" | wc -c) == 200 ]] || die "GET /get/k1 on $name is not the stored value"
 done
 
-# run_wrk OUT URL SCRIPT CONNMODE [SCRIPT ARGS...]: sets line to wrk's
-# BENCH line; wrk's whole output is in OUT.
-run_wrk() {
-  local out=$1 url=$2 script=$3 conn=$4
-  shift 4
-  local hdr=()
-  if [[ $conn == close ]]; then hdr=(-H 'Connection: close'); fi
-  if ! run timeout --kill-after=5 $((dur_s + 30)) \
-    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s --latency "${hdr[@]}" \
-    -s "bench/lua/$script" "$url" -- "$@" >"$out" 2>&1; then
-    cat "$out" >&2
-    die "wrk failed: $script on $url"
-  fi
-  line=$(grep -m1 '^BENCH ' "$out") || { cat "$out" >&2; die "no BENCH line from $script"; }
-}
 
 # cpu_ticks PID: user plus system CPU time of PID so far, in clock ticks.
 # CPU time per request is steadier than req/s on a shared machine, where
