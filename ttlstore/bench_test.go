@@ -238,52 +238,47 @@ func prefixEnd(prefix string) string {
 	return prefix[:len(prefix)-1] + string(prefix[len(prefix)-1]+1)
 }
 
-func BenchmarkRange100Of1M(b *testing.B) {
+// benchPages reads pages of 100 keys from a store of 1M keys, each page
+// from the bounds that bound gives a prefix and a random point inside it,
+// with read (Range or RangeReverse).
+func benchPages(b *testing.B, bound func(prefix string, point int) (start, end string), read func(s *ttlstore.Store, start, end string, limit int) []ttlstore.Item) {
 	s, prefixes := store1M(b)
 	if n := s.Len(); n != rangePrefixes*rangePerPrefix {
 		b.Fatalf("store holds %d keys", n)
 	}
-	type bound struct{ start, end string }
-	bounds := make([]bound, len(prefixes))
+	type pair struct{ start, end string }
+	bounds := make([]pair, len(prefixes))
 	rng := rand.New(rand.NewPCG(1, 1))
 	for i, p := range prefixes {
-		// start somewhere inside the prefix, leaving at least 100 keys
-		bounds[i] = bound{fmt.Sprintf("%sobj%06d", p, rng.IntN(rangePerPrefix-100)), prefixEnd(p)}
+		// a point with at least 100 keys on either side of it
+		bounds[i].start, bounds[i].end = bound(p, 100+rng.IntN(rangePerPrefix-200))
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
 		bd := bounds[i%len(bounds)]
-		items := s.Range(bd.start, bd.end, 100)
-		if len(items) != 100 {
+		if items := read(s, bd.start, bd.end, 100); len(items) != 100 {
 			b.Fatalf("got %d items", len(items))
 		}
 		i++
 	}
 }
 
-// BenchmarkRangeReverse100Of1M is BenchmarkRange100Of1M read downwards:
-// the last 100 keys below a point inside a prefix.
+// BenchmarkRange100Of1M reads the first 100 keys from a point inside a
+// prefix.
+func BenchmarkRange100Of1M(b *testing.B) {
+	benchPages(b, func(p string, point int) (string, string) {
+		return fmt.Sprintf("%sobj%06d", p, point), prefixEnd(p)
+	}, (*ttlstore.Store).Range)
+}
+
+// BenchmarkRangeReverse100Of1M reads the last 100 keys below a point
+// inside a prefix.
 func BenchmarkRangeReverse100Of1M(b *testing.B) {
-	s, prefixes := store1M(b)
-	type bound struct{ start, end string }
-	bounds := make([]bound, len(prefixes))
-	rng := rand.New(rand.NewPCG(1, 1))
-	for i, p := range prefixes {
-		bounds[i] = bound{p, fmt.Sprintf("%sobj%06d", p, 100+rng.IntN(rangePerPrefix-100))}
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	i := 0
-	for b.Loop() {
-		bd := bounds[i%len(bounds)]
-		items := s.RangeReverse(bd.start, bd.end, 100)
-		if len(items) != 100 {
-			b.Fatalf("got %d items", len(items))
-		}
-		i++
-	}
+	benchPages(b, func(p string, point int) (string, string) {
+		return p, fmt.Sprintf("%sobj%06d", p, point)
+	}, (*ttlstore.Store).RangeReverse)
 }
 
 // BenchmarkCommit4 commits transactions of four overwrites of keys in
