@@ -18,7 +18,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 
-
 BENCH_NAME=auth
 # shellcheck source=bench/lib.sh
 source bench/lib.sh

@@ -20,7 +20,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 
-
 BENCH_NAME=tls
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
@@ -62,7 +61,6 @@ for name in tls plain base; do
   # measuring some other setup than the one described.
   [[ $(curl -sS --cacert "$cert" "${!url_var}/get/k1" | wc -c) == 200 ]] || die "GET /get/k1 on $name is not the stored value"
 done
-
 
 # cpu_ticks PID: user plus system CPU time of PID so far, in clock ticks.
 # CPU time per request is steadier than req/s on a shared machine, where

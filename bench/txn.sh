@@ -60,7 +60,6 @@ for name in mem es; do
   [[ $(curl -sS "http://${!addr_var}/get/k1") == b ]] || die "POST /txn on $name did not write k1"
 done
 
-
 # Warm-up, not counted: the first runs after preloading are the slowest
 # of an invocation (see run.sh).
 for name in mem es; do
