@@ -106,10 +106,11 @@ type journalFile interface {
 // preallocated tail (see mmapTail): the record is then in the page cache,
 // as after a write(2), so SyncEverySec and SyncNo need nothing more and
 // SyncAlways only an fsync. Elsewhere, or where the filesystem cannot
-// preallocate, Append encodes into memory and the first Commit to find
-// unwritten records writes them all while later callers wait for it, so
-// concurrent writers share one system call. In SyncAlways they share one
-// fsync either way (group commit).
+// preallocate, Append writes each record with write(2) before it returns.
+// Either way a record is with the OS before the store makes its change
+// visible, so a crash of the process never loses a write that a reader
+// has seen, and a record that cannot be written refuses its change. In
+// SyncAlways concurrent writers share one fsync (group commit).
 type Journal struct {
 	path string // snapshot path; generations are path.journal.<gen>
 	mode SyncMode
@@ -125,14 +126,13 @@ type Journal struct {
 	mm       *mmapTail // the mapped tail of f, or nil to write with write(2)
 	gen      uint64
 	fileSize int64  // bytes of the current generation known to be written
-	buf      []byte // framed records not yet written
-	spare    []byte
-	appended int64 // bytes ever appended (a position across generations)
-	written  int64 // of those, handed to the OS
-	synced   int64 // of those, fsynced
-	flushing bool
-	err      error // sticky: set by a failed write, cleared by a rotation
-	closed   bool  // set by Close; a stalled journal then stays without a file
+	frame    []byte // a record as write(2) takes it, reused
+	appended int64  // bytes ever appended (a position across generations)
+	written  int64  // of those, handed to the OS
+	synced   int64  // of those, fsynced
+	flushing bool   // a Commit is fsyncing, with mu released
+	err      error  // sticky: set by a failed write, cleared by a rotation
+	closed   bool   // set by Close; a stalled journal then stays without a file
 
 	// runEvery is Run's period, a second; tests shorten it.
 	runEvery time.Duration
@@ -386,9 +386,23 @@ func (j *Journal) appendRecord(rb *recordBuf, version uint64) error {
 		j.written = j.appended
 		return nil
 	}
-	j.buf = append(j.buf, rb.hdr[:]...)
-	j.buf = append(j.buf, payload...)
+	// One write(2) under mu, so records reach the file whole and in
+	// order. It may overlap a Commit's fsync, which covers what was
+	// written when it began.
+	j.frame = append(append(j.frame[:0], rb.hdr[:]...), payload...)
+	if _, err := j.f.Write(j.frame); err != nil {
+		// Cut off whatever part reached the file, so the next start does
+		// not find a torn record in the middle of the journal.
+		_ = j.f.Truncate(j.fileSize)
+		j.err = fmt.Errorf("journal write failed: %w", err)
+		return j.err
+	}
+	if cap(j.frame) > 1<<20 {
+		j.frame = nil // one huge record's buffer is not kept
+	}
+	j.fileSize += n
 	j.appended += n
+	j.written = j.appended
 	return nil
 }
 
@@ -423,80 +437,47 @@ func (rb *recordBuf) release() {
 func (j *Journal) Commit() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	// Append hands every record to the OS before it returns: only
+	// SyncAlways has more to do.
 	target := j.appended
 	for {
 		if j.err != nil {
 			return j.err
 		}
-		done := j.written
-		if j.mode == SyncAlways {
-			done = j.synced
-		}
-		if done >= target {
+		if j.mode != SyncAlways || j.synced >= target {
 			return nil
 		}
 		if j.flushing {
 			j.cond.Wait()
 			continue
 		}
-		j.flushLocked()
+		j.fsyncLocked()
 	}
 }
 
-// flushLocked writes every pending record, releasing j.mu during the I/O so
-// that other writers keep appending (they form the next batch).
-func (j *Journal) flushLocked() {
+// fsyncLocked fsyncs what is written, releasing j.mu during the call so
+// that other writers keep appending (the next fsync covers them).
+func (j *Journal) fsyncLocked() {
 	j.flushing = true
-	buf, end, f := j.buf, j.appended, j.f
-	j.buf = j.spare[:0]
-	sync := j.mode == SyncAlways
+	end, f := j.written, j.f
 	j.mu.Unlock()
-
-	var err error
-	if len(buf) > 0 {
-		_, err = f.Write(buf)
-	}
-	if err == nil && sync {
-		err = f.Sync()
-	}
-
+	err := f.Sync()
 	j.mu.Lock()
-	if cap(buf) <= 1<<20 {
-		j.spare = buf[:0] // reuse, unless one burst made it huge
-	} else {
-		j.spare = nil
-	}
 	if err != nil {
-		// Cut off whatever part of the batch reached the file, so the next
-		// start does not find a torn record in the middle of the journal.
-		// (A mapped journal has no batch; cutting it would put the mapped
-		// window past the end of the file.)
-		if j.mm == nil {
-			_ = f.Truncate(j.fileSize)
-		}
-		j.err = fmt.Errorf("journal write failed: %w", err)
+		// As in Sync: the kernel may have dropped the dirty pages, so
+		// refuse further writes until a rotation.
+		j.err = fmt.Errorf("journal fsync failed: %w", err)
 	} else {
-		j.fileSize += int64(len(buf))
-		j.written = end
-		if sync {
-			j.synced = end
-		}
+		j.synced = max(j.synced, end)
 	}
 	j.flushing = false
 	j.cond.Broadcast()
 }
 
-// waitIdleLocked waits until no flush is in progress and nothing is pending,
-// writing the pending records itself if needed.
+// drainLocked waits until no Commit is fsyncing.
 func (j *Journal) drainLocked() {
 	for j.flushing {
 		j.cond.Wait()
-	}
-	if len(j.buf) > 0 && j.err == nil {
-		j.flushLocked()
-		for j.flushing {
-			j.cond.Wait()
-		}
 	}
 }
 
@@ -587,7 +568,7 @@ func (j *Journal) Rotate() (uint64, error) {
 		return j.gen - 1, nil
 	}
 	j.drainLocked()
-	if j.err == nil && len(j.buf) == 0 && j.fileSize == int64(len(JournalMagic)) {
+	if j.err == nil && j.fileSize == int64(len(JournalMagic)) {
 		return j.gen - 1, nil
 	}
 	old, f, mm := j.gen, j.f, j.mm
@@ -603,11 +584,7 @@ func (j *Journal) Rotate() (uint64, error) {
 	}
 	f.Close()
 	j.err = nil
-	// Records appended while drainLocked was writing are still in j.buf:
-	// they go to the new generation with the next flush, so they must not
-	// count as written. (The records of a failed batch are dropped; the
-	// snapshot about to be taken saves them.)
-	j.written = j.appended - int64(len(j.buf))
+	j.written = j.appended
 	j.synced = j.written
 	j.cond.Broadcast()
 	return old, nil
@@ -633,16 +610,16 @@ func (j *Journal) RemoveThrough(gen uint64) error {
 	return nil
 }
 
-// Size returns the bytes in the current generation, written or pending;
+// Size returns the bytes in the current generation;
 // the saver compares it with the snapshot size to decide when churn alone
 // calls for a new snapshot.
 func (j *Journal) Size() int64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.fileSize + int64(len(j.buf))
+	return j.fileSize
 }
 
-// Close writes and fsyncs pending records and closes the current file.
+// Close fsyncs the records written and closes the current file.
 func (j *Journal) Close() error {
 	j.syncMu.Lock()
 	defer j.syncMu.Unlock()

@@ -35,7 +35,7 @@ func jnlMixedBody(tb testing.TB, parts ...any) []byte {
 			tb.Fatal(err)
 		}
 	}
-	return bytes.Clone(j.buf)
+	return bytes.Clone(jnlMem(j))
 }
 
 // jnlCommit returns the changes of one transaction at version v: key=value
@@ -82,7 +82,7 @@ func TestJournalTxnRoundTrip(t *testing.T) {
 	}
 	p := prepared.PrepareTxn(unversioned)
 	require.NoError(t, prepared.AppendTxn(txn, p))
-	assert.Equal(t, j.buf, prepared.buf)
+	assert.Equal(t, jnlMem(j), jnlMem(prepared))
 }
 
 func TestJournalTxnRefusesWhatItCannotWrite(t *testing.T) {
@@ -98,7 +98,7 @@ func TestJournalTxnRefusesWhatItCannotWrite(t *testing.T) {
 	}
 	err := j.AppendTxn(huge, nil)
 	require.ErrorContains(t, err, "over the")
-	assert.Empty(t, j.buf, "nothing of a refused transaction is written")
+	assert.Empty(t, jnlMem(j), "nothing of a refused transaction is written")
 	require.NoError(t, j.AppendTxn(jnlCommit(2, "k=v"), nil), "a refused transaction does not poison the journal")
 
 	j.err = errors.New("disk full")
