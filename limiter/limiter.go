@@ -268,9 +268,10 @@ func (l *Limiter) Peek(client kv.Client, cost int) Decision {
 // tokens from client at now, but spends nothing and makes client no
 // bucket: a client without one is allowed, as its new bucket would be
 // full, while the table has room for one; while it is full, the shared
-// overflow budget AllowAt would charge decides. It lets a caller refuse work for a client whose bucket cannot pay
-// for it before doing the work, and charge (with AllowAt) only when the
-// work turns out to deserve it, as a refused token does.
+// overflow budget AllowAt would charge decides. It lets a caller refuse
+// work for a client whose bucket cannot pay for it before doing the work,
+// and charge (with AllowAt) only when the work turns out to deserve it, as
+// a refused token does.
 func (l *Limiter) PeekAt(client kv.Client, cost int, now time.Time) Decision {
 	return l.peek(client, cost, func() time.Time { return now })
 }

@@ -130,7 +130,7 @@ type Journal struct {
 	appended int64  // bytes ever appended (a position across generations)
 	written  int64  // of those, handed to the OS
 	synced   int64  // of those, fsynced
-	flushing bool   // a Commit is fsyncing, with mu released
+	fsyncing bool   // a Commit is fsyncing, with mu released
 	err      error  // sticky: set by a failed write, cleared by a rotation
 	closed   bool   // set by Close; a stalled journal then stays without a file
 
@@ -447,7 +447,7 @@ func (j *Journal) Commit() error {
 		if j.mode != SyncAlways || j.synced >= target {
 			return nil
 		}
-		if j.flushing {
+		if j.fsyncing {
 			j.cond.Wait()
 			continue
 		}
@@ -458,7 +458,7 @@ func (j *Journal) Commit() error {
 // fsyncLocked fsyncs what is written, releasing j.mu during the call so
 // that other writers keep appending (the next fsync covers them).
 func (j *Journal) fsyncLocked() {
-	j.flushing = true
+	j.fsyncing = true
 	end, f := j.written, j.f
 	j.mu.Unlock()
 	err := f.Sync()
@@ -470,13 +470,13 @@ func (j *Journal) fsyncLocked() {
 	} else {
 		j.synced = max(j.synced, end)
 	}
-	j.flushing = false
+	j.fsyncing = false
 	j.cond.Broadcast()
 }
 
 // drainLocked waits until no Commit is fsyncing.
 func (j *Journal) drainLocked() {
-	for j.flushing {
+	for j.fsyncing {
 		j.cond.Wait()
 	}
 }
