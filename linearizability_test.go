@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -584,6 +585,46 @@ func runLinClients(clients []*linClient, base string, n int) {
 // answered write must have survived, so the whole history, both lives of
 // the server together, must be linearizable.
 func TestLinearizabilityAcrossSIGKILL(t *testing.T) {
+	t.Run("mapped journal", func(t *testing.T) { checkLinearizability(t, binary) })
+	// The journal as it is written off Linux, or where the filesystem
+	// cannot preallocate: a write(2) per record.
+	t.Run("write(2) journal", func(t *testing.T) {
+		bin, err := journalWriteBinary()
+		require.NoError(t, err, "building with -tags journal_write")
+		checkLinearizability(t, bin)
+	})
+}
+
+// TestJournalWriteBuild checks what the journal_write build is for: a
+// running server's journal holds only the bytes of its records, where the
+// default build on Linux maps a preallocated window past them.
+func TestJournalWriteBuild(t *testing.T) {
+	jw, err := journalWriteBinary()
+	require.NoError(t, err, "building with -tags journal_write")
+	sizes := map[string]int64{}
+	for name, bin := range map[string]string{"default": binary, "journal_write": jw} {
+		data := filepath.Join(t.TempDir(), "rendezvous.db")
+		s := startBinary(t, nil, bin, "--data", data, "--rate", "off")
+		resp, _ := do(t, "POST", s.base+"/set/k", "value")
+		require.Equal(t, 200, resp.StatusCode)
+		files, err := filepath.Glob(data + ".journal.*")
+		require.NoError(t, err)
+		require.Len(t, files, 1)
+		info, err := os.Stat(files[0])
+		require.NoError(t, err)
+		sizes[name] = info.Size()
+		require.Equal(t, 0, s.stop(t), s.log.String())
+	}
+	assert.Less(t, sizes["journal_write"], int64(4096), "the write(2) journal has no window")
+	if runtime.GOOS == "linux" {
+		assert.GreaterOrEqual(t, sizes["default"], int64(1<<20), "the default build maps a window on Linux")
+	} else {
+		assert.Less(t, sizes["default"], int64(4096), "off Linux every build writes with write(2)")
+	}
+}
+
+// checkLinearizability runs the check against the server binary bin.
+func checkLinearizability(t *testing.T, bin string) {
 	data := filepath.Join(t.TempDir(), "rendezvous.db")
 	args := []string{"--data", data, "--fsync", "always", "--rate", "off", "--save-interval", "400ms"}
 	h := &linHistory{start: time.Now(), seen: map[string]string{}, versions: map[string]linCheck{}}
@@ -603,7 +644,7 @@ func TestLinearizabilityAcrossSIGKILL(t *testing.T) {
 	}
 
 	const perClient, killAfter = 150, 500
-	s := startServer(t, args...)
+	s := startBinary(t, nil, bin, args...)
 	connect()
 	phase1 := make(chan struct{})
 	go func() {
@@ -622,7 +663,7 @@ func TestLinearizabilityAcrossSIGKILL(t *testing.T) {
 	before := h.done.Load()
 	require.GreaterOrEqual(t, before, int64(killAfter/3), "too few answers before the kill")
 
-	s2 := startServer(t, args...)
+	s2 := startBinary(t, nil, bin, args...)
 	restarted := h.now()
 	connect()
 	// First read what the restart recovered of every key, before the

@@ -20,29 +20,52 @@ import (
 	"github.com/rendezvous-kv/rendezvous/internal/wiretest"
 )
 
-// binary is the server built once for the end-to-end tests.
-var binary string
+// binary is the server built once for the end-to-end tests, in binDir.
+var binary, binDir string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "rendezvous-e2e")
 	if err != nil {
 		panic(err)
 	}
+	binDir = dir
 	binary = filepath.Join(dir, "rendezvous")
-	build := exec.Command("go", "build", "-race", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		// The race detector needs cgo; fall back to a plain build.
-		build = exec.Command("go", "build", "-o", binary, ".")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			panic("building the server: " + err.Error())
-		}
+	if err := buildServer(binary); err != nil {
+		panic("building the server: " + err.Error())
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// buildServer builds the server into out with the race detector, or
+// without it where it is missing (it needs cgo), passing the build tags.
+func buildServer(out string, tags ...string) error {
+	build := func(race bool) error {
+		args := []string{"build", "-o", out}
+		if race {
+			args = append(args, "-race")
+		}
+		if len(tags) > 0 {
+			args = append(args, "-tags", strings.Join(tags, ","))
+		}
+		cmd := exec.Command("go", append(args, ".")...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		return cmd.Run()
+	}
+	if build(true) == nil {
+		return nil
+	}
+	return build(false)
+}
+
+// journalWriteBinary is the server built with the journal_write tag, so
+// that its journal takes the write(2) path it takes off Linux; built on
+// first use.
+var journalWriteBinary = sync.OnceValues(func() (string, error) {
+	out := filepath.Join(binDir, "rendezvous-journal-write")
+	return out, buildServer(out, "journal_write")
+})
 
 // process is a running server process.
 type process struct {
@@ -84,7 +107,13 @@ func startServer(t *testing.T, args ...string) *process {
 // wrapper (like prlimit with its options), if any.
 func startServerUnder(t *testing.T, wrapper []string, args ...string) *process {
 	t.Helper()
-	argv := append(append(wrapper, binary, "--addr", "127.0.0.1:0"), args...)
+	return startBinary(t, wrapper, binary, args...)
+}
+
+// startBinary is startServerUnder with the server binary bin.
+func startBinary(t *testing.T, wrapper []string, bin string, args ...string) *process {
+	t.Helper()
+	argv := append(append(wrapper, bin, "--addr", "127.0.0.1:0"), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	stderr, err := cmd.StderrPipe()

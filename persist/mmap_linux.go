@@ -1,3 +1,5 @@
+//go:build linux && !journal_write
+
 package persist
 
 import (
