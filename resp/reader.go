@@ -96,8 +96,29 @@ func number(b []byte) (int, bool) {
 	if len(b) == 0 || len(b) > 19 {
 		return 0, false
 	}
+	if n, ok := digits(b); ok {
+		return n, true
+	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
 	return int(n), err == nil
+}
+
+// digits decodes b when it is at most 18 decimal digits, which cannot
+// overflow; anything else (a sign, 19 digits) is for ParseInt. Lengths,
+// two per command and argument, are nearly always such runs, and
+// ParseInt's string and checks showed as 4% of a pipelined SET.
+func digits(b []byte) (int, bool) {
+	if len(b) > 18 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 func (r *Reader) readArray() ([][]byte, error) {
