@@ -49,7 +49,7 @@ wrk_options() {
 # by 0.10 (see bench/README.md).
 median() {
   tr ' ' '\n' <<<"$1" | grep . | sort -g |
-    awk '{a[NR] = $1} END {if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+    awk '{a[NR] = $1} END {if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.10g\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
 mean() { awk '{s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.3f\n", (NF ? s / NF : 0)}' <<<"$1"; }
 
@@ -98,7 +98,13 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+# A script killed by a signal runs no EXIT trap, so each one that may end
+# a run exits instead: HUP (the terminal went away) and PIPE (its output
+# piped into a reader that quit, as `| head` does) would otherwise leave
+# the servers running.
+trap 'exit 129' HUP
 trap 'exit 130' INT
+trap 'exit 141' PIPE
 trap 'exit 143' TERM
 
 # run CMD...: runs CMD in the background and waits for it, so that a
