@@ -7,8 +7,8 @@
 # 1,000,000 keys (our live heap against Redis's used_memory). See
 # bench/README.md.
 #
-#   bench/resp.sh          # 2 blocks of 6 runs per row, about 4 minutes
-#   bench/resp.sh quick    # 1 block, no memory measurement, about 2 minutes
+#   bench/resp.sh          # 2 blocks of 6 runs per row, about 2 minutes
+#   bench/resp.sh quick    # 1 block, no memory measurement, about 1 minute
 #
 # Environment: REQUESTS (redis-benchmark -n, 200000), CLIENTS (-c, 50),
 # BLOCKS (blocks of six runs per row, 2; 1 for quick), MEMKEYS (keys for
