@@ -96,3 +96,14 @@ func TestEndToEndMaxConnsFitsTheFileLimit(t *testing.T) {
 	assert.NotContains(t, s.log.String(), "too many open files")
 	assert.Equal(t, 0, s.stop(t))
 }
+
+// The Redis and line protocol listeners may each hold --max-conns
+// connections too, so they share the open-file limit with the API's.
+func TestEndToEndMaxConnsCountsEveryListener(t *testing.T) {
+	prlimit := apt.Installed(t, "prlimit", "util-linux")
+	s := startServerUnder(t, []string{prlimit, "--nofile=256:256"},
+		"--data", "", "--rate", "off", "--max-conns", "1000", "--resp-addr", "127.0.0.1:0", "--line-addr", "127.0.0.1:0")
+	// (256 - 64 kept for the rest) / 3 listeners.
+	assert.Contains(t, s.log.String(), "max_conns=1000 lowered_to=64 open_file_limit=256 listeners=3")
+	assert.Equal(t, 0, s.stop(t))
+}

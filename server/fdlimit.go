@@ -18,8 +18,10 @@ func listenerCount(cfg *Config) int {
 	if cfg.PprofAddr != "" {
 		n++
 	}
-	if cfg.HTTPAddr != "" {
-		n++
+	for _, addr := range []string{cfg.HTTPAddr, cfg.RespAddr, cfg.LineAddr} {
+		if addr != "" {
+			n++
+		}
 	}
 	return n
 }
