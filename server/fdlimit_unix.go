@@ -11,5 +11,10 @@ func openFileLimit() (uint64, bool) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
 		return 0, false
 	}
-	return r.Cur, true
+	// Cur is a uint64 on most systems and an int64 on FreeBSD, where a
+	// negative value means unlimited.
+	if int64(r.Cur) < 0 {
+		return 0, false
+	}
+	return uint64(r.Cur), true
 }

@@ -3,7 +3,6 @@ package tlsconf
 import (
 	"context"
 	"os"
-	"syscall"
 	"time"
 )
 
@@ -36,10 +35,7 @@ func (m *Manager) stat() fileStates {
 			s[i].err = true
 			continue
 		}
-		s[i].size, s[i].mtime = fi.Size(), fi.ModTime().UnixNano()
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			s[i].ino = st.Ino
-		}
+		s[i].size, s[i].mtime, s[i].ino = fi.Size(), fi.ModTime().UnixNano(), inode(fi)
 	}
 	return s
 }
