@@ -252,3 +252,20 @@ func TestEndToEndSecondServerOnOneDataFileIsRefused(t *testing.T) {
 	}
 	require.Equal(t, 0, again.stop(t))
 }
+
+// TestBuildsForOtherSystems: the server is self-hosted on whatever its
+// operators run, so it must build beyond Linux (files with an inode,
+// rlimits, locks and the journal's mapping each have a per-system side).
+func TestBuildsForOtherSystems(t *testing.T) {
+	for _, target := range []string{"darwin/amd64", "freebsd/amd64", "windows/amd64"} {
+		t.Run(target, func(t *testing.T) {
+			goos, goarch, _ := strings.Cut(target, "/")
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "go", "build", "-o", os.DevNull, ".")
+			cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
+			out, err := cmd.CombinedOutput()
+			require.NoError(t, err, "GOOS=%s GOARCH=%s go build: %s", goos, goarch, out)
+		})
+	}
+}
