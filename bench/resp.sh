@@ -16,7 +16,9 @@
 # CPU 0 and redis-benchmark on CPU 1, with taskset, so that the load
 # generator and the server under test never take each other's core; 0:
 # wherever the kernel puts them; default 1 where taskset exists and there
-# are at least two CPUs, else 0).
+# are at least two CPUs, else 0), TLS (1: every server serves TLS only,
+# with one self-signed certificate from bench/tlscert, and redis-benchmark
+# connects with --tls; no memory measurement; default 0).
 #
 # It prints the machine and two markdown tables, and writes them to
 # bench/results/resp.md. Every process it starts is stopped on exit. Only
@@ -49,6 +51,9 @@ if [[ -z ${PIN:-} ]]; then
   if command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then PIN=1; fi
 fi
 [[ $PIN == 0 || $PIN == 1 ]] || die "PIN=$PIN: want 0 or 1"
+TLS=${TLS:-0}
+[[ $TLS == 0 || $TLS == 1 ]] || die "TLS=$TLS: want 0 or 1"
+if [[ $TLS == 1 ]]; then MEMKEYS=0; fi
 if [[ $PIN == 1 ]]; then
   command -v taskset >/dev/null || die "PIN=1 needs taskset (util-linux)"
   [[ $(nproc) -ge 2 ]] || die "PIN=1 needs two CPUs, this machine has $(nproc)"
@@ -76,10 +81,20 @@ log "building rendezvous and bench/respceiling into $tmp"
 go build -o "$tmp/rendezvous" .
 go build -o "$tmp/respceiling" ./bench/respceiling
 
+# With TLS=1 each server gets the same certificate, and every client trusts
+# it: cli is how redis-cli and redis-benchmark reach a server.
+ours_tls=() ceiling_tls=() redis_listen=() cli=()
+if [[ $TLS == 1 ]]; then
+  go run ./bench/tlscert -dir "$tmp"
+  ours_tls=(--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
+  ceiling_tls=(-tls-cert "$tmp/cert.pem" -tls-key "$tmp/key.pem")
+  cli=(--tls --cacert "$tmp/cert.pem")
+fi
+
 # ours: the API address from the listening line, the Redis one and the
 # profiling one (for the live heap) from theirs.
 start_server "$tmp/ours.log" "${on_server[@]}" "$tmp/rendezvous" --addr 127.0.0.1:0 --resp-addr 127.0.0.1:0 --pprof-addr 127.0.0.1:0 \
-  --data "$tmp/ours.db" --fsync everysec --rate off --max-keys 2000000
+  --data "$tmp/ours.db" --fsync everysec --rate off --max-keys 2000000 "${ours_tls[@]}"
 PID_ours=$server_pid
 line_addr() { grep -o -m1 "msg=\"$1 listening\" addr=[^ ]*" "$tmp/ours.log" | sed 's/.*addr=//'; }
 RESP_ours=$(line_addr resp)
@@ -87,7 +102,7 @@ PPROF_ours=$(line_addr pprof)
 [[ $RESP_ours == 127.0.0.1:* && $PPROF_ours == 127.0.0.1:* ]] || die "no resp or pprof address in the log"
 PORT_ours=${RESP_ours##*:}
 
-start_server "$tmp/ceiling.log" "${on_server[@]}" "$tmp/respceiling" -addr 127.0.0.1:0
+start_server "$tmp/ceiling.log" "${on_server[@]}" "$tmp/respceiling" -addr 127.0.0.1:0 "${ceiling_tls[@]}"
 PORT_ceiling=${server_addr##*:}
 
 # redis: a free loopback port, a folder of its own for the AOF.
@@ -97,22 +112,27 @@ for p in $(seq 16379 16479); do
 done
 [[ -n $PORT_redis ]] || die "no free port for redis-server"
 mkdir -p "$tmp/redis"
-"${on_server[@]}" redis-server --bind 127.0.0.1 --port "$PORT_redis" --dir "$tmp/redis" --appendonly yes --appendfsync everysec \
+redis_listen=(--port "$PORT_redis")
+if [[ $TLS == 1 ]]; then
+  redis_listen=(--port 0 --tls-port "$PORT_redis" --tls-cert-file "$tmp/cert.pem" --tls-key-file "$tmp/key.pem"
+    --tls-ca-cert-file "$tmp/cert.pem" --tls-auth-clients no)
+fi
+"${on_server[@]}" redis-server --bind 127.0.0.1 "${redis_listen[@]}" --dir "$tmp/redis" --appendonly yes --appendfsync everysec \
   --daemonize no --logfile "$tmp/redis.log" &
 PID_redis=$!
 pids+=("$PID_redis")
 for _ in $(seq 100); do
-  if redis-cli -p "$PORT_redis" ping >/dev/null 2>&1; then break; fi
+  if redis-cli "${cli[@]}" -p "$PORT_redis" ping >/dev/null 2>&1; then break; fi
   sleep 0.1
 done
-[[ $(redis-cli -p "$PORT_redis" ping) == PONG ]] || die "redis-server did not start: $(cat "$tmp/redis.log")"
-[[ $(redis-cli -p "$PORT_ours" ping) == PONG ]] || die "rendezvous does not answer PING on $RESP_ours"
-[[ $(redis-cli -p "$PORT_ceiling" ping) == PONG ]] || die "respceiling does not answer PING"
+[[ $(redis-cli "${cli[@]}" -p "$PORT_redis" ping) == PONG ]] || die "redis-server did not start: $(cat "$tmp/redis.log")"
+[[ $(redis-cli "${cli[@]}" -p "$PORT_ours" ping) == PONG ]] || die "rendezvous does not answer PING on $RESP_ours"
+[[ $(redis-cli "${cli[@]}" -p "$PORT_ceiling" ping) == PONG ]] || die "respceiling does not answer PING"
 
 # bench NAME P: sets set_rps and get_rps from one redis-benchmark run.
 bench() {
   local port_var="PORT_$1" out
-  out=$(run timeout 300 "${on_client[@]}" redis-benchmark -h 127.0.0.1 -p "${!port_var}" -t set,get -n "$REQUESTS" -c "$CLIENTS" -P "$2" -q --csv) ||
+  out=$(run timeout 300 "${on_client[@]}" redis-benchmark "${cli[@]}" -h 127.0.0.1 -p "${!port_var}" -t set,get -n "$REQUESTS" -c "$CLIENTS" -P "$2" -q --csv) ||
     die "redis-benchmark against $1 failed: $out"
   set_rps=$(awk -F'"' '$2 == "SET" {print $4}' <<<"$out")
   get_rps=$(awk -F'"' '$2 == "GET" {print $4}' <<<"$out")
@@ -140,23 +160,23 @@ heap_ours() {
   curl -sf "http://$PPROF_ours/debug/pprof/heap?gc=1" >/dev/null
   curl -sf "http://$PPROF_ours/debug/vars" | grep -o '"HeapAlloc":[0-9]*' | head -n1 | cut -d: -f2
 }
-used_redis() { redis-cli -p "$PORT_redis" info memory | tr -d '\r' | sed -n 's/^used_memory://p'; }
+used_redis() { redis-cli "${cli[@]}" -p "$PORT_redis" info memory | tr -d '\r' | sed -n 's/^used_memory://p'; }
 
 mem_rows=""
 if [[ $MEMKEYS -gt 0 ]]; then
   log "loading $MEMKEYS keys into each (16-byte keys, 16-byte values)"
-  redis-cli -p "$PORT_redis" flushall >/dev/null
+  redis-cli "${cli[@]}" -p "$PORT_redis" flushall >/dev/null
   before_ours=$(heap_ours)
   before_redis=$(used_redis)
   for side in ours redis; do
     port_var="PORT_$side"
     out=$(awk -v n="$MEMKEYS" 'BEGIN { for (i = 0; i < n; i++) { k = sprintf("memkey:%09d", i); v = sprintf("value:%010d", i);
       printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, length(v), v } }' |
-      "${on_client[@]}" redis-cli -p "${!port_var}" --pipe 2>&1) || die "loading $side failed: $out"
+      "${on_client[@]}" redis-cli "${cli[@]}" -p "${!port_var}" --pipe 2>&1) || die "loading $side failed: $out"
     [[ $out == *"errors: 0, replies: $MEMKEYS"* ]] || die "loading $side: $out"
   done
-  keys_ours=$(redis-cli -p "$PORT_ours" dbsize)
-  keys_redis=$(redis-cli -p "$PORT_redis" dbsize)
+  keys_ours=$(redis-cli "${cli[@]}" -p "$PORT_ours" dbsize)
+  keys_redis=$(redis-cli "${cli[@]}" -p "$PORT_redis" dbsize)
   after_ours=$(heap_ours)
   after_redis=$(used_redis)
   per_ours=$(( (after_ours - before_ours) / MEMKEYS ))
@@ -174,6 +194,7 @@ mkdir -p bench/results
   echo "- rendezvous: --rate off --data FILE --fsync everysec; redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'): --appendonly yes --appendfsync everysec"
   echo "- Go ceiling: bench/respceiling (a map under one lock, a goroutine per connection, nothing else)"
   echo "- layout: $layout"
+  if [[ $TLS == 1 ]]; then echo "- TLS: every server serves TLS only (one self-signed ECDSA P-256 certificate), redis-benchmark --tls"; fi
   echo "- redis-benchmark -t set,get -n $REQUESTS -c $CLIENTS -P N -q, on loopback; $BLOCKS block(s) of runs in the order ours, redis, ceiling, ceiling, redis, ours per row, after one uncounted run of each"
   echo "- req/s: median of the runs (all listed); ratio: ours / redis, and the ceiling's / redis"
   echo

@@ -11,12 +11,15 @@
 // malformed frame closes the connection.
 //
 // It logs `msg=listening addr=HOST:PORT` as rendezvous does, so -addr
-// 127.0.0.1:0 picks a free port that a script can read back.
+// 127.0.0.1:0 picks a free port that a script can read back. With
+// -tls-cert and -tls-key it serves TLS only, with crypto/tls's defaults,
+// as the ceiling of bench/resp.sh's TLS=1 runs.
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"io"
@@ -32,12 +35,22 @@ const maxBulk = 64 << 10
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	certFile := flag.String("tls-cert", "", "serve TLS with this certificate (PEM)")
+	keyFile := flag.String("tls-key", "", "and this key (PEM)")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		slog.Error("listen", "err", err)
 		os.Exit(1)
+	}
+	if *certFile != "" || *keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			slog.Error("tls", "err", err)
+			os.Exit(1)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
 	}
 	slog.Info("listening", "addr", ln.Addr().String())
 	var st store
