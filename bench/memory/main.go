@@ -66,7 +66,7 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	report, err := measure(ctx, *bin, *keys, *conns)
+	text, err := measure(ctx, *bin, *keys, *conns)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (gave up after -timeout %s)", err, *timeout)
@@ -74,16 +74,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "memory:", err)
 		os.Exit(1)
 	}
-	fmt.Print(report)
-	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, "memory:", err)
-		os.Exit(1)
-	}
-	if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "memory:", err)
-		os.Exit(1)
-	}
-	fmt.Fprintln(os.Stderr, "memory: written to", *out)
+	report.Save("memory", text, *out)
 }
 
 // memStats is the part of expvar's memstats the report uses.

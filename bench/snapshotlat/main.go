@@ -72,7 +72,7 @@ func main() {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	report, err := measure(ctx, options{bin: *bin, keys: *keys, conns: *conns, duration: *duration,
+	text, err := measure(ctx, options{bin: *bin, keys: *keys, conns: *conns, duration: *duration,
 		saveInterval: *saveInterval, loadConns: *loadConns})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -81,16 +81,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "snapshotlat:", err)
 		os.Exit(1)
 	}
-	fmt.Print(report)
-	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, "snapshotlat:", err)
-		os.Exit(1)
-	}
-	if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "snapshotlat:", err)
-		os.Exit(1)
-	}
-	fmt.Fprintln(os.Stderr, "snapshotlat: written to", *out)
+	report.Save("snapshotlat", text, *out)
 }
 
 type options struct {

@@ -100,7 +100,7 @@ func main() {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	report, err := measure(ctx, o)
+	text, err := measure(ctx, o)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (stopped: %v)", err, context.Cause(ctx))
@@ -108,16 +108,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "watchlat:", err)
 		os.Exit(1)
 	}
-	fmt.Print(report)
-	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, "watchlat:", err)
-		os.Exit(1)
-	}
-	if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "watchlat:", err)
-		os.Exit(1)
-	}
-	fmt.Fprintln(os.Stderr, "watchlat: written to", *out)
+	report.Save("watchlat", text, *out)
 }
 
 func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "watchlat: "+format+"\n", args...) }
@@ -142,7 +133,7 @@ func measure(ctx context.Context, o options) (string, error) {
 	}
 	limit := strconv.Itoa(max(2000, most+16))
 	args := []string{"--addr", "127.0.0.1:0", "--data", "", "--rate", "off", "--max-keys", "5000000",
-		"--max-watchers", limit, "--max-watchers-per-ip", limit}
+		"--max-watchers", limit, "--max-watchers-per-ip", limit, "--max-watchers-per-net", limit}
 
 	var b strings.Builder
 	host, _ := os.Hostname()

@@ -1,11 +1,12 @@
 // Package report holds the small formatting helpers that the benchmark
 // tools (bench/memory, bench/snapshotlat and bench/watchlat) share when
-// they write their markdown reports.
+// they write their markdown reports, and Save, which writes one.
 package report
 
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -53,4 +54,20 @@ func LoadAverage() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// Save prints text, writes it to the file out (making its folder), and
+// says so on stderr with the tool's name; a failure to write is reported
+// and exits with status 1, as a failed measurement does.
+func Save(tool, text, out string) {
+	fmt.Print(text)
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, tool+":", err)
+		os.Exit(1)
+	}
+	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, tool+":", err)
+		os.Exit(1)
+	}
+	fmt.Fprintln(os.Stderr, tool+": written to", out)
 }
